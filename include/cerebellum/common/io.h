@@ -1,0 +1,46 @@
+// File output that never leaves a half-written file: write to a temporary
+// next to the target, fsync, rename on commit(); removed if never committed.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace cb {
+
+class AtomicOutputFile {
+ public:
+  // Opens "<path>.tmp.<pid>" for writing; throws IoError naming `path`.
+  explicit AtomicOutputFile(const std::string& path);
+  ~AtomicOutputFile();  // removes the temporary unless committed
+  AtomicOutputFile(const AtomicOutputFile&) = delete;
+  AtomicOutputFile& operator=(const AtomicOutputFile&) = delete;
+
+  void write(const void* data, size_t size_bytes);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  void seek(uint64_t offset_bytes);
+  uint64_t tell() const;
+  FILE* handle() { return file_; }
+  // Flush, fsync, close and rename over the target.
+  void commit();
+  const std::string& path() const { return path_; }
+  const std::string& temp_path() const { return temp_path_; }
+
+ private:
+  std::string path_;
+  std::string temp_path_;
+  FILE* file_ = nullptr;
+  bool committed_ = false;
+};
+
+// Writes the whole content atomically.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+// Reads a whole file; throws InputError naming it.
+std::string read_file(const std::string& path);
+
+// Hex sha256 of a file's bytes (streamed).
+std::string sha256_file(const std::string& path);
+std::string sha256_bytes(const void* data, size_t size_bytes);
+
+}  // namespace cb

@@ -1,0 +1,90 @@
+#include "cerebellum/common/io.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "common/sha256.h"
+
+namespace cb {
+
+AtomicOutputFile::AtomicOutputFile(const std::string& path) : path_(path) {
+  temp_path_ = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
+  file_ = std::fopen(temp_path_.c_str(), "wb");
+  if (!file_) {
+    throw IoError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+  }
+}
+
+AtomicOutputFile::~AtomicOutputFile() {
+  if (file_) std::fclose(file_);
+  if (!committed_) std::remove(temp_path_.c_str());
+}
+
+void AtomicOutputFile::write(const void* data, size_t size_bytes) {
+  if (size_bytes && std::fwrite(data, 1, size_bytes, file_) != size_bytes) {
+    throw IoError(fmt::format("{}: write failed ({})", path_, std::strerror(errno)));
+  }
+}
+
+void AtomicOutputFile::seek(uint64_t offset_bytes) {
+  if (fseeko(file_, static_cast<off_t>(offset_bytes), SEEK_SET) != 0) {
+    throw IoError(fmt::format("{}: seek failed ({})", path_, std::strerror(errno)));
+  }
+}
+
+uint64_t AtomicOutputFile::tell() const { return static_cast<uint64_t>(ftello(file_)); }
+
+void AtomicOutputFile::commit() {
+  if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
+    throw IoError(fmt::format("{}: flush failed ({})", path_, std::strerror(errno)));
+  }
+  std::fclose(file_);
+  file_ = nullptr;
+  if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    throw IoError(fmt::format("{}: rename failed ({})", path_, std::strerror(errno)));
+  }
+  committed_ = true;
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  AtomicOutputFile out(path);
+  out.write(content);
+  out.commit();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string sha256_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.update(buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  return h.hex();
+}
+
+std::string sha256_bytes(const void* data, size_t size_bytes) {
+  Sha256 h;
+  h.update(data, size_bytes);
+  return h.hex();
+}
+
+}  // namespace cb
