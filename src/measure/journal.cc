@@ -1,0 +1,304 @@
+#include "cerebellum/measure/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+
+namespace cb {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+T req(const json& j, const char* key, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end()) throw InputError(fmt::format("{}: missing \"{}\"", where, key));
+  try {
+    return it->get<T>();
+  } catch (const json::exception& e) {
+    throw InputError(fmt::format("{}: bad \"{}\": {}", where, key, e.what()));
+  }
+}
+
+template <typename T>
+T opt(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  return it->get<T>();
+}
+
+std::optional<double> opt_num(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+void put_opt(json& j, const char* key, const std::optional<double>& v) {
+  if (v) j[key] = *v;
+}
+
+void put_metrics(json& j, const JournalMetrics& m) {
+  j["n_chunks"] = m.n_chunks;
+  j["n_tokens"] = m.n_tokens;
+  j["kld_mean"] = m.kld_mean;
+  j["kld_se"] = m.kld_se;
+  put_opt(j, "ppl", m.ppl);
+  put_opt(j, "ppl_se", m.ppl_se);
+  put_opt(j, "top1", m.top1);
+  put_opt(j, "top1_se", m.top1_se);
+}
+
+JournalMetrics get_metrics(const json& j, const std::string& where) {
+  JournalMetrics m;
+  m.n_chunks = opt<int>(j, "n_chunks", 0);
+  m.n_tokens = opt<int64_t>(j, "n_tokens", 0);
+  m.kld_mean = req<double>(j, "kld_mean", where);
+  m.kld_se = opt<double>(j, "kld_se", 0.0);
+  m.ppl = opt_num(j, "ppl");
+  m.ppl_se = opt_num(j, "ppl_se");
+  m.top1 = opt_num(j, "top1");
+  m.top1_se = opt_num(j, "top1_se");
+  return m;
+}
+
+json unit_json(const JournalUnit& u) {
+  return json{{"id", u.id}, {"level", u.level}, {"tensors", u.tensors}};
+}
+
+JournalUnit unit_from(const json& j, const std::string& where) {
+  JournalUnit u;
+  u.id = req<std::string>(j, "id", where);
+  u.level = opt<std::string>(j, "level", "tensor");
+  u.tensors = opt<std::vector<std::string>>(j, "tensors", {});
+  if (u.tensors.empty() && u.level == "tensor") u.tensors.push_back(u.id);
+  return u;
+}
+
+// Deltas shared by measurement and probe records.
+template <typename R>
+void put_deltas(json& j, const R& r) {
+  j["delta_kld"] = r.delta_kld;
+  j["delta_kld_se"] = r.delta_kld_se;
+  put_opt(j, "delta_ln_ppl", r.delta_ln_ppl);
+  put_opt(j, "delta_ln_ppl_se", r.delta_ln_ppl_se);
+  put_opt(j, "delta_top1", r.delta_top1);
+  put_opt(j, "delta_top1_se", r.delta_top1_se);
+}
+
+template <typename R>
+void get_deltas(const json& j, R& r, const std::string& where) {
+  r.delta_kld = req<double>(j, "delta_kld", where);
+  r.delta_kld_se = opt<double>(j, "delta_kld_se", 0.0);
+  r.delta_ln_ppl = opt_num(j, "delta_ln_ppl");
+  r.delta_ln_ppl_se = opt_num(j, "delta_ln_ppl_se");
+  r.delta_top1 = opt_num(j, "delta_top1");
+  r.delta_top1_se = opt_num(j, "delta_top1_se");
+}
+
+void check_schema(const json& j, const std::string& where) {
+  const std::string schema = opt<std::string>(j, "schema", "");
+  if (schema == kMeasureSchema) return;
+  if (schema.rfind("cerebellum.measure/", 0) == 0) {
+    throw MismatchError(fmt::format("{}: journal schema {} is not supported (expected {})", where,
+                                    schema, kMeasureSchema));
+  }
+  throw InputError(fmt::format("{}: not a measurement journal (line 1 has schema \"{}\", "
+                               "expected {})", where, schema, kMeasureSchema));
+}
+
+}  // namespace
+
+std::vector<std::string> Journal::domains() const {
+  std::set<std::string> d;
+  for (const auto& b : baselines) d.insert(b.domain);
+  for (const auto& m : measurements) d.insert(m.domain);
+  return {d.begin(), d.end()};
+}
+
+json to_json(const JournalHeader& h) {
+  json texts = json::array();
+  for (const auto& t : h.texts) {
+    texts.push_back({{"domain", t.domain}, {"path", t.path}, {"sha256", t.sha256}});
+  }
+  return json{{"schema", kMeasureSchema},
+              {"kind", "header"},
+              {"tool_version", h.tool_version},
+              {"model_path", h.model_path},
+              {"model_sha256", h.model_sha256},
+              {"base", {{"name", h.base_name}, {"types", h.base_types}}},
+              {"texts", texts},
+              {"settings", json::parse(h.settings_json)}};
+}
+
+json to_json(const JournalBaseline& b) {
+  json j{{"kind", "baseline"}, {"domain", b.domain}, {"config", b.config}};
+  put_metrics(j, b.metrics);
+  return j;
+}
+
+json to_json(const JournalMeasurement& m) {
+  json j{{"kind", "measurement"}, {"domain", m.domain}, {"direction", m.direction},
+         {"unit", unit_json(m.unit)}, {"types", m.types}};
+  put_metrics(j, m.metrics);
+  put_deltas(j, m);
+  j["stopped"] = m.stopped;
+  j["elapsed_s"] = m.elapsed_s;
+  return j;
+}
+
+json to_json(const JournalProbe& p) {
+  json units = json::array();
+  for (const auto& u : p.units) units.push_back(unit_json(u));
+  json j{{"kind", "probe"}, {"domain", p.domain}, {"units", units}, {"types", p.types}};
+  put_metrics(j, p.metrics);
+  put_deltas(j, p);
+  j["elapsed_s"] = p.elapsed_s;
+  return j;
+}
+
+JournalHeader header_from_json(const json& j, const std::string& where) {
+  check_schema(j, where);
+  JournalHeader h;
+  h.tool_version = opt<std::string>(j, "tool_version", "");
+  h.model_path = opt<std::string>(j, "model_path", "");
+  h.model_sha256 = opt<std::string>(j, "model_sha256", "");
+  const json base = req<json>(j, "base", where);
+  h.base_name = opt<std::string>(base, "name", "");
+  h.base_types = opt<std::map<std::string, std::string>>(base, "types", {});
+  for (const auto& t : opt<json>(j, "texts", json::array())) {
+    h.texts.push_back({opt<std::string>(t, "domain", ""), opt<std::string>(t, "path", ""),
+                       opt<std::string>(t, "sha256", "")});
+  }
+  h.settings_json = opt<json>(j, "settings", json::object()).dump();
+  return h;
+}
+
+JournalBaseline baseline_from_json(const json& j, const std::string& where) {
+  JournalBaseline b;
+  b.domain = req<std::string>(j, "domain", where);
+  b.config = opt<std::string>(j, "config", "base");
+  b.metrics = get_metrics(j, where);
+  return b;
+}
+
+JournalMeasurement measurement_from_json(const json& j, const std::string& where) {
+  JournalMeasurement m;
+  m.domain = req<std::string>(j, "domain", where);
+  m.direction = opt<std::string>(j, "direction", "ablate");
+  if (m.direction != "ablate" && m.direction != "promote") {
+    throw InputError(fmt::format("{}: direction \"{}\" is not ablate|promote", where, m.direction));
+  }
+  m.unit = unit_from(req<json>(j, "unit", where), where);
+  m.types = req<std::map<std::string, std::string>>(j, "types", where);
+  m.metrics = get_metrics(j, where);
+  get_deltas(j, m, where);
+  m.stopped = opt<std::string>(j, "stopped", "");
+  m.elapsed_s = opt<double>(j, "elapsed_s", 0.0);
+  return m;
+}
+
+JournalProbe probe_from_json(const json& j, const std::string& where) {
+  JournalProbe p;
+  p.domain = req<std::string>(j, "domain", where);
+  for (const auto& u : req<json>(j, "units", where)) p.units.push_back(unit_from(u, where));
+  p.types = opt<std::map<std::string, std::string>>(j, "types", {});
+  p.metrics = get_metrics(j, where);
+  get_deltas(j, p, where);
+  p.elapsed_s = opt<double>(j, "elapsed_s", 0.0);
+  return p;
+}
+
+Journal parse_journal(const std::string& text, const std::string& where) {
+  Journal out;
+  size_t pos = 0;
+  int line_no = 0;
+  bool have_header = false;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    const bool terminated = end != std::string::npos;
+    if (!terminated) end = text.size();
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string at = fmt::format("{}:{}", where, line_no);
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      // A crash mid-append leaves an unterminated last line: not an error.
+      if (!terminated && have_header) {
+        out.torn_tail = true;
+        break;
+      }
+      throw InputError(fmt::format("{}: not a JSON object", at));
+    }
+    const std::string kind = opt<std::string>(j, "kind", "");
+    if (!have_header) {
+      if (kind != "header") check_schema(j, at);  // gives the precise error
+      out.header = header_from_json(j, at);
+      have_header = true;
+    } else if (kind == "baseline") {
+      out.baselines.push_back(baseline_from_json(j, at));
+    } else if (kind == "measurement") {
+      out.measurements.push_back(measurement_from_json(j, at));
+    } else if (kind == "probe") {
+      out.probes.push_back(probe_from_json(j, at));
+    }  // other kinds: newer writers within /1, skipped
+  }
+  if (!have_header) throw InputError(fmt::format("{}: empty journal (no header line)", where));
+  return out;
+}
+
+Journal read_journal(const std::string& path) { return parse_journal(read_file(path), path); }
+
+JournalWriter::JournalWriter(const std::string& path, const JournalHeader& header) : path_(path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec) && fs::file_size(path, ec) > 0;
+  if (exists) {
+    const std::string text = read_file(path);
+    existing_ = parse_journal(text, path);
+    if (existing_.header.model_sha256 != header.model_sha256 ||
+        existing_.header.base_name != header.base_name) {
+      throw MismatchError(fmt::format(
+          "{}: journal is for model {} base {}, not model {} base {}", path,
+          existing_.header.model_sha256, existing_.header.base_name, header.model_sha256,
+          header.base_name));
+    }
+    // Cut a torn tail so the next record starts on its own line.
+    const size_t keep = text.empty() || text.back() == '\n' ? text.size() : text.rfind('\n') + 1;
+    if (keep != text.size() && truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
+      throw IoError(fmt::format("{}: cannot truncate torn tail ({})", path, std::strerror(errno)));
+    }
+  }
+  file_ = std::fopen(path.c_str(), "ab");
+  if (!file_) throw IoError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  if (!exists) append_line(to_json(header).dump());
+}
+
+JournalWriter::~JournalWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void JournalWriter::append_line(const std::string& line) {
+  const std::string buf = line + "\n";
+  if (std::fwrite(buf.data(), 1, buf.size(), file_) != buf.size() || std::fflush(file_) != 0 ||
+      fsync(fileno(file_)) != 0) {
+    throw IoError(fmt::format("{}: append failed ({})", path_, std::strerror(errno)));
+  }
+}
+
+void JournalWriter::append(const JournalBaseline& b) { append_line(to_json(b).dump()); }
+void JournalWriter::append(const JournalMeasurement& m) { append_line(to_json(m).dump()); }
+void JournalWriter::append(const JournalProbe& p) { append_line(to_json(p).dump()); }
+
+}  // namespace cb
