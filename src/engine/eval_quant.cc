@@ -1,0 +1,119 @@
+#include "engine/eval_quant.h"
+
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/quant_types.h"
+#include "ggml.h"
+#include "gguf.h"
+
+namespace cb::engine {
+
+int ggml_type_id(const std::string& name) { return type_by_name(name).id; }
+
+std::vector<float> dequantize_to_f32(int type, const void* data, int64_t n_elements) {
+  std::vector<float> out(n_elements);
+  const auto t = static_cast<ggml_type>(type);
+  if (t == GGML_TYPE_F32) {
+    std::memcpy(out.data(), data, n_elements * sizeof(float));
+    return out;
+  }
+  const ggml_type_traits* traits = ggml_get_type_traits(t);
+  if (!traits->to_float) {
+    throw RecipeError(fmt::format("type {} cannot be dequantized", ggml_type_name(t)));
+  }
+  traits->to_float(data, out.data(), n_elements);
+  return out;
+}
+
+std::vector<uint8_t> quantize_from_f32(int type, const float* src, int64_t n_per_row,
+                                       int64_t n_rows, int64_t rows_per_matrix,
+                                       const std::vector<float>* imatrix) {
+  const auto t = static_cast<ggml_type>(type);
+  if (n_per_row % ggml_blck_size(t) != 0) {
+    throw RecipeError(fmt::format("rows of {} do not fit {} blocks of {}", n_per_row,
+                                  ggml_type_name(t), ggml_blck_size(t)));
+  }
+  if (rows_per_matrix <= 0) rows_per_matrix = n_rows;
+  const int64_t n_matrices = n_rows / rows_per_matrix;
+  if (imatrix && static_cast<int64_t>(imatrix->size()) != n_per_row &&
+      static_cast<int64_t>(imatrix->size()) != n_per_row * n_matrices) {
+    throw RecipeError(fmt::format("imatrix has {} values, expected {} or {}", imatrix->size(),
+                                  n_per_row, n_per_row * n_matrices));
+  }
+  if (ggml_quantize_requires_imatrix(t) && !imatrix) {
+    throw RecipeError(fmt::format("type {} needs an importance matrix", ggml_type_name(t)));
+  }
+  const size_t row_bytes = ggml_row_size(t, n_per_row);
+  std::vector<uint8_t> out(row_bytes * n_rows);
+  for (int64_t m = 0; m < n_matrices; ++m) {
+    const float* im = nullptr;
+    if (imatrix) {
+      im = imatrix->data() +
+           (static_cast<int64_t>(imatrix->size()) == n_per_row ? 0 : m * n_per_row);
+    }
+    // `start` is in elements: ggml offsets both src and dst by it.
+    ggml_quantize_chunk(t, src, out.data(), m * rows_per_matrix * n_per_row, rows_per_matrix,
+                        n_per_row, im);
+  }
+  return out;
+}
+
+std::vector<uint8_t> convert_from_f32(int type, const float* src, int64_t n_per_row,
+                                      int64_t n_rows, int64_t rows_per_matrix,
+                                      const std::vector<float>* imatrix) {
+  const auto t = static_cast<ggml_type>(type);
+  const int64_t n = n_per_row * n_rows;
+  if (t == GGML_TYPE_F32) {
+    std::vector<uint8_t> out(n * sizeof(float));
+    std::memcpy(out.data(), src, out.size());
+    return out;
+  }
+  if (t == GGML_TYPE_F16 || t == GGML_TYPE_BF16) {
+    std::vector<uint8_t> out(ggml_row_size(t, n_per_row) * n_rows);
+    // ggml_quantize_chunk handles f16/bf16 as plain conversions.
+    ggml_quantize_chunk(t, src, out.data(), 0, n_rows, n_per_row, nullptr);
+    return out;
+  }
+  return quantize_from_f32(type, src, n_per_row, n_rows, rows_per_matrix, imatrix);
+}
+
+void write_requantized_gguf(const std::string& src_path, const std::string& dst_path,
+                            const std::map<std::string, std::string>& types,
+                            const std::map<std::string, std::vector<float>>& imatrix) {
+  ggml_context* data_ctx = nullptr;
+  gguf_init_params gp{/*no_alloc=*/false, &data_ctx};
+  gguf_context* g = gguf_init_from_file(src_path.c_str(), gp);
+  if (!g) throw InputError(fmt::format("{}: cannot read GGUF", src_path));
+  std::unique_ptr<gguf_context, void (*)(gguf_context*)> g_owner(g, gguf_free);
+  std::unique_ptr<ggml_context, void (*)(ggml_context*)> d_owner(data_ctx, ggml_free);
+  // A fresh context, as llama-quantize does: same keys, tensors re-added.
+  gguf_context* out = gguf_init_empty();
+  std::unique_ptr<gguf_context, void (*)(gguf_context*)> out_owner(out, gguf_free);
+  gguf_set_kv(out, g);
+  for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
+    gguf_add_tensor(out, ggml_get_tensor(data_ctx, gguf_get_tensor_name(g, i)));
+  }
+  g = out;
+  std::vector<std::vector<uint8_t>> converted;  // alive until written
+  for (const auto& [name, type_name] : types) {
+    ggml_tensor* t = ggml_get_tensor(data_ctx, name.c_str());
+    if (!t) throw RecipeError(fmt::format("{}: no tensor named {}", src_path, name));
+    const int type = ggml_type_id(type_name);
+    if (type == static_cast<int>(t->type)) continue;
+    const auto f32 = dequantize_to_f32(t->type, t->data, ggml_nelements(t));
+    const auto im = imatrix.find(name);
+    converted.push_back(convert_from_f32(type, f32.data(), t->ne[0], ggml_nrows(t), t->ne[1],
+                                         im == imatrix.end() ? nullptr : &im->second));
+    gguf_set_tensor_type(g, name.c_str(), static_cast<ggml_type>(type));
+    gguf_set_tensor_data(g, name.c_str(), converted.back().data());
+  }
+  if (!gguf_write_to_file(g, dst_path.c_str(), /*only_meta=*/false)) {
+    throw IoError(fmt::format("{}: cannot write GGUF", dst_path));
+  }
+}
+
+}  // namespace cb::engine

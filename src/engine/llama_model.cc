@@ -1,0 +1,286 @@
+#include "engine/llama_model.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <atomic>
+#include <filesystem>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "engine/engine.h"
+#include "engine/eval_quant.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "gguf.h"
+#include "llama.h"
+
+namespace cb::engine {
+
+// Collects the model's weight tensors by watching one tiny decode: every
+// weight the graph reads shows up as a source of some node. (llama.h has no
+// accessor for a loaded model's tensors.)
+struct ModelLoader {
+  static bool collect(ggml_tensor* t, bool ask, void* ud) {
+    auto* out = static_cast<std::map<std::string, std::vector<ggml_tensor*>>*>(ud);
+    if (!ask) return true;
+    for (ggml_tensor* src : t->src) {
+      if (!src || !src->buffer || src->name[0] == '\0') continue;
+      if (ggml_backend_buffer_get_usage(src->buffer) != GGML_BACKEND_BUFFER_USAGE_WEIGHTS) continue;
+      auto& v = (*out)[src->name];
+      if (std::find(v.begin(), v.end(), src) == v.end()) v.push_back(src);
+    }
+    return false;  // never ask for the computed data
+  }
+
+  static void discover(LlamaModel& m) {
+    LlamaContext ctx(m, {.n_ctx = 16, .n_batch = 16, .n_ubatch = 16, .n_seq = 1,
+                         .cb_eval = &collect, .cb_eval_user_data = &m.tensors_});
+    TokenBatch batch(2);
+    batch.add(m.bos() >= 0 ? m.bos() : 0, 0, 0, true);
+    ctx.decode(batch);
+  }
+};
+
+namespace {
+
+llama_model_params model_params(const ModelLoadOptions& opts) {
+  llama_model_params p = llama_model_default_params();
+  p.n_gpu_layers = opts.n_gpu_layers;
+  p.use_extra_bufts = false;  // AMX repacking segfaults on quantized cb-* models
+  // mmap'd weights are read-only: in-place swaps need them copied in.
+  if (opts.in_memory) p.load_mode = LLAMA_LOAD_MODE_NONE;
+  return p;
+}
+
+// A temporary GGUF with the requested types, removed when this goes away.
+struct TempModelFile {
+  std::string path;
+  ~TempModelFile() {
+    if (!path.empty()) std::filesystem::remove(path);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
+                                             const ModelLoadOptions& opts) {
+  ensure_backend();
+  validate_gguf_header(path);
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->path_ = path;
+  m->n_threads_ = opts.n_threads > 0 ? opts.n_threads
+                                     : std::max(1u, std::thread::hardware_concurrency());
+  ScopedLogCapture capture(opts.logger);
+  TempModelFile temp;
+  std::string load_path = path;
+  if (!opts.tensor_types.empty()) {
+    static std::atomic<int> counter{0};
+    temp.path = (std::filesystem::temp_directory_path() /
+                 fmt::format("cb-eval-{}-{}.gguf", ::getpid(), counter++)).string();
+    write_requantized_gguf(path, temp.path, opts.tensor_types, opts.imatrix);
+    load_path = temp.path;
+  }
+  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(opts));
+  if (!m->model_) {
+    std::string why = capture.text();
+    const auto pos = why.rfind("error");
+    why = pos == std::string::npos ? "" : why.substr(pos);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    throw EngineError(fmt::format("{}: llama.cpp failed to load the model{}{}", path,
+                                  why.empty() ? "" : ": ", why));
+  }
+  if (opts.in_memory) ModelLoader::discover(*m);
+  return m;
+}
+
+LlamaModel::~LlamaModel() {
+  if (model_) llama_model_free(model_);
+}
+
+const llama_vocab* LlamaModel::vocab() const { return llama_model_get_vocab(model_); }
+int32_t LlamaModel::n_vocab() const { return llama_vocab_n_tokens(vocab()); }
+int32_t LlamaModel::n_ctx_train() const { return llama_model_n_ctx_train(model_); }
+int32_t LlamaModel::n_layer() const { return llama_model_n_layer(model_); }
+Token LlamaModel::bos() const { return llama_vocab_bos(vocab()); }
+Token LlamaModel::eos() const { return llama_vocab_eos(vocab()); }
+bool LlamaModel::add_bos() const { return llama_vocab_get_add_bos(vocab()); }
+bool LlamaModel::add_eos() const { return llama_vocab_get_add_eos(vocab()); }
+
+std::string LlamaModel::chat_template() const {
+  const char* t = llama_model_chat_template(model_, nullptr);
+  return t ? t : "";
+}
+
+std::string LlamaModel::description() const {
+  char buf[256];
+  llama_model_desc(model_, buf, sizeof(buf));
+  return buf;
+}
+
+std::vector<Token> LlamaModel::tokenize(const std::string& text, bool add_special,
+                                        bool parse_special) const {
+  // Upper bound: one token per byte plus specials.
+  std::vector<Token> out(text.size() + 2);
+  int32_t n = llama_tokenize(vocab(), text.data(), static_cast<int32_t>(text.size()), out.data(),
+                             static_cast<int32_t>(out.size()), add_special, parse_special);
+  if (n < 0) {
+    out.resize(-n);
+    n = llama_tokenize(vocab(), text.data(), static_cast<int32_t>(text.size()), out.data(),
+                       static_cast<int32_t>(out.size()), add_special, parse_special);
+  }
+  if (n < 0) throw EngineError("tokenization failed");
+  out.resize(n);
+  return out;
+}
+
+std::string LlamaModel::token_to_piece(Token token, bool special) const {
+  char buf[256];
+  int32_t n = llama_token_to_piece(vocab(), token, buf, sizeof(buf), 0, special);
+  if (n >= 0) return std::string(buf, n);
+  std::string big(-n, '\0');
+  n = llama_token_to_piece(vocab(), token, big.data(), static_cast<int32_t>(big.size()), 0, special);
+  return big.substr(0, std::max(n, 0));
+}
+
+std::string LlamaModel::detokenize(const std::vector<Token>& tokens, bool remove_special,
+                                   bool unparse_special) const {
+  std::string text(tokens.size() * 8 + 16, '\0');
+  int32_t n = llama_detokenize(vocab(), tokens.data(), static_cast<int32_t>(tokens.size()),
+                               text.data(), static_cast<int32_t>(text.size()), remove_special,
+                               unparse_special);
+  if (n < 0) {
+    text.resize(-n);
+    n = llama_detokenize(vocab(), tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
+                         static_cast<int32_t>(text.size()), remove_special, unparse_special);
+  }
+  text.resize(std::max(n, 0));
+  return text;
+}
+
+std::vector<ggml_tensor*> LlamaModel::tensor_handles(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? std::vector<ggml_tensor*>{} : it->second;
+}
+
+// ---- TokenBatch ----
+
+TokenBatch::TokenBatch(int capacity, int max_seq_per_token)
+    : batch_(std::make_unique<llama_batch>(llama_batch_init(capacity, 0, max_seq_per_token))),
+      capacity_(capacity),
+      max_seq_(max_seq_per_token) {}
+
+TokenBatch::~TokenBatch() { llama_batch_free(*batch_); }
+
+void TokenBatch::clear() {
+  batch_->n_tokens = 0;
+  n_outputs_ = 0;
+}
+
+int TokenBatch::add(Token token, int32_t pos, int32_t seq, bool want_logits) {
+  return add(token, pos, std::vector<int32_t>{seq}, want_logits);
+}
+
+int TokenBatch::add(Token token, int32_t pos, const std::vector<int32_t>& seqs, bool want_logits) {
+  if (batch_->n_tokens >= capacity_) throw EngineError("TokenBatch: capacity exceeded");
+  if (seqs.empty() || static_cast<int>(seqs.size()) > max_seq_) {
+    throw EngineError("TokenBatch: bad sequence id count");
+  }
+  const int i = batch_->n_tokens++;
+  batch_->token[i] = token;
+  batch_->pos[i] = pos;
+  batch_->n_seq_id[i] = static_cast<int32_t>(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) batch_->seq_id[i][s] = seqs[s];
+  batch_->logits[i] = want_logits ? 1 : 0;
+  n_outputs_ += want_logits ? 1 : 0;
+  return i;
+}
+
+int TokenBatch::size() const { return batch_->n_tokens; }
+
+// ---- LlamaContext ----
+
+LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& opts)
+    : model_(model), opts_(opts) {
+  llama_context_params p = llama_context_default_params();
+  p.n_ctx = opts.n_ctx;
+  p.n_batch = opts.n_batch;
+  p.n_ubatch = std::min(opts.n_ubatch, opts.n_batch);
+  p.n_seq_max = opts.n_seq;
+  p.kv_unified = opts.kv_unified;
+  const int threads = opts.n_threads > 0 ? opts.n_threads : model.n_threads();
+  p.n_threads = threads;
+  p.n_threads_batch = threads;
+  p.cb_eval = opts.cb_eval;
+  p.cb_eval_user_data = opts.cb_eval_user_data;
+  p.no_perf = true;
+  Logger quiet;
+  ScopedLogCapture capture(quiet);
+  ctx_ = llama_init_from_model(model.raw(), p);
+  if (!ctx_) {
+    throw EngineError(fmt::format("llama.cpp failed to create a context (n_ctx {}, n_seq {}): {}",
+                                  opts.n_ctx, opts.n_seq, capture.text()));
+  }
+}
+
+LlamaContext::~LlamaContext() {
+  if (ctx_) llama_free(ctx_);
+}
+
+int LlamaContext::n_ctx() const { return static_cast<int>(llama_n_ctx(ctx_)); }
+
+void LlamaContext::decode(const TokenBatch& batch) {
+  const llama_batch& b = batch.raw();
+  out_row_.assign(b.n_tokens, -1);
+  split_ = b.n_tokens > opts_.n_batch;
+  if (!split_) {
+    if (llama_decode(ctx_, b) != 0) throw EngineError("llama_decode failed");
+    for (int i = 0; i < b.n_tokens; ++i) out_row_[i] = b.logits[i] ? i : -1;
+    return;
+  }
+  // Larger than n_batch: decode in views and keep each view's logits.
+  const size_t n_vocab = model_.n_vocab();
+  split_logits_.resize(static_cast<size_t>(batch.n_outputs()) * n_vocab);
+  int row = 0;
+  for (int start = 0; start < b.n_tokens; start += opts_.n_batch) {
+    const int n = std::min(opts_.n_batch, b.n_tokens - start);
+    llama_batch view = {n,           b.token + start,    nullptr,         b.pos + start,
+                        b.n_seq_id + start, b.seq_id + start, b.logits + start};
+    if (llama_decode(ctx_, view) != 0) throw EngineError("llama_decode failed");
+    for (int i = 0; i < n; ++i) {
+      if (!b.logits[start + i]) continue;
+      std::memcpy(split_logits_.data() + row * n_vocab, llama_get_logits_ith(ctx_, i),
+                  n_vocab * sizeof(float));
+      out_row_[start + i] = row++;
+    }
+  }
+}
+
+const float* LlamaContext::logits(int batch_index) const {
+  if (batch_index < 0 || batch_index >= static_cast<int>(out_row_.size()) ||
+      out_row_[batch_index] < 0) {
+    throw EngineError(fmt::format("no logits for batch entry {}", batch_index));
+  }
+  if (split_) {
+    return split_logits_.data() + static_cast<size_t>(out_row_[batch_index]) * model_.n_vocab();
+  }
+  return llama_get_logits_ith(ctx_, batch_index);
+}
+
+void LlamaContext::clear() { llama_memory_clear(llama_get_memory(ctx_), true); }
+
+bool LlamaContext::seq_rm(int32_t seq, int32_t p0, int32_t p1) {
+  return llama_memory_seq_rm(llama_get_memory(ctx_), seq, p0, p1);
+}
+
+void LlamaContext::seq_cp(int32_t src, int32_t dst, int32_t p0, int32_t p1) {
+  llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, p0, p1);
+}
+
+void LlamaContext::synchronize() { llama_synchronize(ctx_); }
+
+}  // namespace cb::engine

@@ -1,0 +1,176 @@
+// Minimal adapter over llama.cpp's model / context / vocab / decode API.
+// Internal to the library (src/engine/): callers outside src/ never see it.
+//
+//   auto model = LlamaModel::load("m.gguf", {.n_threads = 2});
+//   LlamaContext ctx(*model, {.n_ctx = 2048, .n_batch = 2048, .n_seq = 4});
+//   TokenBatch batch(2048);
+//   batch.add(tok, /*pos=*/0, /*seq=*/0, /*want_logits=*/true);
+//   ctx.decode(batch);
+//   const float* l = ctx.logits(0);   // n_vocab floats for batch entry 0
+//
+// Models are always loaded with use_extra_bufts = false: weight repacking
+// (AMX) segfaults on the quantized cb-* models on this CPU (shared/README.md).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cerebellum/common/log.h"
+
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+struct llama_batch;
+struct ggml_tensor;
+struct gguf_context;
+
+namespace cb::engine {
+
+using Token = int32_t;
+
+struct ModelLoadOptions {
+  int n_threads = 0;     // 0 = std::thread::hardware_concurrency()
+  int n_gpu_layers = 0;  // layers to offload (CPU-only builds ignore it)
+  // Copy the weights into writable memory (no mmap) and record the tensor
+  // handles (tensor_handles()) so they can be swapped in place.
+  bool in_memory = false;
+  // Tensor name -> ggml type name ("q4_K"): each listed tensor is converted
+  // from the file's data (dequantized to F32 first) into a temporary GGUF
+  // that is loaded and deleted: the model runs with the real types.
+  std::map<std::string, std::string> tensor_types;
+  // Optional importance matrix per tensor name (sums / counts, n_per_row
+  // floats or n_expert*n_per_row for 3-D) used by the quantizer for
+  // tensor_types; absent names quantize without one.
+  std::map<std::string, std::vector<float>> imatrix;
+  Logger logger;  // receives llama.cpp's log while loading
+};
+
+class LlamaModel {
+ public:
+  // Throws InputError (bad file) or EngineError (llama.cpp refused it).
+  static std::unique_ptr<LlamaModel> load(const std::string& path,
+                                          const ModelLoadOptions& opts = {});
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  const std::string& path() const { return path_; }
+  int n_threads() const { return n_threads_; }
+  int32_t n_vocab() const;
+  int32_t n_ctx_train() const;
+  int32_t n_layer() const;
+  Token bos() const;            // -1 if none
+  Token eos() const;            // -1 if none
+  bool add_bos() const;         // the vocab wants BOS prepended
+  bool add_eos() const;
+  // The model's default chat template ("" if none).
+  std::string chat_template() const;
+  std::string description() const;  // e.g. "llama 13M F16"
+
+  // add_special: BOS/EOS as the vocab wants; parse_special: "<s>" etc. in the
+  // text become special tokens. llama-perplexity uses (true, false).
+  std::vector<Token> tokenize(const std::string& text, bool add_special,
+                              bool parse_special = false) const;
+  std::string token_to_piece(Token token, bool special = false) const;
+  std::string detokenize(const std::vector<Token>& tokens, bool remove_special = false,
+                         bool unparse_special = false) const;
+
+  // In-memory models only: the loaded tensors of a GGUF name (empty if absent
+  // or not in_memory; more than one when the model duplicates a tensor, e.g.
+  // tied embeddings). Data lives in backend buffers: ggml_backend_tensor_get/set.
+  std::vector<ggml_tensor*> tensor_handles(const std::string& name) const;
+  const std::map<std::string, std::vector<ggml_tensor*>>& all_tensor_handles() const {
+    return tensors_;
+  }
+
+  llama_model* raw() const { return model_; }
+  const llama_vocab* vocab() const;
+
+ private:
+  LlamaModel() = default;
+  friend struct ModelLoader;
+  std::string path_;
+  int n_threads_ = 1;
+  llama_model* model_ = nullptr;
+  std::map<std::string, std::vector<ggml_tensor*>> tensors_;
+};
+
+// Evaluation callback (ggml_backend_sched_eval_callback): called with
+// ask=true to ask whether the tensor is wanted, then ask=false once computed.
+using EvalCallback = bool (*)(ggml_tensor* t, bool ask, void* user_data);
+
+struct ContextOptions {
+  int n_ctx = 512;      // total KV cells (llama-perplexity: n_seq * chunk ctx)
+  int n_batch = 2048;   // max tokens per llama_decode call (logical batch)
+  int n_ubatch = 512;   // physical micro-batch
+  int n_seq = 1;        // max distinct sequences in the KV cache
+  bool kv_unified = false;  // llama-perplexity's PPL/KLD default
+  int n_threads = 0;    // 0 = the model's n_threads
+  EvalCallback cb_eval = nullptr;
+  void* cb_eval_user_data = nullptr;
+};
+
+// A batch of tokens for decode: positions, sequence ids, which want logits.
+class TokenBatch {
+ public:
+  explicit TokenBatch(int capacity, int max_seq_per_token = 1);
+  ~TokenBatch();
+  TokenBatch(const TokenBatch&) = delete;
+  TokenBatch& operator=(const TokenBatch&) = delete;
+
+  void clear();
+  // Adds a token at position `pos` of sequence `seq`; returns its index.
+  int add(Token token, int32_t pos, int32_t seq, bool want_logits);
+  int add(Token token, int32_t pos, const std::vector<int32_t>& seqs, bool want_logits);
+  int size() const;
+  int capacity() const { return capacity_; }
+  int n_outputs() const { return n_outputs_; }
+  const llama_batch& raw() const { return *batch_; }
+
+ private:
+  std::unique_ptr<llama_batch> batch_;
+  int capacity_;
+  int max_seq_;
+  int n_outputs_ = 0;
+};
+
+class LlamaContext {
+ public:
+  // Throws EngineError if llama.cpp cannot create the context.
+  LlamaContext(const LlamaModel& model, const ContextOptions& opts);
+  ~LlamaContext();
+  LlamaContext(const LlamaContext&) = delete;
+  LlamaContext& operator=(const LlamaContext&) = delete;
+
+  // Decodes the batch (split into n_batch pieces if larger). Afterwards
+  // logits(i) gives the n_vocab logits of batch entry i (want_logits set).
+  // Throws EngineError on failure.
+  void decode(const TokenBatch& batch);
+  const float* logits(int batch_index) const;
+
+  void clear();                                 // whole KV cache / state
+  bool seq_rm(int32_t seq, int32_t p0 = -1, int32_t p1 = -1);  // [p0, p1), -1 = open
+  void seq_cp(int32_t src, int32_t dst, int32_t p0 = -1, int32_t p1 = -1);
+  void synchronize();
+
+  int n_ctx() const;
+  int n_batch() const { return opts_.n_batch; }
+  int n_seq() const { return opts_.n_seq; }
+  const LlamaModel& model() const { return model_; }
+  llama_context* raw() const { return ctx_; }
+
+ private:
+  const LlamaModel& model_;
+  ContextOptions opts_;
+  llama_context* ctx_ = nullptr;
+  // Index of each output token of the last decode: batch index -> row in
+  // `split_logits_` (when split) or llama output index.
+  std::vector<int> out_row_;
+  std::vector<float> split_logits_;
+  bool split_ = false;
+};
+
+}  // namespace cb::engine

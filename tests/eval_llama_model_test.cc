@@ -1,0 +1,64 @@
+// Integration tests of the llama.cpp adapter (src/engine/llama_model.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cerebellum/common/error.h"
+#include "engine/llama_model.h"
+#include "test_paths.h"
+
+namespace cb::engine {
+namespace {
+
+std::vector<float> last_logits(const LlamaModel& m, const std::vector<Token>& toks) {
+  LlamaContext ctx(m, {.n_ctx = 64, .n_batch = 64, .n_seq = 1, .n_threads = 2});
+  TokenBatch batch(64);
+  for (size_t i = 0; i < toks.size(); ++i) {
+    batch.add(toks[i], static_cast<int32_t>(i), 0, i + 1 == toks.size());
+  }
+  ctx.decode(batch);
+  const float* l = ctx.logits(batch.size() - 1);
+  return std::vector<float>(l, l + m.n_vocab());
+}
+
+TEST(EvalLlamaModel, TokenizeDecodeAndInMemoryLoadAgree) {
+  auto m = LlamaModel::load(test::model("cb-dense-12l-F16.gguf"), {.n_threads = 2});
+  EXPECT_EQ(m->n_vocab(), 8192);
+  EXPECT_EQ(m->n_layer(), 12);
+  const auto toks = m->tokenize("The configuration file is read at startup.", true);
+  ASSERT_GT(toks.size(), 4u);
+  EXPECT_EQ(toks[0], m->add_bos() ? m->bos() : toks[0]);
+  const std::string back = m->detokenize(toks, /*remove_special=*/true);
+  EXPECT_NE(back.find("configuration file"), std::string::npos) << back;
+
+  const auto a = last_logits(*m, toks);
+  auto mem = LlamaModel::load(test::model("cb-dense-12l-F16.gguf"),
+                              {.n_threads = 2, .in_memory = true});
+  EXPECT_FALSE(mem->tensor_handles("blk.0.attn_q.weight").empty());
+  const auto b = last_logits(*mem, toks);
+  double max_diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(a[i]));
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+  }
+  EXPECT_LT(max_diff, 1e-4);
+
+  // A requantized tensor changes the output, but not by much.
+  auto q = LlamaModel::load(test::model("cb-dense-12l-F16.gguf"),
+                            {.n_threads = 2, .in_memory = true,
+                             .tensor_types = {{"blk.3.ffn_down.weight", "q4_K"}}});
+  const auto c = last_logits(*q, toks);
+  double diff_q = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff_q = std::max(diff_q, double(std::fabs(a[i] - c[i])));
+  EXPECT_GT(diff_q, 1e-4);
+  EXPECT_LT(diff_q, 5.0);
+}
+
+TEST(EvalLlamaModel, BadFilesThrow) {
+  EXPECT_THROW(LlamaModel::load(test::shared("models/none.gguf")), InputError);
+  EXPECT_THROW(LlamaModel::load(test::model("fixtures/tinyllamas-stories-260k-f32.ggufv1.gguf")),
+               InputError);
+}
+
+}  // namespace
+}  // namespace cb::engine
