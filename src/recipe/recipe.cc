@@ -1,0 +1,168 @@
+#include "cerebellum/recipe/recipe.h"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/common/quant_types.h"
+#include "engine/stock_quantize.h"
+
+namespace cb {
+namespace {
+
+constexpr const char* kSchema = "cerebellum.recipe/1";
+
+std::string trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+RecipeRule make_rule(const std::string& pattern, const std::string& type, int line,
+                     const std::string& where) {
+  if (pattern.empty()) throw RecipeError(fmt::format("{}: missing tensor name before '='", where));
+  const auto t = find_type(type);
+  if (!t) throw RecipeError(fmt::format("{}: unknown tensor type '{}' for '{}'", where, type, pattern));
+  if (!t->can_quantize) {
+    throw RecipeError(fmt::format("{}: ggml cannot quantize to type '{}' ('{}')", where, t->name, pattern));
+  }
+  try {
+    std::regex check(pattern);
+  } catch (const std::regex_error& e) {
+    throw RecipeError(fmt::format("{}: '{}' is not a valid regex ({})", where, pattern, e.what()));
+  }
+  return {pattern, t->name, line};
+}
+
+}  // namespace
+
+Recipe parse_recipe_text(std::string_view text, const std::string& source) {
+  Recipe recipe;
+  recipe.source = source;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);  // stock also separates entries by spaces
+    std::string word;
+    while (words >> word) {
+      const auto eq = word.find('=');
+      const std::string where = fmt::format("{}:{}", source, n);
+      if (eq == std::string::npos) {
+        throw RecipeError(fmt::format("{}: expected name=type, got '{}'", where, word));
+      }
+      recipe.rules.push_back(make_rule(word.substr(0, eq), word.substr(eq + 1), n, where));
+    }
+  }
+  return recipe;
+}
+
+Recipe parse_recipe_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw RecipeError(fmt::format("{}: a JSON recipe must be an object", source));
+  const std::string schema = j.value("schema", "");
+  if (schema != kSchema && schema != "cerebellum.plan/1") {
+    throw RecipeError(fmt::format("{}: schema '{}' is not {} (or cerebellum.plan/1)", source, schema, kSchema));
+  }
+  Recipe recipe;
+  recipe.source = source;
+  try {
+    recipe.base = j.value("base", "");
+    if (j.contains("rules")) {
+      for (const auto& r : j.at("rules")) {
+        recipe.rules.push_back(make_rule(r.at("pattern").get<std::string>(), r.at("type").get<std::string>(),
+                                         0, source));
+      }
+    }
+    if (j.contains("types")) {
+      for (const auto& [name, type] : j.at("types").items()) {
+        recipe.rules.push_back(make_rule(name, type.get<std::string>(), 0, source));
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw RecipeError(fmt::format("{}: malformed recipe JSON ({})", source, e.what()));
+  }
+  if (recipe.base.size() && !engine::find_stock_preset(recipe.base)) {
+    throw RecipeError(fmt::format("{}: unknown base preset '{}'", source, recipe.base));
+  }
+  return recipe;
+}
+
+Recipe load_recipe(const std::string& path) {
+  const std::string text = read_file(path);
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '{') {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw RecipeError(fmt::format("{}: invalid JSON ({})", path, e.what()));
+    }
+    return parse_recipe_json(j, path);
+  }
+  return parse_recipe_text(text, path);
+}
+
+std::map<std::string, std::string> ResolvedRecipe::types() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, a] : tensors) out[name] = a.type;
+  return out;
+}
+
+int ResolvedRecipe::n_fallbacks() const {
+  return static_cast<int>(std::count_if(tensors.begin(), tensors.end(),
+                                        [](const auto& kv) { return !kv.second.fallback_reason.empty(); }));
+}
+
+std::vector<std::string> stock_preset_names() {
+  std::vector<std::string> out;
+  for (const auto& p : engine::stock_presets()) out.push_back(p.name);
+  return out;
+}
+
+std::map<std::string, std::string> stock_preset_types(const std::string& model_path,
+                                                      const std::string& preset, bool with_imatrix) {
+  return engine::stock_preset_plan(model_path, preset, with_imatrix, Logger{}).types;
+}
+
+std::string recipe_text(const std::map<std::string, std::string>& types,
+                        const std::vector<std::string>& header) {
+  std::string out;
+  for (const auto& h : header) out += "# " + h + "\n";
+  for (const auto& [name, type] : types) {
+    // Stock treats each left side as an unanchored regex, first match wins:
+    // anchor a name that would also match another tensor ("output.weight"
+    // inside "blk.0.attn_output.weight") so both readers agree.
+    bool ambiguous = false;
+    const std::regex as_regex(name);
+    for (const auto& [other, t] : types) {
+      if (other != name && std::regex_search(other, as_regex)) {
+        ambiguous = true;
+        break;
+      }
+    }
+    std::string left = name;
+    if (ambiguous) {
+      left.clear();
+      for (char c : name) left += (c == '.') ? std::string("\\.") : std::string(1, c);
+      left = "^" + left + "$";
+    }
+    out += fmt::format("{}={}\n", left, type);
+  }
+  return out;
+}
+
+nlohmann::json recipe_json(const std::map<std::string, std::string>& types, const std::string& base) {
+  nlohmann::json j = {{"schema", kSchema}};
+  if (!base.empty()) j["base"] = base;
+  j["types"] = types;
+  return j;
+}
+
+}  // namespace cb
