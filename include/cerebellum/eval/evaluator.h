@@ -1,0 +1,137 @@
+// The evaluator: loads a model once and scores a text in chunks exactly as
+// llama-perplexity does (whole text tokenized with BOS, chunk c = tokens
+// [c*ctx, (c+1)*ctx), its first token replaced by BOS when the vocab adds
+// one, the second half of each chunk scored: ctx - 1 - ctx/2 tokens, n_seq =
+// n_batch / ctx chunks per decode). Per-token results are kept so a caller
+// (the measurement sweep) can evaluate chunk by chunk, stop adaptively and
+// form paired deltas between configurations on the same tokens.
+//
+//   Evaluator ref(f16_path, text, {.ctx = 512, .max_chunks = 40});
+//   ReferenceStore store = ref.build_reference();
+//   Evaluator ev(f16_path, text, opts);            // or a quantized file
+//   ev.set_tensor_type_simulated("blk.5.ffn_down.weight", "q2_K");
+//   ChunkResult r = ev.evaluate_chunk(0, &store);  // nll / kld / top1 per token
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cerebellum/common/log.h"
+#include "cerebellum/eval/metrics.h"
+#include "cerebellum/eval/reference.h"
+
+namespace cb {
+struct Imatrix;
+}
+
+namespace cb::eval {
+
+struct EvalOptions {
+  int ctx = 512;          // tokens per chunk (llama-perplexity -c)
+  int max_chunks = -1;    // chunks to evaluate; -1 = all that fit (--chunks)
+  int n_threads = 0;      // 0 = all cores (-t)
+  int n_batch = 2048;     // tokens per decode (-b); ctx <= n_batch packs n_batch/ctx chunks
+  int top_k = 32;         // reference store: log-probs kept per token (8*K+8 B/token)
+  // Build the model with these real types (tensor -> ggml type name): the
+  // "exact" mode. Empty = the file's types.
+  std::map<std::string, std::string> tensor_types;
+  const Imatrix* imatrix = nullptr;  // for quantizing tensor_types / swaps (optional)
+};
+
+// One chunk's per-token values, in scoring order.
+struct ChunkResult {
+  int chunk = 0;
+  std::vector<float> nll_nats;       // -log p(target)
+  std::vector<float> p_target;       // p(target)
+  std::vector<int32_t> top1;         // the model's argmax token
+  // With a reference store (else empty):
+  std::vector<float> kld_nats;       // KL(ref || model), top-K + tail bucket
+  std::vector<uint8_t> top1_match;   // model argmax == reference argmax
+  std::vector<float> p_ref;          // reference p(target)
+  std::vector<float> nll_ref_nats;   // reference -log p(target)
+};
+
+// Per-token vectors of several chunks, concatenated (in chunk order).
+struct TokenSeries {
+  std::vector<float> nll_nats, p_target, kld_nats, p_ref, nll_ref_nats;
+  std::vector<uint8_t> top1_match;
+  void append(const ChunkResult& r);
+};
+
+struct EvalSummary {
+  int n_chunks = 0;
+  int64_t n_tokens = 0;          // scored tokens
+  PplStats ppl;
+  bool has_reference = false;
+  PplStats ref_ppl;              // reference's PPL on the same tokens
+  KldStats kld;
+  MeanSe top1;                   // agreement with the reference argmax
+  DeltaP delta_p;
+  double elapsed_s = 0;
+  double tokens_per_s = 0;       // evaluated (not only scored) tokens per second
+};
+EvalSummary summarize(const TokenSeries& s);
+
+class Evaluator {
+ public:
+  // Loads the model (writable, for swaps) and tokenizes the text.
+  // Throws InputError (bad model file, text too short: < 2*ctx tokens, as
+  // llama-perplexity), EngineError (llama.cpp failure), RecipeError.
+  Evaluator(const std::string& model_path, const std::string& text, const EvalOptions& opts = {},
+            const Logger& logger = {});
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
+
+  const EvalOptions& options() const { return opts_; }
+  int n_chunks() const;            // chunks this evaluator will score
+  int scored_per_chunk() const;    // ctx - 1 - ctx/2
+  int chunks_per_decode() const;   // n_seq
+  int64_t n_text_tokens() const;
+  int n_vocab() const;
+  const std::string& text_sha256() const { return text_sha256_; }
+  const std::string& model_sha256() const;  // of the model file (computed once)
+  // The key a reference store built by this evaluator carries.
+  ReferenceKey reference_key() const;
+
+  // Chunks [first, first + count), n_seq per decode. With `ref`, also KLD,
+  // top-1 agreement, p_ref (ref must cover the chunks: MismatchError).
+  std::vector<ChunkResult> evaluate(int first, int count, const ReferenceStore* ref = nullptr);
+  ChunkResult evaluate_chunk(int chunk, const ReferenceStore* ref = nullptr);
+  // All n_chunks(), with progress ("eval", chunks done / total).
+  EvalSummary run(const ReferenceStore* ref = nullptr, const ProgressFn& progress = {},
+                  TokenSeries* series = nullptr);
+
+  // This model's top-K distributions on all n_chunks() chunks.
+  ReferenceStore build_reference(const ProgressFn& progress = {});
+
+  // Simulated quantization in place (see engine/eval_swap.h): tensor data
+  // becomes dequant(quant_type(original)); restore puts the original back.
+  void set_tensor_type_simulated(const std::string& tensor, const std::string& type);
+  void restore_tensor(const std::string& tensor);
+  void restore_all();
+  // Swappable tensors and their in-memory types.
+  std::map<std::string, std::string> tensor_types() const;
+
+ private:
+  std::vector<ChunkResult> evaluate_impl(int first, int count, const ReferenceStore* ref,
+                                         ReferenceStore* capture);
+  void decode_group(int first, int n_group);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  EvalOptions opts_;
+  std::string model_path_;
+  std::string text_sha256_;
+  mutable std::string model_sha256_;
+};
+
+// Loads the store at `path` if it exists and matches `ev.reference_key()`
+// (MismatchError if it exists for something else), else builds it with `ev`
+// and saves it there. Empty path: build without saving.
+ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
+                                       const ProgressFn& progress = {});
+
+}  // namespace cb::eval

@@ -1,0 +1,295 @@
+#include "cerebellum/eval/evaluator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/imatrix/imatrix.h"
+#include "engine/eval_swap.h"
+#include "engine/llama_model.h"
+#include "eval/logits.h"
+
+namespace cb::eval {
+
+using engine::Token;
+
+struct Evaluator::Impl {
+  std::unique_ptr<engine::LlamaModel> model;
+  std::unique_ptr<engine::LlamaContext> ctx;
+  std::unique_ptr<engine::TensorSwapper> swapper;
+  std::unique_ptr<engine::TokenBatch> batch;
+  std::vector<Token> tokens;
+  int n_seq = 1;
+  int n_chunks = 0;
+  int n_threads = 1;
+};
+
+namespace {
+
+// Runs fn(i) for i in [0, n) on `n_threads` threads (contiguous slices).
+template <typename Fn>
+void parallel_for(int n, int n_threads, Fn fn) {
+  n_threads = std::max(1, std::min(n_threads, n));
+  if (n_threads == 1) {
+    for (int i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::thread> workers;
+  const int per = (n + n_threads - 1) / n_threads;
+  for (int t = 0; t < n_threads; ++t) {
+    workers.emplace_back([=, &fn] {
+      for (int i = t * per; i < std::min(n, (t + 1) * per); ++i) fn(i);
+    });
+  }
+  for (auto& w : workers) w.join();
+}
+
+std::map<std::string, std::vector<float>> imatrix_weights(const EvalOptions& opts) {
+  std::map<std::string, std::vector<float>> out;
+  if (!opts.imatrix) return out;
+  for (const auto& [name, type] : opts.tensor_types) {
+    auto w = opts.imatrix->weights_for(name);
+    if (!w.empty()) out[name] = std::move(w);
+  }
+  return out;
+}
+
+}  // namespace
+
+Evaluator::Evaluator(const std::string& model_path, const std::string& text,
+                     const EvalOptions& opts, const Logger& logger)
+    : impl_(std::make_unique<Impl>()), opts_(opts), model_path_(model_path) {
+  if (opts.ctx < 8) throw UsageError(fmt::format("context {} is too small (min 8)", opts.ctx));
+  if (opts.top_k < 1) throw UsageError("top_k must be >= 1");
+  text_sha256_ = sha256_bytes(text.data(), text.size());
+  engine::ModelLoadOptions lo;
+  lo.n_threads = opts.n_threads;
+  lo.in_memory = true;
+  lo.tensor_types = opts.tensor_types;
+  lo.imatrix = imatrix_weights(opts);
+  lo.logger = logger;
+  impl_->model = engine::LlamaModel::load(model_path, lo);
+  impl_->n_threads = impl_->model->n_threads();
+  if (impl_->model->add_eos()) {
+    throw InputError(fmt::format("{}: vocab appends EOS; perplexity is undefined", model_path));
+  }
+  // Same tokenization as llama-perplexity: whole text, add_special = true.
+  impl_->tokens = impl_->model->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
+  const int64_t n_tok = static_cast<int64_t>(impl_->tokens.size());
+  if (n_tok < 2 * static_cast<int64_t>(opts.ctx)) {
+    throw InputError(fmt::format(
+        "the text tokenizes to {} tokens; a context of {} needs at least {}", n_tok, opts.ctx,
+        2 * opts.ctx));
+  }
+  const int available = static_cast<int>(n_tok / opts.ctx);
+  impl_->n_chunks = opts.max_chunks < 0 ? available : std::min(opts.max_chunks, available);
+  if (impl_->n_chunks < 1) throw UsageError("no chunks to evaluate (--chunks 0?)");
+  impl_->n_seq = std::max(1, opts.n_batch / opts.ctx);
+  const int n_batch = std::min(opts.n_batch, impl_->n_seq * opts.ctx);
+  impl_->ctx = std::make_unique<engine::LlamaContext>(
+      *impl_->model, engine::ContextOptions{.n_ctx = impl_->n_seq * opts.ctx,
+                                            .n_batch = n_batch,
+                                            .n_seq = impl_->n_seq,
+                                            .n_threads = opts.n_threads});
+  impl_->batch = std::make_unique<engine::TokenBatch>(impl_->n_seq * opts.ctx);
+  impl_->swapper = std::make_unique<engine::TensorSwapper>(*impl_->model);
+}
+
+Evaluator::~Evaluator() = default;
+
+int Evaluator::n_chunks() const { return impl_->n_chunks; }
+int Evaluator::scored_per_chunk() const { return opts_.ctx - 1 - opts_.ctx / 2; }
+int Evaluator::chunks_per_decode() const { return impl_->n_seq; }
+int64_t Evaluator::n_text_tokens() const { return static_cast<int64_t>(impl_->tokens.size()); }
+int Evaluator::n_vocab() const { return impl_->model->n_vocab(); }
+
+const std::string& Evaluator::model_sha256() const {
+  if (model_sha256_.empty()) model_sha256_ = sha256_file(model_path_);
+  return model_sha256_;
+}
+
+ReferenceKey Evaluator::reference_key() const {
+  return {model_sha256(), text_sha256_, opts_.ctx, n_chunks(), opts_.top_k};
+}
+
+namespace {
+
+void check_reference_covers(const ReferenceStore& ref, const Evaluator& ev, int last_chunk) {
+  const ReferenceKey& k = ref.key();
+  if (k.text_sha256 != ev.text_sha256() || k.ctx != ev.options().ctx ||
+      ref.n_vocab() != ev.n_vocab() || ref.scored_per_chunk() != ev.scored_per_chunk()) {
+    throw MismatchError(fmt::format(
+        "reference store is for another text/context/vocab (ctx {} vs {}, vocab {} vs {})", k.ctx,
+        ev.options().ctx, ref.n_vocab(), ev.n_vocab()));
+  }
+  if (last_chunk >= k.n_chunks) {
+    throw MismatchError(fmt::format("reference store has {} chunks; chunk {} requested",
+                                    k.n_chunks, last_chunk));
+  }
+}
+
+}  // namespace
+
+std::vector<ChunkResult> Evaluator::evaluate(int first, int count, const ReferenceStore* ref) {
+  return evaluate_impl(first, count, ref, nullptr);
+}
+
+// Decodes chunks [first, first + n_group) as sequences 0..n_group-1 of one
+// batch, laid out exactly as llama-perplexity's perplexity().
+void Evaluator::decode_group(int first, int n_group) {
+  const int ctx = opts_.ctx;
+  const int first_scored = ctx / 2;
+  const bool add_bos = impl_->model->add_bos();
+  engine::TokenBatch& batch = *impl_->batch;
+  batch.clear();
+  for (int s = 0; s < n_group; ++s) {
+    const size_t start = static_cast<size_t>(first + s) * ctx;
+    for (int k = 0; k < ctx; ++k) {
+      const Token tok = (k == 0 && add_bos) ? impl_->model->bos() : impl_->tokens[start + k];
+      batch.add(tok, k, s, k >= first_scored);
+    }
+  }
+  impl_->ctx->clear();
+  impl_->ctx->decode(batch);
+}
+
+std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const ReferenceStore* ref,
+                                                  ReferenceStore* capture) {
+  if (first < 0 || count < 0 || first + count > n_chunks()) {
+    throw UsageError(fmt::format("chunks [{}, {}) out of range (0..{})", first, first + count,
+                                 n_chunks()));
+  }
+  if (ref && count > 0) check_reference_covers(*ref, *this, first + count - 1);
+  const int ctx = opts_.ctx;
+  const int first_scored = ctx / 2;
+  const int n_scored = scored_per_chunk();
+  const int n_vocab = impl_->model->n_vocab();
+  std::vector<ChunkResult> results(count);
+  for (int g = 0; g < count; g += impl_->n_seq) {
+    const int n_group = std::min(impl_->n_seq, count - g);
+    decode_group(first + g, n_group);
+    for (int s = 0; s < n_group; ++s) {
+      ChunkResult& r = results[g + s];
+      r.chunk = first + g + s;
+      r.nll_nats.resize(n_scored);
+      r.p_target.resize(n_scored);
+      r.top1.resize(n_scored);
+      if (ref) {
+        r.kld_nats.resize(n_scored);
+        r.top1_match.resize(n_scored);
+        r.p_ref.resize(n_scored);
+        r.nll_ref_nats.resize(n_scored);
+      }
+    }
+    const size_t tokens_base = static_cast<size_t>(first + g) * ctx;
+    parallel_for(n_group * n_scored, impl_->n_threads, [&](int j) {
+      const int s = j / n_scored, i = j % n_scored;
+      ChunkResult& r = results[g + s];
+      const float* row = impl_->ctx->logits(s * ctx + first_scored + i);
+      const Token target = impl_->tokens[tokens_base + s * ctx + first_scored + i + 1];
+      const detail::RowStats st = detail::row_stats(row, n_vocab);
+      const float lp = st.log_prob(row[target]);
+      r.nll_nats[i] = -lp;
+      r.p_target[i] = std::exp(lp);
+      r.top1[i] = st.argmax;
+      if (ref) {
+        const int64_t t = ref->index(r.chunk, i);
+        r.kld_nats[i] = static_cast<float>(detail::kld_top_k(
+            row, st, ref->top_k(), ref->ids(t), ref->log_probs(t), ref->tail_log_mass(t)));
+        r.top1_match[i] = ref->ids(t)[0] == st.argmax;
+        r.p_ref[i] = std::exp(ref->target_log_prob(t));
+        r.nll_ref_nats[i] = -ref->target_log_prob(t);
+      }
+      if (capture) {
+        const int64_t t = capture->index(r.chunk, i);
+        detail::top_k(row, n_vocab, st, capture->top_k(), capture->mutable_ids(t),
+                      capture->mutable_log_probs(t), &capture->mutable_tail(t));
+        capture->mutable_target(t) = lp;
+      }
+    });
+  }
+  return results;
+}
+
+ChunkResult Evaluator::evaluate_chunk(int chunk, const ReferenceStore* ref) {
+  return std::move(evaluate(chunk, 1, ref).front());
+}
+
+EvalSummary Evaluator::run(const ReferenceStore* ref, const ProgressFn& progress,
+                           TokenSeries* series) {
+  const auto t0 = std::chrono::steady_clock::now();
+  TokenSeries local;
+  TokenSeries& all = series ? *series : local;
+  for (int c = 0; c < n_chunks(); c += impl_->n_seq) {
+    const int n = std::min(impl_->n_seq, n_chunks() - c);
+    for (const ChunkResult& r : evaluate(c, n, ref)) all.append(r);
+    if (progress) progress({"eval", c + n, n_chunks(), fmt::format("chunk {}", c + n)});
+  }
+  EvalSummary s = summarize(all);
+  s.n_chunks = n_chunks();
+  s.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.tokens_per_s = s.elapsed_s > 0 ? static_cast<double>(n_chunks()) * opts_.ctx / s.elapsed_s : 0;
+  return s;
+}
+
+ReferenceStore Evaluator::build_reference(const ProgressFn& progress) {
+  ReferenceStore store(reference_key(), n_vocab(), scored_per_chunk());
+  for (int c = 0; c < n_chunks(); c += impl_->n_seq) {
+    const int n = std::min(impl_->n_seq, n_chunks() - c);
+    evaluate_impl(c, n, nullptr, &store);
+    if (progress) progress({"reference", c + n, n_chunks(), fmt::format("chunk {}", c + n)});
+  }
+  return store;
+}
+
+void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::string& type) {
+  std::vector<float> weights;
+  if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
+  impl_->swapper->set_simulated(tensor, type, weights.empty() ? nullptr : &weights);
+}
+
+void Evaluator::restore_tensor(const std::string& tensor) { impl_->swapper->restore(tensor); }
+void Evaluator::restore_all() { impl_->swapper->restore_all(); }
+std::map<std::string, std::string> Evaluator::tensor_types() const {
+  return impl_->swapper->tensor_types();
+}
+
+void TokenSeries::append(const ChunkResult& r) {
+  nll_nats.insert(nll_nats.end(), r.nll_nats.begin(), r.nll_nats.end());
+  p_target.insert(p_target.end(), r.p_target.begin(), r.p_target.end());
+  kld_nats.insert(kld_nats.end(), r.kld_nats.begin(), r.kld_nats.end());
+  p_ref.insert(p_ref.end(), r.p_ref.begin(), r.p_ref.end());
+  nll_ref_nats.insert(nll_ref_nats.end(), r.nll_ref_nats.begin(), r.nll_ref_nats.end());
+  top1_match.insert(top1_match.end(), r.top1_match.begin(), r.top1_match.end());
+}
+
+EvalSummary summarize(const TokenSeries& s) {
+  EvalSummary out;
+  out.n_tokens = static_cast<int64_t>(s.nll_nats.size());
+  out.ppl = ppl_from_nll(s.nll_nats);
+  out.has_reference = !s.kld_nats.empty();
+  if (out.has_reference) {
+    out.ref_ppl = ppl_from_nll(s.nll_ref_nats);
+    out.kld = kld_stats(s.kld_nats);
+    out.top1 = fraction(s.top1_match);
+    out.delta_p = delta_p(s.p_target, s.p_ref);
+  }
+  return out;
+}
+
+ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
+                                       const ProgressFn& progress) {
+  if (!path.empty() && std::filesystem::exists(path)) {
+    return ReferenceStore::load(path, ev.reference_key());
+  }
+  ReferenceStore store = ev.build_reference(progress);
+  if (!path.empty()) store.save(path);
+  return store;
+}
+
+}  // namespace cb::eval
