@@ -1,0 +1,268 @@
+#include "engine/quantize.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "engine/engine.h"
+#include "ggml.h"
+#include "gguf.h"
+
+namespace cb::engine {
+namespace {
+
+struct GgufDeleter {
+  void operator()(gguf_context* c) const { gguf_free(c); }
+};
+struct GgmlDeleter {
+  void operator()(ggml_context* c) const { ggml_free(c); }
+};
+
+// Stock's chunk: at least 32*512 elements of whole rows per quantizer call.
+constexpr int64_t kMinChunkElems = 32 * 512;
+
+int parse_type(const std::string& name, const std::string& tensor) {
+  for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
+    const char* n = ggml_type_name(static_cast<ggml_type>(t));
+    if (ggml_blck_size(static_cast<ggml_type>(t)) > 0 && n && name == n) return t;
+  }
+  throw RecipeError(fmt::format("tensor {}: unknown type '{}'", tensor, name));
+}
+
+// Tensor order of llama-quantize (llama_model_loader::weight_name_comparer).
+bool stock_less(const std::string& a, const std::string& b) {
+  int la = -1, lb = -1;
+  std::sscanf(a.c_str(), "blk.%d.", &la);
+  std::sscanf(b.c_str(), "blk.%d.", &lb);
+  return la != lb ? la < lb : a < b;
+}
+
+struct TensorWork {
+  int64_t src_index = 0;
+  ggml_tensor* out = nullptr;  // shape + target type (no data)
+  ggml_type from = GGML_TYPE_F32;
+  size_t src_offset = 0;       // absolute, in the source file
+  size_t src_bytes = 0;
+};
+
+class SourceFile {
+ public:
+  explicit SourceFile(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY)) {
+    if (fd_ < 0) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  }
+  ~SourceFile() { ::close(fd_); }
+  void read(size_t offset, size_t n, void* dst) const {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t r = ::pread(fd_, static_cast<char*>(dst) + done, n - done, static_cast<off_t>(offset + done));
+      if (r <= 0) throw InputError(fmt::format("{}: read failed at byte {}", path_, offset + done));
+      done += static_cast<size_t>(r);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+void to_f32(ggml_type from, const void* src, float* dst, int64_t n) {
+  if (from == GGML_TYPE_F16) {
+    ggml_fp16_to_fp32_row(static_cast<const ggml_fp16_t*>(src), dst, n);
+  } else if (from == GGML_TYPE_BF16) {
+    ggml_bf16_to_fp32_row(static_cast<const ggml_bf16_t*>(src), dst, n);
+  } else if (from == GGML_TYPE_F32) {
+    std::memcpy(dst, src, n * sizeof(float));
+  } else {
+    const auto* traits = ggml_get_type_traits(from);
+    if (!traits->to_float) throw EngineError(fmt::format("cannot dequantize type {}", ggml_type_name(from)));
+    traits->to_float(src, dst, n);
+  }
+}
+
+struct SlabArgs {
+  const TensorWork* w;
+  const uint8_t* src;          // slab of source rows
+  uint8_t* dst;                // slab of output rows
+  int64_t first_row;           // global row index of the slab's first row
+  int64_t n_rows;
+  const std::vector<float>* imatrix;  // n_cols * n_experts, or empty
+};
+
+// Quantizes one slab with `n_threads` workers pulling chunks of rows that
+// never cross an expert boundary (each expert has its own imatrix slice).
+void quantize_slab(const SlabArgs& a, int n_threads) {
+  const ggml_type to = a.w->out->type;
+  const int64_t n_cols = a.w->out->ne[0];
+  const int64_t rows_per_expert = a.w->out->ne[1];
+  const size_t src_row = ggml_row_size(a.w->from, n_cols), dst_row = ggml_row_size(to, n_cols);
+  const int64_t rows_per_chunk = std::max<int64_t>(1, (kMinChunkElems + n_cols - 1) / n_cols);
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> valid{true};
+  auto worker = [&] {
+    std::vector<float> f32;
+    for (;;) {
+      const int64_t row = next.load();
+      if (row >= a.n_rows) return;
+      const int64_t global = a.first_row + row;
+      const int64_t n = std::min({a.n_rows - row, rows_per_chunk, rows_per_expert - global % rows_per_expert});
+      int64_t expected = row;
+      if (!next.compare_exchange_weak(expected, row + n)) continue;
+      f32.resize(static_cast<size_t>(n * n_cols));
+      to_f32(a.w->from, a.src + row * src_row, f32.data(), n * n_cols);
+      const float* im = a.imatrix->empty() ? nullptr : a.imatrix->data() + (global / rows_per_expert) * n_cols;
+      void* out = a.dst + row * dst_row;
+      const size_t bytes = ggml_quantize_chunk(to, f32.data(), out, 0, n, n_cols, im);
+      if (!ggml_validate_row_data(to, out, bytes)) valid = false;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n_threads; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (!valid) throw EngineError(fmt::format("tensor {}: quantized data failed validation", a.w->out->name));
+}
+
+std::vector<float> checked_imatrix(const QuantizeJob& job, const TensorWork& w, const Logger& logger) {
+  if (!job.imatrix_for || !ggml_is_quantized(w.out->type)) return {};
+  std::vector<float> im = job.imatrix_for(w.out->name);
+  const size_t expected = static_cast<size_t>(w.out->ne[0] * w.out->ne[2]);
+  if (im.empty() || im.size() == expected) return im;
+  // As stock: a size mismatch is fatal except for token_embd (never collected).
+  if (std::string(w.out->name) == "token_embd.weight") {
+    logger.warn(fmt::format("imatrix for {} has {} values, tensor needs {}: ignored", w.out->name, im.size(), expected));
+    return {};
+  }
+  throw MismatchError(fmt::format("imatrix entry {} has {} values, tensor needs {} (imatrix of another model?)",
+                                  w.out->name, im.size(), expected));
+}
+
+void write_tensor(const QuantizeJob& job, const SourceFile& src, const TensorWork& w, AtomicOutputFile& out,
+                  int n_threads, const Logger& logger, bool& used_imatrix) {
+  const ggml_type to = w.out->type;
+  if (to == w.from) {  // copied byte for byte, in slabs
+    std::vector<uint8_t> buf(std::min<size_t>(w.src_bytes, static_cast<size_t>(job.max_slab_bytes)));
+    for (size_t off = 0; off < w.src_bytes; off += buf.size()) {
+      const size_t n = std::min(buf.size(), w.src_bytes - off);
+      src.read(w.src_offset + off, n, buf.data());
+      out.write(buf.data(), n);
+    }
+    return;
+  }
+  const std::vector<float> im = checked_imatrix(job, w, logger);
+  used_imatrix = !im.empty();
+  if (ggml_quantize_requires_imatrix(to) && im.empty()) {
+    throw RecipeError(fmt::format("tensor {}: type {} needs an imatrix entry for it", w.out->name, ggml_type_name(to)));
+  }
+  const int64_t n_cols = w.out->ne[0];
+  const int64_t n_rows = ggml_nrows(w.out);
+  const size_t src_row = ggml_row_size(w.from, n_cols), dst_row = ggml_row_size(to, n_cols);
+  const int64_t slab_rows = std::clamp<int64_t>(job.max_slab_bytes / static_cast<int64_t>(src_row + dst_row), 1, n_rows);
+  std::vector<uint8_t> sbuf(slab_rows * src_row), dbuf(slab_rows * dst_row);
+  for (int64_t r = 0; r < n_rows; r += slab_rows) {
+    const int64_t n = std::min(slab_rows, n_rows - r);
+    src.read(w.src_offset + r * src_row, n * src_row, sbuf.data());
+    quantize_slab({&w, sbuf.data(), dbuf.data(), r, n, &im}, n_threads);
+    out.write(dbuf.data(), n * dst_row);
+  }
+}
+
+std::vector<TensorWork> plan_tensors(const QuantizeJob& job, const GgufFile& src, ggml_context* ctx) {
+  std::vector<TensorWork> work;
+  for (int64_t i = 0; i < src.n_tensors(); ++i) {
+    const std::string name = src.tensor_name(i);
+    const auto from = static_cast<ggml_type>(src.tensor_type(i));
+    auto it = job.types.find(name);
+    const ggml_type to = it == job.types.end() ? from : static_cast<ggml_type>(parse_type(it->second, name));
+    const int64_t* ne = gguf_get_tensor_ne(src.ctx(), i);
+    if (ne[0] % ggml_blck_size(to) != 0) {
+      throw RecipeError(fmt::format("tensor {}: rows of {} elements do not fit {} blocks of {}", name, ne[0],
+                                    ggml_type_name(to), ggml_blck_size(to)));
+    }
+    if (to != from && ggml_blck_size(from) > 1 && !ggml_get_type_traits(from)->to_float) {
+      throw InputError(fmt::format("tensor {}: cannot convert from type {}", name, ggml_type_name(from)));
+    }
+    ggml_tensor* t = ggml_new_tensor(ctx, to, GGML_MAX_DIMS, ne);
+    ggml_set_name(t, name.c_str());
+    work.push_back({i, t, from, src.data_offset() + src.tensor_offset(i), src.tensor_size_bytes(i)});
+  }
+  for (const auto& [name, type] : job.types) {
+    if (src.find_tensor(name) < 0) throw RecipeError(fmt::format("{}: no tensor named {}", job.source, name));
+  }
+  if (job.stock_order) {
+    std::stable_sort(work.begin(), work.end(),
+                     [](const TensorWork& a, const TensorWork& b) { return stock_less(a.out->name, b.out->name); });
+  }
+  return work;
+}
+
+std::unique_ptr<gguf_context, GgufDeleter> make_meta(const QuantizeJob& job, const GgufFile& src,
+                                                     const std::vector<TensorWork>& work) {
+  std::unique_ptr<gguf_context, GgufDeleter> meta(gguf_init_empty());
+  gguf_set_kv(meta.get(), src.ctx());
+  if (job.ftype) {  // what llama-quantize sets, in its order
+    gguf_set_val_u32(meta.get(), "general.quantization_version", GGML_QNT_VERSION);
+    gguf_set_val_u32(meta.get(), "general.file_type", static_cast<uint32_t>(*job.ftype));
+  }
+  for (const char* key : {"split.no", "split.count", "split.tensors.count"}) gguf_remove_key(meta.get(), key);
+  for (const auto& [k, v] : job.string_kvs) gguf_set_val_str(meta.get(), k.c_str(), v.c_str());
+  for (const auto& [k, v] : job.u32_kvs) gguf_set_val_u32(meta.get(), k.c_str(), v);
+  for (const auto& w : work) gguf_add_tensor(meta.get(), w.out);
+  return meta;
+}
+
+}  // namespace
+
+QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress) {
+  const GgufFile src(job.source);
+  ensure_backend();
+  const size_t ctx_bytes = static_cast<size_t>(src.n_tensors() + 1) * ggml_tensor_overhead();
+  std::unique_ptr<ggml_context, GgmlDeleter> ctx(ggml_init({ctx_bytes, nullptr, /*no_alloc=*/true}));
+  const std::vector<TensorWork> work = plan_tensors(job, src, ctx.get());
+  const auto meta = make_meta(job, src, work);
+  const size_t align = gguf_get_alignment(meta.get());
+
+  QuantizeResult result;
+  result.meta_size_bytes = static_cast<int64_t>(gguf_get_meta_size(meta.get()));
+  result.output_size_bytes = result.meta_size_bytes;
+  for (const auto& w : work) {
+    const int64_t bytes = static_cast<int64_t>(ggml_nbytes(w.out));
+    result.output_size_bytes += static_cast<int64_t>(GGML_PAD(bytes, align));
+    result.tensors.push_back({w.out->name, ggml_type_name(w.from), ggml_type_name(w.out->type),
+                              src.tensor_shape(w.src_index), bytes, false});
+  }
+  if (job.dry_run) return result;
+
+  const int n_threads = job.n_threads > 0 ? job.n_threads : std::max(1u, std::thread::hardware_concurrency());
+  const SourceFile in(job.source);
+  AtomicOutputFile out(job.out);
+  std::vector<uint8_t> header(static_cast<size_t>(result.meta_size_bytes));
+  gguf_get_meta_data(meta.get(), header.data());
+  out.write(header.data(), header.size());
+  const std::vector<uint8_t> zeros(align, 0);
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (progress) progress({"build", static_cast<int64_t>(i), static_cast<int64_t>(work.size()), work[i].out->name});
+    write_tensor(job, in, work[i], out, n_threads, logger, result.tensors[i].used_imatrix);
+    const size_t bytes = static_cast<size_t>(result.tensors[i].size_bytes);
+    out.write(zeros.data(), GGML_PAD(bytes, align) - bytes);
+  }
+  if (out.tell() != static_cast<uint64_t>(result.output_size_bytes)) {
+    throw EngineError(fmt::format("{}: wrote {} bytes, expected {}", job.out, out.tell(), result.output_size_bytes));
+  }
+  out.commit();
+  if (progress) progress({"build", static_cast<int64_t>(work.size()), static_cast<int64_t>(work.size()), ""});
+  return result;
+}
+
+}  // namespace cb::engine

@@ -1,0 +1,53 @@
+// Engine side of `build` and `surgery`: writes a GGUF whose tensors are
+// converted by ggml's own quantizers (ggml_quantize_chunk), streaming one
+// slab of rows at a time. Tensor data is byte-identical to llama-quantize
+// for the same per-tensor types (same row conversion, same imatrix slices).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cerebellum/common/log.h"
+
+namespace cb::engine {
+
+struct QuantizeJob {
+  std::string source;                      // input GGUF
+  std::string out;                         // output GGUF (unused for dry_run)
+  std::map<std::string, std::string> types;  // target type per tensor; absent = unchanged
+  // imatrix weights (sums/counts, expert-major) for a tensor; empty = none.
+  std::function<std::vector<float>(const std::string&)> imatrix_for;
+  bool stock_order = true;                 // llama-quantize's order (layer, then name); false = source order
+  std::optional<int> ftype;                // general.file_type to set (with quantization_version)
+  std::vector<std::pair<std::string, std::string>> string_kvs;  // set after the copied metadata
+  std::vector<std::pair<std::string, uint32_t>> u32_kvs;        // (in this order: strings, then u32s)
+  int n_threads = 0;                       // 0 = hardware threads
+  int64_t max_slab_bytes = 64ll << 20;     // source+output bytes of rows held at once per tensor
+  bool dry_run = false;                    // compute sizes only
+};
+
+struct QuantizedTensor {
+  std::string name;
+  std::string from_type;
+  std::string to_type;
+  std::vector<int64_t> shape;
+  int64_t size_bytes = 0;   // output data bytes (unpadded)
+  bool used_imatrix = false;
+};
+
+struct QuantizeResult {
+  int64_t output_size_bytes = 0;  // exact file size (written or predicted)
+  int64_t meta_size_bytes = 0;    // header + metadata + tensor infos, padded
+  std::vector<QuantizedTensor> tensors;  // in output order
+};
+
+// Throws InputError (bad source), RecipeError (type does not fit rows),
+// MismatchError (imatrix size), EngineError (quantizer validation), IoError.
+QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress);
+
+}  // namespace cb::engine
