@@ -1,0 +1,231 @@
+// allocate: spend a byte budget where measured damage says it matters.
+//
+//   measurements (journal) + model tensors + constraints + objective
+//     -> build_problem()   per-tensor damage curves over candidate types, exact sizes
+//     -> allocate_plan()   exact multiple-choice knapsack (the optimum of the additive model)
+//     -> greedy_original_plan()  the original project's greedy rule, as a baseline
+//
+// Everything here is a pure function of its inputs: no llama types, no I/O.
+// Outputs plan.json (cerebellum.plan/1) and tensor_types.txt. See docs/allocate.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/allocate/solver.h"
+#include "cerebellum/inspect/inspect.h"
+#include "cerebellum/measure/journal.h"
+
+namespace cb {
+
+inline constexpr const char* kPlanSchema = "cerebellum.plan/1";
+inline constexpr const char* kConstraintsSchema = "cerebellum.constraints/1";
+
+// ---- sizes -----------------------------------------------------------------
+
+int64_t pad_bytes(int64_t size_bytes, int64_t alignment_bytes);
+
+// The type stock llama-quantize actually writes when asked for `type` on this
+// tensor: the source type for tensors it refuses, the fallback type (Q4_K→Q5_0,
+// Q2_K→Q4_0, ..., then F16) when the rows do not fit the blocks.
+std::string stock_effective_type(const TensorInfo& t, const std::string& type);
+
+// Exact bytes of the tensor's data at `type` (priced at its stock fallback),
+// padded to the GGUF alignment.
+int64_t tensor_bytes_at(const TensorInfo& t, const std::string& type, int64_t alignment_bytes);
+
+// File size: fixed header/metadata bytes + Σ padded tensor bytes. Tensors not in
+// `types` keep their current type.
+int64_t model_size_bytes(const ModelInfo& model, const std::map<std::string, std::string>& types,
+                         int64_t fixed_overhead_bytes);
+
+// "7.4MB" (1e6), "7.4MiB", "7400000", "3.5bpw" (× the model's parameters / 8).
+int64_t parse_budget_bytes(const std::string& spec, int64_t n_elements);
+
+// ---- constraints (data, cerebellum.constraints/1) --------------------------
+
+struct TypeRule {
+  std::string name_regex;   // matches the whole tensor name; empty = any
+  std::string role_regex;   // matches the whole role; empty = any
+  std::string min_type;     // floor by bits per weight; empty = none
+  std::string max_type;     // ceiling by bits per weight; empty = none
+  std::vector<std::string> types;  // if non-empty, only these
+};
+
+struct Constraints {
+  // Candidate types for every tensor (the base type is always added).
+  std::vector<std::string> allowed_types{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+  std::vector<std::string> never_quantize;  // name regexes: keep the source type
+  // Roles that keep their source type unless the journal measured them (routers
+  // steer every token; an unmeasured change there is a blind bet).
+  std::vector<std::string> keep_source_unless_measured_roles{"router", "router_shexp"};
+  std::vector<TypeRule> rules;  // all matching rules apply (intersection)
+  // Let tensors stock llama-quantize refuses (norms, routers, conv1d) change type;
+  // such types go only to plan.json / our build, never to tensor_types.txt.
+  bool allow_stock_refused = false;
+};
+
+Constraints constraints_from_json(const nlohmann::json& j, const std::string& where);
+nlohmann::json to_json(const Constraints& c);
+
+// ---- objective ----------------------------------------------------------------
+
+// Domain weights, normalised to sum 1. "general" = every domain in the journal,
+// equal weights; a domain name = that domain alone; "wiki:0.4,code:0.6" = explicit.
+std::map<std::string, double> parse_objective(const std::string& spec,
+                                              const std::vector<std::string>& journal_domains);
+
+// ---- damage model ----------------------------------------------------------------
+
+// Relative quantization MSE (‖W − deq(q(W))‖² / ‖W‖², imatrix-weighted if given)
+// per tensor and type; computed by the engine (src/engine/alloc_quant_error.h).
+struct QuantErrorTable {
+  std::map<std::string, std::map<std::string, double>> rel_mse;  // tensor -> type -> value
+  std::optional<double> find(const std::string& tensor, const std::string& type) const;
+};
+
+enum class NoisePolicy { kClamp, kShrink, kKeep };
+
+struct DamageOptions {
+  // |Δ| < z·se is "not distinguishable from zero": clamped to 0 (kClamp), or
+  // shrunk towards 0 by z·se (kShrink, soft threshold), or kept (kKeep).
+  double noise_z = 2.0;
+  NoisePolicy noise = NoisePolicy::kClamp;
+};
+
+struct CandidateType {
+  std::string type;
+  int64_t size_bytes = 0;           // padded, exact
+  double damage_kld = 0;            // predicted ΔKLD vs the base config, nats
+  bool measured = false;            // damage from a measurement, not the model
+};
+
+struct TensorCurve {
+  std::string name, role;
+  int layer = -1;
+  int64_t n_elements = 0;
+  std::string source_type, base_type;
+  bool stock_quantizable = false;
+  double scale = 0;                 // damage per unit of Δ(relative MSE)
+  std::string scale_from;           // "measured" | "role:<role>" | "global" | "none"
+  std::optional<double> ablate_delta_kld;  // the tensor's own ablation, raw (for the greedy)
+  double ablate_delta_se_kld = 0;
+  std::string ablate_type;
+  std::vector<CandidateType> candidates;   // sorted by size, then type name
+};
+
+// How well the damage model predicts measurements it did not see.
+struct ModelErrorReport {
+  int n_points = 0;                 // measured (tensor, type) points used
+  int n_tensors_measured = 0, n_tensors_imputed = 0;
+  int n_loto = 0;                   // leave-one-type-out predictions (tensors with ≥2 types)
+  double loto_mae_kld = 0, loto_rmse_kld = 0;
+  int n_loo_tensor = 0;             // leave-one-tensor-out via the role scale
+  double loo_tensor_mae_kld = 0, loo_tensor_rmse_kld = 0;
+  double mean_abs_measured_kld = 0; // for scale
+  int n_noise_clamped = 0;
+  int n_probes_ignored = 0;         // interaction probes are not in the additive model
+  std::string mse_source;           // "table" | "bpw-proxy"
+};
+
+struct AllocationProblem {
+  std::string model_sha256;
+  std::string base_name;
+  int64_t alignment_bytes = 32;
+  int64_t n_elements = 0;
+  std::map<std::string, double> objective;
+  Constraints constraints;
+  std::vector<TensorCurve> tensors;  // model order
+  ModelErrorReport model_error;
+};
+
+// Builds damage curves from the journal. Throws MismatchError if the journal
+// names tensors the model lacks, RecipeError if a constraint leaves a tensor
+// with no candidate.
+AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
+                                const std::map<std::string, double>& objective,
+                                const Constraints& constraints, const QuantErrorTable* quant_error,
+                                const DamageOptions& options = {});
+
+// ---- plans -------------------------------------------------------------------
+
+struct TensorPlan {
+  std::string name, type, base_type;
+  int64_t size_bytes = 0;
+  double predicted_delta_kld = 0;
+  bool measured = false;
+  bool stock_quantizable = false;
+};
+
+struct Plan {
+  std::string method;  // "mckp" | "greedy_original" | "base"
+  std::string model_sha256;
+  int64_t budget_bytes = 0, size_bytes = 0, fixed_overhead_bytes = 0;
+  double predicted_delta_kld = 0;
+  std::vector<TensorPlan> tensors;
+  KnapsackResult solver;  // for "mckp"
+  std::map<std::string, std::string> types() const;
+};
+
+// The optimum of the additive model under budget_bytes (file bytes). BudgetError
+// (with the smallest feasible file size) when nothing fits.
+Plan allocate_plan(const AllocationProblem& problem, int64_t budget_bytes,
+                   int64_t fixed_overhead_bytes, const SolverOptions& solver = {});
+
+// The base configuration itself, priced and scored (damage 0 by definition).
+Plan base_plan(const AllocationProblem& problem, int64_t fixed_overhead_bytes);
+
+struct GreedyOptions {
+  // Classification threshold on the tensor's ablation Δ (nats). The original used
+  // a fixed 0.02 PPL; 0 here means "z·se of that measurement" (DamageOptions).
+  double noise_threshold_kld = 0;
+  double noise_z = 2.0;
+};
+
+// The original project's rule (osmosis/cerebellum.py ablation_aware_allocate),
+// reimplemented on our measurements and exact sizes; docs/allocate.md spells it out.
+// Scored with the same damage model as allocate_plan so the two compare.
+Plan greedy_original_plan(const AllocationProblem& problem, int64_t budget_bytes,
+                          int64_t fixed_overhead_bytes, const GreedyOptions& options = {});
+
+// plan.json body. `extra` (e.g. baselines to compare) is merged at top level.
+nlohmann::json plan_to_json(const Plan& plan, const AllocationProblem& problem,
+                            const nlohmann::json& extra = nlohmann::json::object());
+
+// tensor_types.txt: one anchored, escaped regex per stock-quantizable tensor
+// ("^blk\.0\.attn_q\.weight$=q4_K"), because llama-quantize matches the left side
+// with regex_search and the first match wins ("output.weight" would also hit
+// "blk.0.attn_output.weight"). Tensors stock refuses are left out (plan.json only).
+std::string tensor_types_text(const Plan& plan, const std::string& header_comment = "");
+
+// ---- transfer ----------------------------------------------------------------
+
+struct RecipeLine {
+  std::string pattern;  // exact name or regex, as in the recipe
+  std::string type;
+};
+
+// Reads recipe text (name=type lines, # comments, blank lines).
+std::vector<RecipeLine> parse_recipe_lines(const std::string& text, const std::string& where);
+
+struct TransferResult {
+  std::vector<RecipeLine> lines;
+  std::vector<std::string> notes;  // what was dropped / changed, and why
+  bool verbatim = false;           // same depth: copied as is
+};
+
+// Maps a per-tensor recipe from a model of `from_layers` layers to `target`:
+// target layer j takes the type of source layer round(j·N/M) (clamped), the
+// inverse of "layer i of N → round(i·M/N) of M", so every target layer gets
+// exactly one source; roles are preserved, non-layer lines are copied. Types
+// whose blocks do not fit the target's rows become the stock fallback; lines
+// naming tensors the target lacks are dropped (noted).
+TransferResult transfer_recipe(const std::vector<RecipeLine>& recipe, int from_layers,
+                               const ModelInfo& target);
+
+}  // namespace cb

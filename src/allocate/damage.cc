@@ -1,0 +1,324 @@
+// Damage curves: measured points where the journal has them, the quantization
+// error model elsewhere. The model: damage_i(t) = s_i · (x_i(t) − x_i(base_i)),
+// x = relative quantization MSE of tensor i at type t (from the engine's table,
+// or the proxy 2^(−2·bpw) when no table is given), s_i fitted through the origin
+// on tensor i's measured points (role median, then global median, when none).
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "cerebellum/allocate/allocate.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/quant_types.h"
+
+namespace cb {
+namespace {
+
+struct Point {
+  double delta = 0, se = 0;
+  bool from_group = false;
+};
+
+// (tensor, type) -> combined point over the objective's domains.
+using Points = std::map<std::string, std::map<std::string, Point>>;
+
+struct DomainAcc {
+  double sum = 0, se2 = 0;
+  int n = 0;
+  bool group = false;
+};
+
+double bpw_of(const std::string& type) { return type_by_name(type).bits_per_weight(); }
+
+double rel_mse(const QuantErrorTable* table, const std::string& tensor, const std::string& type) {
+  if (table) {
+    if (auto v = table->find(tensor, type)) return *v;
+  }
+  return std::pow(2.0, -2.0 * bpw_of(type));  // uniform-quantizer noise per weight
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Splits a group measurement over its tensors in proportion to the bytes each
+// one changed (the model has no better prior for who did the damage).
+void add_measurement(const ModelInfo& model, const std::map<std::string, std::string>& base,
+                     const JournalMeasurement& m,
+                     std::map<std::string, std::map<std::string, std::map<std::string, DomainAcc>>>& acc) {
+  std::vector<std::pair<std::string, double>> shares;
+  double total = 0;
+  for (const auto& [tensor, type] : m.types) {
+    const TensorInfo* t = model.find(tensor);
+    if (!t) {
+      throw MismatchError(fmt::format("journal measures tensor '{}', which the model does not have",
+                                      tensor));
+    }
+    auto b = base.find(tensor);
+    const std::string base_type = b == base.end() ? t->type : b->second;
+    const double w = std::abs(static_cast<double>(tensor_bytes_at(*t, type, 1) -
+                                                  tensor_bytes_at(*t, base_type, 1)));
+    shares.emplace_back(tensor, w);
+    total += w;
+  }
+  for (const auto& [tensor, w] : shares) {
+    const double f = shares.size() == 1 ? 1.0 : (total > 0 ? w / total : 1.0 / shares.size());
+    DomainAcc& a = acc[tensor][type_by_name(m.types.at(tensor)).name][m.domain];
+    a.sum += f * m.delta_kld;
+    a.se2 += f * f * m.delta_kld_se * m.delta_kld_se;
+    a.n += 1;
+    a.group = a.group || shares.size() > 1;
+  }
+}
+
+Points combine_points(const ModelInfo& model, const Journal& journal,
+                      const std::map<std::string, double>& objective) {
+  std::map<std::string, std::map<std::string, std::map<std::string, DomainAcc>>> acc;
+  for (const auto& m : journal.measurements) {
+    if (objective.count(m.domain) && objective.at(m.domain) > 0) {
+      add_measurement(model, journal.header.base_types, m, acc);
+    }
+  }
+  Points points;
+  for (const auto& [tensor, by_type] : acc) {
+    for (const auto& [type, by_domain] : by_type) {
+      double wsum = 0, delta = 0, se2 = 0;
+      bool group = false;
+      for (const auto& [domain, a] : by_domain) {
+        const double w = objective.at(domain);
+        wsum += w;
+        delta += w * a.sum / a.n;  // repeated runs: their mean
+        se2 += w * w * a.se2 / (a.n * a.n);
+        group = group || a.group;
+      }
+      // Renormalise over the domains this point has (a missing domain is unknown, not 0).
+      points[tensor][type] = Point{delta / wsum, std::sqrt(se2) / wsum, group};
+    }
+  }
+  return points;
+}
+
+double apply_noise(double delta, double se, const DamageOptions& opt, int* n_clamped) {
+  const double band = opt.noise_z * se;
+  if (opt.noise == NoisePolicy::kKeep || std::abs(delta) >= band) {
+    if (opt.noise == NoisePolicy::kShrink) return delta - std::copysign(band, delta);
+    return delta;
+  }
+  ++*n_clamped;
+  return 0.0;
+}
+
+bool full_match(const std::string& re, const std::string& s) {
+  return re.empty() || std::regex_match(s, std::regex(re));
+}
+
+// Candidate types as data-driven filters: allowed set ∪ base, rows fit, rules.
+std::vector<std::string> candidate_types(const TensorInfo& t, const std::string& base_type,
+                                         const Constraints& c, const std::set<std::string>& measured) {
+  const std::string source = type_by_name(t.type).name;
+  const auto role_listed = [&](const std::vector<std::string>& roles) {
+    return std::find(roles.begin(), roles.end(), t.role) != roles.end();
+  };
+  for (const auto& re : c.never_quantize) {
+    if (full_match(re, t.name)) return {source};
+  }
+  if (!t.stock_quantizable && !c.allow_stock_refused) return {source};
+  std::set<std::string> types(c.allowed_types.begin(), c.allowed_types.end());
+  types.insert(base_type);
+  if (role_listed(c.keep_source_unless_measured_roles)) {
+    types = measured;
+    types.insert(source);
+  }
+  std::vector<std::string> out;
+  for (const auto& name : types) {
+    const TypeInfo& ti = type_by_name(name);
+    if (!row_fits(ti, t.row_elems())) continue;
+    bool ok = true;
+    for (const auto& r : c.rules) {
+      if (!full_match(r.name_regex, t.name) || !full_match(r.role_regex, t.role)) continue;
+      if (!r.min_type.empty() && ti.bits_per_weight() < bpw_of(r.min_type)) ok = false;
+      if (!r.max_type.empty() && ti.bits_per_weight() > bpw_of(r.max_type)) ok = false;
+      if (!r.types.empty() && std::find(r.types.begin(), r.types.end(), ti.name) == r.types.end()) ok = false;
+    }
+    if (ok) out.push_back(ti.name);
+  }
+  if (out.empty()) {
+    throw RecipeError(fmt::format("constraints leave tensor '{}' (role {}, rows of {}) no type",
+                                  t.name, t.role, t.row_elems()));
+  }
+  return out;
+}
+
+// Least-squares scale through the origin; nullopt when the points carry no signal.
+std::optional<double> fit_scale(const std::vector<std::pair<double, double>>& xd) {
+  double sxx = 0, sxd = 0;
+  for (const auto& [x, d] : xd) sxx += x * x, sxd += x * d;
+  if (!(sxx > 0)) return std::nullopt;
+  return std::max(0.0, sxd / sxx);  // extrapolation never predicts that fewer bits help
+}
+
+struct Fitted {
+  std::map<std::string, std::vector<std::pair<double, double>>> xd;  // tensor -> (Δx, Δ)
+  std::map<std::string, double> scale;                               // measured tensors
+};
+
+void report_errors(const Fitted& f, const std::map<std::string, std::string>& role_of,
+                   ModelErrorReport& rep);
+
+}  // namespace
+
+std::optional<double> QuantErrorTable::find(const std::string& tensor, const std::string& type) const {
+  auto it = rel_mse.find(tensor);
+  if (it == rel_mse.end()) return std::nullopt;
+  auto jt = it->second.find(type);
+  if (jt == it->second.end()) return std::nullopt;
+  return jt->second;
+}
+
+AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
+                                const std::map<std::string, double>& objective,
+                                const Constraints& constraints, const QuantErrorTable* qerr,
+                                const DamageOptions& opt) {
+  AllocationProblem p;
+  p.model_sha256 = journal.header.model_sha256;
+  p.base_name = journal.header.base_name;
+  p.alignment_bytes = model.alignment_bytes;
+  p.n_elements = model.n_elements;
+  p.objective = objective;
+  p.constraints = constraints;
+  ModelErrorReport& rep = p.model_error;
+  rep.mse_source = qerr ? "table" : "bpw-proxy";
+  rep.n_probes_ignored = static_cast<int>(journal.probes.size());
+
+  const Points raw = combine_points(model, journal, objective);
+  const auto base_of = [&](const TensorInfo& t) {
+    auto it = journal.header.base_types.find(t.name);
+    return type_by_name(it == journal.header.base_types.end() ? t.type : it->second).name;
+  };
+  const auto dx = [&](const TensorInfo& t, const std::string& type) {
+    return rel_mse(qerr, t.name, type) - rel_mse(qerr, t.name, base_of(t));
+  };
+
+  // Noise-treated points and per-tensor scales.
+  Points pts = raw;
+  Fitted fit;
+  std::map<std::string, std::vector<double>> role_scales;
+  std::vector<double> all_scales;
+  double abs_sum = 0;
+  for (auto& [tensor, by_type] : pts) {
+    const TensorInfo& t = *model.find(tensor);
+    for (auto& [type, pt] : by_type) {
+      pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
+      fit.xd[tensor].emplace_back(dx(t, type), pt.delta);
+      abs_sum += std::abs(pt.delta);
+      ++rep.n_points;
+    }
+    if (auto s = fit_scale(fit.xd[tensor])) {
+      fit.scale[tensor] = *s;
+      role_scales[t.role].push_back(*s);
+      all_scales.push_back(*s);
+    }
+  }
+  rep.n_tensors_measured = static_cast<int>(pts.size());
+  rep.mean_abs_measured_kld = rep.n_points ? abs_sum / rep.n_points : 0;
+
+  std::map<std::string, std::string> role_of;
+  for (const auto& t : model.tensors) {
+    TensorCurve c;
+    c.name = t.name;
+    c.role = t.role;
+    c.layer = t.layer;
+    c.n_elements = t.n_elements;
+    c.source_type = type_by_name(t.type).name;
+    c.base_type = base_of(t);
+    c.stock_quantizable = t.stock_quantizable;
+    role_of[t.name] = t.role;
+    const auto pit = pts.find(t.name);
+    std::set<std::string> measured_types;
+    if (pit != pts.end()) {
+      for (const auto& [type, pt] : pit->second) measured_types.insert(type);
+    }
+    if (auto sit = fit.scale.find(t.name); sit != fit.scale.end()) {
+      c.scale = sit->second, c.scale_from = "measured";
+    } else if (role_scales.count(t.role)) {
+      c.scale = median(role_scales[t.role]), c.scale_from = "role:" + t.role;
+    } else if (!all_scales.empty()) {
+      c.scale = median(all_scales), c.scale_from = "global";
+    } else {
+      c.scale_from = "none";
+    }
+    if (c.scale_from != "measured" && c.scale_from != "none") ++rep.n_tensors_imputed;
+    // The tensor's own single-tensor ablation, raw, for the greedy baseline.
+    if (auto rit = raw.find(t.name); rit != raw.end()) {
+      for (const auto& [type, pt] : rit->second) {
+        if (!pt.from_group && bpw_of(type) < bpw_of(c.base_type) &&
+            (!c.ablate_delta_kld || bpw_of(type) < bpw_of(c.ablate_type))) {
+          c.ablate_delta_kld = pt.delta, c.ablate_delta_se_kld = pt.se, c.ablate_type = type;
+        }
+      }
+    }
+    for (const auto& type : candidate_types(t, c.base_type, constraints, measured_types)) {
+      CandidateType cand;
+      cand.type = type;
+      cand.size_bytes = tensor_bytes_at(t, type, model.alignment_bytes);
+      if (measured_types.count(type)) {
+        cand.damage_kld = pit->second.at(type).delta, cand.measured = true;
+      } else if (type != c.base_type) {
+        cand.damage_kld = c.scale * dx(t, type);
+      }
+      c.candidates.push_back(cand);
+    }
+    std::sort(c.candidates.begin(), c.candidates.end(), [](const auto& a, const auto& b) {
+      return a.size_bytes != b.size_bytes ? a.size_bytes < b.size_bytes : a.type < b.type;
+    });
+    p.tensors.push_back(std::move(c));
+  }
+  report_errors(fit, role_of, rep);
+  return p;
+}
+
+namespace {
+
+void report_errors(const Fitted& f, const std::map<std::string, std::string>& role_of,
+                   ModelErrorReport& rep) {
+  // Leave-one-type-out: refit the tensor's scale without the point, predict it.
+  double se = 0, ae = 0;
+  for (const auto& [tensor, xd] : f.xd) {
+    if (xd.size() < 2) continue;
+    for (size_t k = 0; k < xd.size(); ++k) {
+      auto rest = xd;
+      rest.erase(rest.begin() + static_cast<long>(k));
+      const double pred = fit_scale(rest).value_or(0.0) * xd[k].first;
+      const double err = pred - xd[k].second;
+      se += err * err, ae += std::abs(err), ++rep.n_loto;
+    }
+  }
+  if (rep.n_loto) rep.loto_mae_kld = ae / rep.n_loto, rep.loto_rmse_kld = std::sqrt(se / rep.n_loto);
+  // Leave-one-tensor-out: predict a measured tensor from its role's other tensors.
+  se = ae = 0;
+  for (const auto& [tensor, xd] : f.xd) {
+    std::vector<double> others;
+    for (const auto& [other, s] : f.scale) {
+      if (other != tensor && role_of.at(other) == role_of.at(tensor)) others.push_back(s);
+    }
+    if (others.empty()) continue;
+    const double s = median(others);
+    for (const auto& [x, d] : xd) {
+      const double err = s * x - d;
+      se += err * err, ae += std::abs(err), ++rep.n_loo_tensor;
+    }
+  }
+  if (rep.n_loo_tensor) {
+    rep.loo_tensor_mae_kld = ae / rep.n_loo_tensor;
+    rep.loo_tensor_rmse_kld = std::sqrt(se / rep.n_loo_tensor);
+  }
+}
+
+}  // namespace
+}  // namespace cb

@@ -1,0 +1,158 @@
+// The original project's allocator (osmosis/cerebellum.py, ablation_aware_allocate),
+// rebuilt on our data so it can be compared at equal budgets. The rule, faithfully:
+//  1. classify tensors with an ablation: Δ < −thr "demote", Δ > thr "sacred", else neutral;
+//  2. demote each "demote" tensor one tier (q8_0 > q6_K > q5_K > q4_K > q3_K > q2_K);
+//  3. layer score = mean Δ of the layer's tested tensors, interpolated linearly
+//     over untested layers; untested tensors in layers scoring < −thr demote one tier;
+//  4. promotion budget = bytes saved + (budget − base size); in passes, every
+//     tensor one tier below its ceiling is a candidate with benefit Δ·n_elements
+//     (sacred) or layer score·n_elements (others, if > 0), sorted by
+//     benefit / bytes; take each that still fits; stop when a pass takes none.
+// Differences from the original, all to make the comparison fair: exact sizes
+// instead of dry-run MiB, thr from the measurement's own z·se (or a fixed value),
+// and only types the constraints allow.
+#include <algorithm>
+#include <cmath>
+
+#include "cerebellum/allocate/allocate.h"
+
+namespace cb {
+namespace {
+
+constexpr const char* kTiers[] = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+
+int tier_of(const std::string& type) {
+  for (int i = 0; i < 6; ++i) {
+    if (type == kTiers[i]) return i;
+  }
+  return -1;
+}
+
+// Index of `type` in the tensor's candidates, -1 if not allowed.
+int cand_index(const TensorCurve& c, const std::string& type) {
+  for (size_t k = 0; k < c.candidates.size(); ++k) {
+    if (c.candidates[k].type == type) return static_cast<int>(k);
+  }
+  return -1;
+}
+
+int step_tier(const TensorCurve& c, int current, int dir) {
+  const int t = tier_of(c.candidates[current].type);
+  if (t < 0 || t + dir < 0 || t + dir >= 6) return -1;
+  return cand_index(c, kTiers[t + dir]);
+}
+
+std::map<int, double> layer_scores(const AllocationProblem& p) {
+  std::map<int, std::vector<double>> by_layer;
+  int n_layers = 0;
+  for (const auto& c : p.tensors) {
+    n_layers = std::max(n_layers, c.layer + 1);
+    if (c.layer >= 0 && c.ablate_delta_kld) by_layer[c.layer].push_back(*c.ablate_delta_kld);
+  }
+  std::map<int, double> known, out;
+  for (const auto& [l, v] : by_layer) {
+    double s = 0;
+    for (double d : v) s += d;
+    known[l] = s / v.size();
+  }
+  for (int l = 0; l < n_layers; ++l) {
+    auto hi = known.lower_bound(l);
+    if (hi != known.end() && hi->first == l) {
+      out[l] = hi->second;
+    } else if (known.empty()) {
+      out[l] = 0;
+    } else if (hi == known.begin()) {
+      out[l] = hi->second;
+    } else if (hi == known.end()) {
+      out[l] = std::prev(hi)->second;
+    } else {
+      auto lo = std::prev(hi);
+      const double f = double(l - lo->first) / (hi->first - lo->first);
+      out[l] = lo->second + f * (hi->second - lo->second);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Plan greedy_original_plan(const AllocationProblem& p, int64_t budget_bytes,
+                          int64_t fixed_overhead_bytes, const GreedyOptions& opt) {
+  const Plan base = base_plan(p, fixed_overhead_bytes);
+  std::vector<int> cur;
+  for (const auto& c : p.tensors) cur.push_back(cand_index(c, c.base_type));
+  const auto thr_of = [&](const TensorCurve& c) {
+    return opt.noise_threshold_kld > 0 ? opt.noise_threshold_kld : opt.noise_z * c.ablate_delta_se_kld;
+  };
+  const auto size_at = [&](size_t i, int k) { return p.tensors[i].candidates[k].size_bytes; };
+  int64_t saved = 0;
+  const std::map<int, double> scores = layer_scores(p);
+  for (size_t i = 0; i < p.tensors.size(); ++i) {  // phases 1 and 2: demotions
+    const TensorCurve& c = p.tensors[i];
+    bool demote = false;
+    if (c.ablate_delta_kld) {
+      demote = *c.ablate_delta_kld < -thr_of(c);
+    } else if (c.layer >= 0) {
+      const double thr = opt.noise_threshold_kld > 0 ? opt.noise_threshold_kld : 0.0;
+      demote = scores.at(c.layer) < -thr;
+    }
+    const int down = demote ? step_tier(c, cur[i], -1) : -1;
+    if (down >= 0 && size_at(i, down) < size_at(i, cur[i])) {
+      saved += size_at(i, cur[i]) - size_at(i, down);
+      cur[i] = down;
+    }
+  }
+  const int64_t promo_budget = saved + (budget_bytes - base.size_bytes);
+  int64_t spent = 0;
+  for (;;) {  // phase 3: promotion passes
+    struct Cand {
+      size_t i;
+      int to;
+      double eff;
+    };
+    std::vector<Cand> cands;
+    for (size_t i = 0; i < p.tensors.size(); ++i) {
+      const TensorCurve& c = p.tensors[i];
+      const int up = step_tier(c, cur[i], +1);
+      if (up < 0) continue;
+      const int64_t cost = size_at(i, up) - size_at(i, cur[i]);
+      if (cost <= 0) continue;
+      double benefit = 0;
+      if (c.ablate_delta_kld && *c.ablate_delta_kld > thr_of(c)) {
+        benefit = *c.ablate_delta_kld * c.n_elements;
+      } else {
+        const double s = c.layer >= 0 ? scores.at(c.layer) : 0.0;
+        if (s <= 0) continue;
+        benefit = s * c.n_elements;
+      }
+      cands.push_back({i, up, benefit / cost});
+    }
+    std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.eff > b.eff; });
+    int taken = 0;
+    for (const auto& c : cands) {
+      const int64_t cost = size_at(c.i, c.to) - size_at(c.i, cur[c.i]);
+      if (spent + cost > promo_budget) continue;
+      spent += cost;
+      cur[c.i] = c.to;
+      ++taken;
+    }
+    if (taken == 0) break;
+  }
+  Plan plan;
+  plan.method = "greedy_original";
+  plan.model_sha256 = p.model_sha256;
+  plan.budget_bytes = budget_bytes;
+  plan.fixed_overhead_bytes = fixed_overhead_bytes;
+  plan.size_bytes = fixed_overhead_bytes;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const TensorCurve& c = p.tensors[i];
+    const CandidateType& cand = c.candidates[cur[i]];
+    plan.tensors.push_back({c.name, cand.type, c.base_type, cand.size_bytes, cand.damage_kld,
+                            cand.measured, c.stock_quantizable});
+    plan.size_bytes += cand.size_bytes;
+    plan.predicted_delta_kld += cand.damage_kld;
+  }
+  return plan;
+}
+
+}  // namespace cb

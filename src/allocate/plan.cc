@@ -1,0 +1,139 @@
+// From damage curves to a plan: the knapsack optimum, the base config, JSON and
+// the stock tensor-type file.
+#include <fmt/format.h>
+
+#include "cerebellum/allocate/allocate.h"
+#include "cerebellum/common/error.h"
+
+namespace cb {
+namespace {
+
+using nlohmann::json;
+
+Plan plan_from_choice(const AllocationProblem& p, const std::vector<int>& choice,
+                      int64_t fixed_overhead_bytes) {
+  Plan plan;
+  plan.model_sha256 = p.model_sha256;
+  plan.fixed_overhead_bytes = fixed_overhead_bytes;
+  plan.size_bytes = fixed_overhead_bytes;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const TensorCurve& c = p.tensors[i];
+    const CandidateType& cand = c.candidates[choice[i]];
+    plan.tensors.push_back({c.name, cand.type, c.base_type, cand.size_bytes, cand.damage_kld,
+                            cand.measured, c.stock_quantizable});
+    plan.size_bytes += cand.size_bytes;
+    plan.predicted_delta_kld += cand.damage_kld;
+  }
+  return plan;
+}
+
+// Escapes regex metacharacters so a tensor name matches only itself.
+std::string escape_regex(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (std::string_view(".^$|()[]{}*+?\\").find(ch) != std::string_view::npos) out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> Plan::types() const {
+  std::map<std::string, std::string> out;
+  for (const auto& t : tensors) out[t.name] = t.type;
+  return out;
+}
+
+Plan allocate_plan(const AllocationProblem& p, int64_t budget_bytes, int64_t fixed_overhead_bytes,
+                   const SolverOptions& solver) {
+  std::vector<KnapsackItem> items;
+  for (const auto& c : p.tensors) {
+    KnapsackItem item;
+    for (const auto& cand : c.candidates) item.options.push_back({cand.size_bytes, cand.damage_kld});
+    items.push_back(std::move(item));
+  }
+  KnapsackResult res;
+  try {
+    res = solve_mckp(items, budget_bytes - fixed_overhead_bytes, solver);
+  } catch (const BudgetError&) {
+    int64_t min_bytes = fixed_overhead_bytes;
+    for (const auto& item : items) min_bytes += item.options.front().size_bytes;  // sorted by size
+    throw BudgetError(fmt::format("budget of {} bytes is infeasible under these constraints: the "
+                                  "smallest feasible file is {} bytes", budget_bytes, min_bytes));
+  }
+  Plan plan = plan_from_choice(p, res.choice, fixed_overhead_bytes);
+  plan.method = "mckp";
+  plan.budget_bytes = budget_bytes;
+  plan.solver = res;
+  return plan;
+}
+
+Plan base_plan(const AllocationProblem& p, int64_t fixed_overhead_bytes) {
+  std::vector<int> choice;
+  for (const auto& c : p.tensors) {
+    int idx = -1;
+    for (size_t k = 0; k < c.candidates.size(); ++k) {
+      if (c.candidates[k].type == c.base_type) idx = static_cast<int>(k);
+    }
+    if (idx < 0) {
+      throw RecipeError(fmt::format("constraints exclude the base type {} of '{}'", c.base_type, c.name));
+    }
+    choice.push_back(idx);
+  }
+  Plan plan = plan_from_choice(p, choice, fixed_overhead_bytes);
+  plan.method = "base";
+  plan.budget_bytes = plan.size_bytes;
+  return plan;
+}
+
+json plan_to_json(const Plan& plan, const AllocationProblem& p, const json& extra) {
+  json tensors = json::array();
+  for (const auto& t : plan.tensors) {
+    tensors.push_back({{"name", t.name}, {"type", t.type}, {"base_type", t.base_type},
+                       {"size_bytes", t.size_bytes}, {"predicted_delta_kld", t.predicted_delta_kld},
+                       {"measured", t.measured}, {"stock_quantizable", t.stock_quantizable}});
+  }
+  const ModelErrorReport& e = p.model_error;
+  json j{{"schema", kPlanSchema},
+         {"method", plan.method},
+         {"model_sha256", plan.model_sha256},
+         {"base", p.base_name},
+         {"budget_bytes", plan.budget_bytes},
+         {"size_bytes", plan.size_bytes},
+         {"fixed_overhead_bytes", plan.fixed_overhead_bytes},
+         {"predicted_delta_kld", plan.predicted_delta_kld},
+         {"types", plan.types()},
+         {"objective", p.objective},
+         {"constraints", to_json(p.constraints)},
+         {"tensors", tensors},
+         {"model_error",
+          {{"mse_source", e.mse_source}, {"n_points", e.n_points},
+           {"n_tensors_measured", e.n_tensors_measured}, {"n_tensors_imputed", e.n_tensors_imputed},
+           {"n_noise_clamped", e.n_noise_clamped}, {"n_probes_ignored", e.n_probes_ignored},
+           {"mean_abs_measured_kld", e.mean_abs_measured_kld},
+           {"loto", {{"n", e.n_loto}, {"mae_kld", e.loto_mae_kld}, {"rmse_kld", e.loto_rmse_kld}}},
+           {"loo_tensor",
+            {{"n", e.n_loo_tensor}, {"mae_kld", e.loo_tensor_mae_kld},
+             {"rmse_kld", e.loo_tensor_rmse_kld}}}}}};
+  if (plan.method == "mckp") {
+    j["solver"] = {{"method", "dp-multiple-choice-knapsack"},
+                   {"exact", plan.solver.exact},
+                   {"granularity_bytes", plan.solver.granularity_bytes},
+                   {"lower_bound_delta_kld", plan.solver.lower_bound}};
+  }
+  for (const auto& [k, v] : extra.items()) j[k] = v;
+  return j;
+}
+
+std::string tensor_types_text(const Plan& plan, const std::string& header_comment) {
+  std::string out;
+  if (!header_comment.empty()) out += "# " + header_comment + "\n";
+  for (const auto& t : plan.tensors) {
+    if (!t.stock_quantizable) continue;  // stock would ignore it; plan.json carries it
+    out += fmt::format("^{}$={}\n", escape_regex(t.name), t.type);
+  }
+  return out;
+}
+
+}  // namespace cb
