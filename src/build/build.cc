@@ -135,8 +135,10 @@ BuildReport build_model(const BuildOptions& o, const Logger& logger, const Progr
   return report;
 }
 
-int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types) {
+int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types,
+                                  const std::string& imatrix_path) {
   engine::QuantizeJob job;
+  if (!imatrix_path.empty()) add_imatrix_kvs(imatrix_path, read_imatrix(imatrix_path), job);
   job.source = source;
   job.ftype = 0;  // the two u32 keys a build adds; the value does not change the size
   for (const auto& [name, type] : types) job.types[name] = type_by_name(type).name;

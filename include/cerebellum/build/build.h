@@ -60,7 +60,9 @@ BuildReport build_model(const BuildOptions& options, const Logger& logger = {}, 
 
 // Exact output file size of `source` with these per-tensor types (absent
 // tensors unchanged), without writing: what the allocator budgets with.
-int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types);
+// Pass the imatrix the build will use: its metadata keys add a few bytes.
+int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types,
+                                  const std::string& imatrix_path = "");
 
 struct SurgeryOptions {
   std::string in;                         // existing GGUF, possibly quantized
