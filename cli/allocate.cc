@@ -1,0 +1,108 @@
+// cerebellum allocate --measurements M.jsonl --source SRC.gguf --budget 7.4MB|7400000|3.5bpw
+//   [--objective general|code|en|wiki:0.4,code:0.6] [--constraints C.json]
+//   [--quant-error none|TABLE.json] --out plan.json --tensor-types tensor_types.txt
+#include <fmt/format.h>
+
+#include "cerebellum/allocate/allocate.h"
+#include "cerebellum/build/build.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cli_util.h"
+#include "command.h"
+
+namespace cb::cli {
+namespace {
+
+struct AllocateArgs {
+  std::string measurements, source, budget, objective = "general", constraints;
+  std::string quant_error = "none";
+  std::string out, tensor_types;
+  double noise_z = 2.0;
+  bool no_greedy = false;
+};
+
+QuantErrorTable load_quant_error(const std::string& path) {
+  QuantErrorTable t;
+  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw InputError(path + ": not a JSON object");
+  const auto& body = j.contains("rel_mse") ? j["rel_mse"] : j;
+  t.rel_mse = body.get<std::map<std::string, std::map<std::string, double>>>();
+  return t;
+}
+
+// Header/metadata bytes of the output: the build's exact dry-run size of the
+// base assignment minus our padded tensor bytes (constant for a given source).
+int64_t calibrate_overhead(const ModelInfo& model, const AllocationProblem& p) {
+  std::map<std::string, std::string> base;
+  int64_t tensor_bytes = 0;
+  for (const auto& c : p.tensors) base[c.name] = c.base_type;
+  for (const auto& t : model.tensors) tensor_bytes += tensor_bytes_at(t, base.at(t.name), model.alignment_bytes);
+  return predict_output_size_bytes(model.path, base) - tensor_bytes;
+}
+
+nlohmann::json summary(const Plan& plan) {
+  return {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
+          {"types", plan.types()}};
+}
+
+void run_allocate(const AllocateArgs& a) {
+  const Logger log = stderr_logger();
+  const Journal journal = read_journal(a.measurements);
+  if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements));
+  const ModelInfo model = inspect_model(a.source);
+  const std::string sha = sha256_file(a.source);
+  if (!journal.header.model_sha256.empty() && journal.header.model_sha256 != sha) {
+    throw MismatchError(fmt::format("{} was measured on model {}, not {} ({})", a.measurements,
+                                    journal.header.model_sha256, a.source, sha));
+  }
+  Constraints constraints;
+  if (!a.constraints.empty()) {
+    constraints = constraints_from_json(nlohmann::json::parse(read_file(a.constraints)), a.constraints);
+  }
+  std::optional<QuantErrorTable> qerr;
+  if (a.quant_error != "none") qerr = load_quant_error(a.quant_error);
+  DamageOptions dopt;
+  dopt.noise_z = a.noise_z;
+  const AllocationProblem p = build_problem(model, journal, parse_objective(a.objective, journal.domains()),
+                                            constraints, qerr ? &*qerr : nullptr, dopt);
+  const int64_t overhead = calibrate_overhead(model, p);
+  const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
+  const Plan plan = allocate_plan(p, budget, overhead);
+  nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
+  extra["baselines"]["base"] = summary(base_plan(p, overhead));
+  if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead));
+  write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
+  if (!a.tensor_types.empty()) {
+    write_file_atomic(a.tensor_types,
+                      tensor_types_text(plan, fmt::format("cerebellum allocate: {} bytes (budget {}), "
+                                                          "predicted dKLD {:.5f}", plan.size_bytes,
+                                                          budget, plan.predicted_delta_kld)));
+  }
+  log.info(fmt::format("plan: {} (budget {}), predicted ΔKLD {:.5f} nats (lower bound {:.5f}); "
+                       "model LOTO MAE {:.5f} over {} points",
+                       human_bytes(plan.size_bytes), human_bytes(budget), plan.predicted_delta_kld,
+                       plan.solver.lower_bound, p.model_error.loto_mae_kld, p.model_error.n_loto));
+}
+
+void setup_allocate(CLI::App& app) {
+  auto a = std::make_shared<AllocateArgs>();
+  auto* cmd = app.add_subcommand("allocate", "spend a byte budget where measured damage matters");
+  cmd->add_option("--measurements", a->measurements, "measurements.jsonl")->required();
+  cmd->add_option("--source", a->source, "source GGUF the measurements were taken on")->required();
+  cmd->add_option("--budget", a->budget, "file size: 7.4MB, 7400000, 7MiB or 3.5bpw")->required();
+  cmd->add_option("--objective", a->objective, "general | DOMAIN | d1:w1,d2:w2 (default general)");
+  cmd->add_option("--constraints", a->constraints, "constraints JSON (cerebellum.constraints/1)");
+  cmd->add_option("--quant-error", a->quant_error,
+                  "none (2^-2bpw proxy) | JSON {tensor:{type:rel_mse}} (default none)");
+  cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 2)");
+  cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
+  cmd->add_option("--out", a->out, "plan.json")->required();
+  cmd->add_option("--tensor-types", a->tensor_types, "tensor_types.txt for llama-quantize / build");
+  cmd->callback([a] { run_allocate(*a); });
+}
+
+}  // namespace
+
+CB_REGISTER_COMMAND("allocate", 40, setup_allocate);
+
+}  // namespace cb::cli
