@@ -40,9 +40,9 @@ int64_t calibrate_overhead(const ModelInfo& model, const AllocationProblem& p) {
   return predict_output_size_bytes(model.path, base) - tensor_bytes;
 }
 
-nlohmann::json summary(const Plan& plan) {
+nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
   return {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
-          {"types", plan.types()}};
+          {"within_budget", plan.size_bytes <= budget_bytes}, {"types", plan.types()}};
 }
 
 void run_allocate(const AllocateArgs& a) {
@@ -69,8 +69,8 @@ void run_allocate(const AllocateArgs& a) {
   const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
   const Plan plan = allocate_plan(p, budget, overhead);
   nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
-  extra["baselines"]["base"] = summary(base_plan(p, overhead));
-  if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead));
+  extra["baselines"]["base"] = summary(base_plan(p, overhead), budget);
+  if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead), budget);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
   if (!a.tensor_types.empty()) {
     write_file_atomic(a.tensor_types,
