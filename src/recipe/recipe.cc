@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -18,6 +19,10 @@ namespace {
 
 constexpr const char* kSchema = "cerebellum.recipe/1";
 
+// ggml_quantize_chunk handles these although they have no reference row
+// quantizer (TypeInfo::can_quantize is false): they need an imatrix instead.
+const std::set<std::string> kImatrixOnlyQuantizers = {"iq2_xxs", "iq2_xs", "iq1_s", "iq1_m"};
+
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
@@ -30,7 +35,7 @@ RecipeRule make_rule(const std::string& pattern, const std::string& type, int li
   if (pattern.empty()) throw RecipeError(fmt::format("{}: missing tensor name before '='", where));
   const auto t = find_type(type);
   if (!t) throw RecipeError(fmt::format("{}: unknown tensor type '{}' for '{}'", where, type, pattern));
-  if (!t->can_quantize) {
+  if (!t->can_quantize && !kImatrixOnlyQuantizers.count(t->name)) {
     throw RecipeError(fmt::format("{}: ggml cannot quantize to type '{}' ('{}')", where, t->name, pattern));
   }
   try {
