@@ -129,7 +129,7 @@ std::vector<GroupScores> TasksLm::score(const std::vector<TokenGroup>& groups) {
       if (g.prefix < 1 || n_seqs < 1) throw Error("TasksLm::score: empty group");
       if (need > n_ctx || n_seqs > n_seq_max) {
         llama_batch_free(batch);
-        throw EngineError(fmt::format("a task needs {} tokens / {} sequences; context has {} / {}",
+        throw EngineError(fmt::format("a task needs {} tokens / {} sequences; context has {} / {} (raise --ctx)",
                                       need, n_seqs, n_ctx, n_seq_max));
       }
       if (n_cur + need > n_ctx || s0 + n_seqs > n_seq_max) break;
