@@ -65,7 +65,6 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
                      const EvalOptions& opts, const Logger& logger)
     : impl_(std::make_unique<Impl>()), opts_(opts), model_path_(model_path) {
   if (opts.ctx < 8) throw UsageError(fmt::format("context {} is too small (min 8)", opts.ctx));
-  if (opts.top_k < 1) throw UsageError("top_k must be >= 1");
   text_sha256_ = sha256_bytes(text.data(), text.size());
   engine::ModelLoadOptions lo;
   lo.n_threads = opts.n_threads;
@@ -75,6 +74,8 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   lo.logger = logger;
   impl_->model = engine::LlamaModel::load(model_path, lo);
   impl_->n_threads = impl_->model->n_threads();
+  // top_k <= 0: keep the whole distribution (exact KLD, 8*n_vocab B/token).
+  if (opts_.top_k <= 0 || opts_.top_k > impl_->model->n_vocab()) opts_.top_k = impl_->model->n_vocab();
   if (impl_->model->add_eos()) {
     throw InputError(fmt::format("{}: vocab appends EOS; perplexity is undefined", model_path));
   }

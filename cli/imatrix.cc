@@ -1,0 +1,42 @@
+// cerebellum imatrix --model M.gguf --text T --out F [--chunks N] [--ctx 512] [--threads N]
+#include <fmt/format.h>
+
+#include "cerebellum/common/io.h"
+#include "cerebellum/eval/imatrix_compute.h"
+#include "cli_util.h"
+#include "command.h"
+
+namespace cb::cli {
+namespace {
+
+struct ImatrixArgs {
+  std::string model, text, out;
+  eval::ImatrixOptions opts;
+};
+
+void setup_imatrix(CLI::App& app) {
+  auto a = std::make_shared<ImatrixArgs>();
+  auto* cmd = app.add_subcommand("imatrix", "importance matrix from calibration text (GGUF, as llama-imatrix)");
+  cmd->add_option("--model", a->model, "GGUF model (full precision)")->required();
+  cmd->add_option("--text", a->text, "calibration text")->required();
+  cmd->add_option("--out", a->out, "output imatrix (GGUF)")->required();
+  cmd->add_option("--chunks", a->opts.max_chunks, "chunks (-1 = all)")->capture_default_str();
+  cmd->add_option("--ctx", a->opts.ctx, "tokens per chunk")->capture_default_str();
+  cmd->add_option("--threads", a->opts.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--process-output", a->opts.include_output, "also collect output.weight");
+  cmd->callback([a] {
+    ProgressPrinter progress;
+    const Imatrix im = eval::compute_imatrix(a->model, read_file(a->text), a->text, a->opts,
+                                             stderr_logger(), progress.fn());
+    progress.finish();
+    write_imatrix_gguf(im, a->out);
+    fmt::print(stderr, "wrote {} ({} tensors, {} chunks of {})\n", a->out, im.entries.size(),
+               im.chunk_count, im.chunk_size);
+  });
+}
+
+}  // namespace
+
+CB_REGISTER_COMMAND("imatrix", 45, setup_imatrix);
+
+}  // namespace cb::cli

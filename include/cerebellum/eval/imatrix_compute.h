@@ -1,0 +1,26 @@
+// In-process importance matrix from calibration text (what llama-imatrix
+// computes): the text is tokenized and chunked as for perplexity, each chunk
+// decoded whole, and every block weight's input activations accumulated.
+#pragma once
+
+#include <string>
+
+#include "cerebellum/common/log.h"
+#include "cerebellum/imatrix/imatrix.h"
+
+namespace cb::eval {
+
+struct ImatrixOptions {
+  int ctx = 512;            // tokens per chunk (llama-imatrix -c)
+  int max_chunks = -1;      // -1 = all chunks of the text
+  int n_threads = 0;        // 0 = all cores
+  int n_batch = 2048;       // tokens per decode (packs n_batch/ctx chunks)
+  bool include_output = false;  // also output.weight (llama-imatrix --process-output)
+};
+
+// Throws InputError (text shorter than one chunk, bad model), EngineError.
+Imatrix compute_imatrix(const std::string& model_path, const std::string& text,
+                        const std::string& dataset_name, const ImatrixOptions& opts = {},
+                        const Logger& logger = {}, const ProgressFn& progress = {});
+
+}  // namespace cb::eval

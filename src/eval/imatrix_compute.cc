@@ -1,0 +1,58 @@
+#include "cerebellum/eval/imatrix_compute.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "engine/eval_imatrix.h"
+#include "engine/llama_model.h"
+
+namespace cb::eval {
+
+Imatrix compute_imatrix(const std::string& model_path, const std::string& text,
+                        const std::string& dataset_name, const ImatrixOptions& opts,
+                        const Logger& logger, const ProgressFn& progress) {
+  auto model = engine::LlamaModel::load(model_path, {.n_threads = opts.n_threads, .logger = logger});
+  const auto tokens = model->tokenize(text, /*add_special=*/true);
+  const int ctx = opts.ctx;
+  const int available = static_cast<int>(tokens.size() / ctx);
+  if (available < 1) {
+    throw InputError(fmt::format("the text tokenizes to {} tokens; a context of {} needs at least {}",
+                                 tokens.size(), ctx, ctx));
+  }
+  const int n_chunks = opts.max_chunks < 0 ? available : std::min(opts.max_chunks, available);
+  const int n_seq = std::max(1, opts.n_batch / ctx);
+  engine::ImatrixCollector collector(opts.include_output);
+  engine::LlamaContext lctx(*model, {.n_ctx = n_seq * ctx,
+                                     .n_batch = std::min(opts.n_batch, n_seq * ctx),
+                                     .n_seq = n_seq,
+                                     .cb_eval = &engine::ImatrixCollector::callback,
+                                     .cb_eval_user_data = &collector});
+  engine::TokenBatch batch(n_seq * ctx);
+  for (int c = 0; c < n_chunks; c += n_seq) {
+    const int n_group = std::min(n_seq, n_chunks - c);
+    batch.clear();
+    for (int s = 0; s < n_group; ++s) {
+      const size_t start = static_cast<size_t>(c + s) * ctx;
+      for (int k = 0; k < ctx; ++k) {
+        // As llama-imatrix: BOS replaces each chunk's first token; one
+        // output (the last) keeps llama.cpp from computing all logits.
+        const engine::Token tok = (k == 0 && model->add_bos()) ? model->bos() : tokens[start + k];
+        batch.add(tok, k, s, k == ctx - 1);
+      }
+    }
+    lctx.clear();
+    lctx.decode(batch);
+    if (!collector.error().empty()) throw EngineError(collector.error());
+    if (progress) progress({"imatrix", c + n_group, n_chunks, fmt::format("chunk {}", c + n_group)});
+  }
+  Imatrix out;
+  for (const auto& [name, st] : collector.stats()) out.entries[name] = {st.sums, st.counts};
+  out.chunk_count = n_chunks;
+  out.chunk_size = ctx;
+  out.datasets = {dataset_name};
+  return out;
+}
+
+}  // namespace cb::eval
