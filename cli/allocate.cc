@@ -72,12 +72,9 @@ void run_allocate(const AllocateArgs& a) {
   extra["baselines"]["base"] = summary(base_plan(p, overhead), budget);
   if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead), budget);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
-  if (!a.tensor_types.empty()) {
-    write_file_atomic(a.tensor_types,
-                      tensor_types_text(plan, fmt::format("cerebellum allocate: {} bytes (budget {}), "
-                                                          "predicted dKLD {:.5f}", plan.size_bytes,
-                                                          budget, plan.predicted_delta_kld)));
-  }
+  // No comment line: stock llama-quantize reads the file token by token and
+  // rejects anything that is not name=type.
+  if (!a.tensor_types.empty()) write_file_atomic(a.tensor_types, tensor_types_text(plan));
   log.info(fmt::format("plan: {} (budget {}), predicted ΔKLD {:.5f} nats (lower bound {:.5f}); "
                        "model LOTO MAE {:.5f} over {} points",
                        human_bytes(plan.size_bytes), human_bytes(budget), plan.predicted_delta_kld,

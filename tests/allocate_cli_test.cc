@@ -63,6 +63,12 @@ TEST(AllocateCli, PlanSizeMatchesTheBuiltFileExactly) {
   const ModelInfo built = inspect_model(dir + "/out.gguf");
   for (const auto& t : built.tensors) EXPECT_EQ(t.type, plan["types"][t.name]) << t.name;
 
+  // Stock llama-quantize reads the same file and writes the same bytes.
+  r = test::run_command(fmt::format("{} --tensor-type-file {}/tt.txt {} {}/stock.gguf Q4_K_M 2",
+                                    test::stock_tool("llama-quantize"), dir, model, dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(dir + "/stock.gguf")), size);
+
   // Infeasible budget: exit code 5 and the smallest feasible size in the message.
   r = test::run_command(fmt::format("{} allocate --measurements {} --source {} --budget 1MB --out {}/p2.json",
                                     cli, journal, model, dir));

@@ -201,6 +201,7 @@ nlohmann::json plan_to_json(const Plan& plan, const AllocationProblem& problem,
 // ("^blk\.0\.attn_q\.weight$=q4_K"), because llama-quantize matches the left side
 // with regex_search and the first match wins ("output.weight" would also hit
 // "blk.0.attn_output.weight"). Tensors stock refuses are left out (plan.json only).
+// Leave header_comment empty for stock: its parser rejects '#' lines.
 std::string tensor_types_text(const Plan& plan, const std::string& header_comment = "");
 
 // ---- transfer ----------------------------------------------------------------
