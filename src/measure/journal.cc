@@ -160,8 +160,12 @@ json to_json(const JournalProbe& p) {
   json units = json::array();
   for (const auto& u : p.units) units.push_back(unit_json(u));
   json j{{"kind", "probe"}, {"domain", p.domain}, {"units", units}, {"types", p.types}};
+  if (!p.probe.empty()) j["probe"] = p.probe;
   put_metrics(j, p.metrics);
   put_deltas(j, p);
+  put_opt(j, "predicted_delta_kld", p.predicted_delta_kld);
+  put_opt(j, "predicted_delta_kld_se", p.predicted_delta_kld_se);
+  if (!p.stopped.empty()) j["stopped"] = p.stopped;
   j["elapsed_s"] = p.elapsed_s;
   return j;
 }
@@ -212,8 +216,12 @@ JournalProbe probe_from_json(const json& j, const std::string& where) {
   p.domain = req<std::string>(j, "domain", where);
   for (const auto& u : req<json>(j, "units", where)) p.units.push_back(unit_from(u, where));
   p.types = opt<std::map<std::string, std::string>>(j, "types", {});
+  p.probe = opt<std::string>(j, "probe", "");
   p.metrics = get_metrics(j, where);
   get_deltas(j, p, where);
+  p.predicted_delta_kld = opt_num(j, "predicted_delta_kld");
+  p.predicted_delta_kld_se = opt_num(j, "predicted_delta_kld_se");
+  p.stopped = opt<std::string>(j, "stopped", "");
   p.elapsed_s = opt<double>(j, "elapsed_s", 0.0);
   return p;
 }

@@ -72,11 +72,15 @@ struct JournalMeasurement {
 // Interaction probe: several units changed together.
 struct JournalProbe {
   std::string domain;
+  std::string probe;                           // "ladder" | "same_layer" | "cross_layer" ("" = unnamed)
   std::vector<JournalUnit> units;
   std::map<std::string, std::string> types;
   JournalMetrics metrics;
   double delta_kld = 0, delta_kld_se = 0;
   std::optional<double> delta_ln_ppl, delta_ln_ppl_se, delta_top1, delta_top1_se;
+  // Additivity: the sum of the units' single measurements (same domain/types).
+  std::optional<double> predicted_delta_kld, predicted_delta_kld_se;
+  std::string stopped;                         // as for measurements ("" when absent)
   double elapsed_s = 0;
 };
 

@@ -1,0 +1,166 @@
+// cerebellum measure --source SRC.gguf --base PRESET|RECIPE --text T [--text T2]
+//   [--domain en,code] --plan tensors|groups|layers|auto --targets q2_K[,..]
+//   [--promote q6_K,..] [--ctx 512] [--max-chunks 40] [--min-chunks 4] [--top-k 32]
+//   [--mode simulated|exact] [--probes] [--resume] --out measurements.jsonl
+// cerebellum measure export-original --journal M.jsonl --out ablation_results.json
+// cerebellum measure import-original --in ablation_results.json --out M.jsonl
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/measure/measure.h"
+#include "cerebellum/measure/original.h"
+#include "cli_util.h"
+#include "command.h"
+
+namespace cb::cli {
+namespace {
+
+struct MeasureArgs {
+  measure::MeasureOptions o;
+  std::string source, base = "Q4_K_M", plan = "tensors", mode = "simulated", out;
+  std::vector<std::string> texts, domains, targets, promote;
+};
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const std::string& s : in) {
+    size_t pos = 0;
+    while (pos <= s.size()) {
+      const size_t end = std::min(s.find(',', pos), s.size());
+      if (end > pos) out.push_back(s.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+  return out;
+}
+
+void run_sweep(MeasureArgs& a) {
+  if (a.source.empty() || a.texts.empty() || a.out.empty()) {
+    throw UsageError("measure needs --source, --text and --out (or a subcommand)");
+  }
+  measure::MeasureOptions& o = a.o;
+  o.source_path = a.source;
+  o.base = a.base;
+  o.out_path = a.out;
+  o.plan = measure::parse_plan_level(a.plan);
+  o.mode = measure::parse_eval_mode(a.mode);
+  o.targets = split_commas(a.targets);
+  o.promote = split_commas(a.promote);
+  const std::vector<std::string> domains = split_commas(a.domains);
+  if (!domains.empty() && domains.size() != a.texts.size()) {
+    throw UsageError(fmt::format("{} --domain names for {} --text files", domains.size(),
+                                 a.texts.size()));
+  }
+  for (size_t i = 0; i < a.texts.size(); ++i) {
+    o.texts.push_back({domains.empty() ? std::filesystem::path(a.texts[i]).stem().string()
+                                       : domains[i],
+                       a.texts[i]});
+  }
+  o.logger = stderr_logger();
+  ProgressPrinter progress;
+  o.progress = progress.fn();
+  const measure::MeasureSummary s = measure::run_measure(o);
+  progress.finish();
+  print_json({{"journal", o.out_path}, {"measured", s.n_measured}, {"resumed", s.n_resumed},
+              {"probes", s.n_probes}, {"chunks_evaluated", s.chunks_evaluated},
+              {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s}});
+}
+
+void setup_export(CLI::App* parent) {
+  auto a = std::make_shared<std::pair<std::string, std::string>>();
+  auto type = std::make_shared<std::string>();
+  auto* cmd = parent->add_subcommand("export-original",
+                                     "journal -> the original project's ablation_results.json");
+  cmd->add_option("--journal", a->first, "measurement journal")->required();
+  cmd->add_option("--out", a->second, "ablation_results.json to write")->required();
+  cmd->add_option("--type", *type, "ablation type to export (default: the first found)");
+  cmd->callback([a, type] {
+    const Journal j = read_journal(a->first);
+    const nlohmann::json out = measure::export_original(j, {.type = *type});
+    write_file_atomic(a->second, out.dump(2) + "\n");
+  });
+}
+
+void setup_import(CLI::App* parent) {
+  struct Args {
+    std::string in, out, type = "q2_K", domain = "en", base, model;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = parent->add_subcommand("import-original",
+                                     "the original project's ablation_results.json -> journal");
+  cmd->add_option("--in", a->in, "ablation_results.json")->required();
+  cmd->add_option("--out", a->out, "journal to write (must not exist)")->required();
+  cmd->add_option("--type", a->type, "ablation type, when the file does not say")->capture_default_str();
+  cmd->add_option("--domain", a->domain, "domain of a single-domain file")->capture_default_str();
+  cmd->add_option("--base", a->base, "base name, when the file does not say");
+  cmd->add_option("--model", a->model, "GGUF the file measured: resolves regexes, records sha256");
+  cmd->callback([a] {
+    if (std::filesystem::exists(a->out)) throw UsageError(a->out + " exists; not overwriting");
+    measure::ImportOriginalOptions io{.type = a->type, .domain = a->domain, .base = a->base};
+    std::optional<ModelInfo> model;
+    if (!a->model.empty()) {
+      model = inspect_model(a->model);
+      io.model = &*model;
+      io.model_sha256 = sha256_file(a->model);
+    }
+    nlohmann::json in;
+    try {
+      in = nlohmann::json::parse(read_file(a->in));
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(fmt::format("{}: not JSON ({})", a->in, e.what()));
+    }
+    const Journal j = measure::import_original(in, io);
+    JournalWriter w(a->out, j.header);
+    for (const auto& b : j.baselines) w.append(b);
+    for (const auto& m : j.measurements) w.append(m);
+  });
+}
+
+void setup_measure(CLI::App& app) {
+  auto a = std::make_shared<MeasureArgs>();
+  auto* cmd = app.add_subcommand(
+      "measure", "ablation sweep: per-unit damage (ΔKLD, Δln PPL, top-1) vs the F16 reference");
+  measure::MeasureOptions& o = a->o;
+  cmd->add_option("--source", a->source, "full-precision GGUF (reference and swap source)");
+  cmd->add_option("--base", a->base, "stock preset (Q4_K_M) or recipe file")->capture_default_str();
+  cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
+  cmd->add_option("--domain", a->domains, "domain names, one per --text (comma list)");
+  cmd->add_option("--plan", a->plan, "tensors|groups|layers|auto")->capture_default_str();
+  cmd->add_option("--targets", a->targets, "ablation types (comma list)")->default_str("q2_K");
+  cmd->add_option("--promote", a->promote, "promotion types (comma list)");
+  cmd->add_option("--tensors", o.tensor_regex, "only tensors matching this regex");
+  cmd->add_option("--limit", o.limit_units, "first N units per type/domain by order (0 = all)");
+  cmd->add_option("--ctx", o.ctx, "tokens per chunk")->capture_default_str();
+  cmd->add_option("--max-chunks", o.stop.max_chunks, "chunk cap per unit")->capture_default_str();
+  cmd->add_option("--min-chunks", o.stop.min_chunks, "chunks before stopping")->capture_default_str();
+  cmd->add_option("--rel-tol", o.stop.rel_tol, "stop when se <= rel*|Δ| + abs")->capture_default_str();
+  cmd->add_option("--abs-tol", o.stop.abs_tol_nats, "absolute ΔKLD tolerance, nats")->capture_default_str();
+  cmd->add_option("--sep-z", o.stop.sep_z, "stop when |Δ| >= z*se (0 = off)")->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "reference log-probs kept per token")->capture_default_str();
+  cmd->add_option("--threads", o.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--mode", a->mode, "simulated|exact")->capture_default_str();
+  cmd->add_flag("--probes", o.probes.enabled, "interaction probes: pairs and a ladder");
+  cmd->add_option("--ladder", o.probes.ladder_max, "ladder steps")->capture_default_str();
+  cmd->add_option("--reference-dir", o.reference_dir, "reference store cache (default: next to --out)");
+  cmd->add_flag("--resume", o.resume, "continue an existing journal");
+  cmd->add_option("--out", a->out, "journal (measurements.jsonl)");
+  setup_export(cmd);
+  setup_import(cmd);
+  cmd->callback([a, cmd] {
+    for (const auto* sub : cmd->get_subcommands()) {
+      if (sub->parsed()) return;
+    }
+    if (a->targets.empty() && a->promote.empty()) a->targets = {"q2_K"};
+    run_sweep(*a);
+  });
+}
+
+}  // namespace
+
+CB_REGISTER_COMMAND("measure", 20, setup_measure);
+
+}  // namespace cb::cli

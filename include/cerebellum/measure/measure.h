@@ -1,0 +1,138 @@
+// The measure stage: an ablation sweep. The F16 source is loaded once per
+// text; every tensor is brought to its base type by simulated quantization
+// (the baseline configuration); then each unit (a tensor, a role group, a
+// layer) is swapped to a target type in place, evaluated against the
+// full-precision reference chunk by chunk until its paired delta is precise
+// enough (adaptive stopping), and restored. Results are appended to the
+// journal (docs/formats.md, journal.h) so a killed sweep resumes losing at
+// most the measurement in flight. See docs/measure.md.
+//
+//   MeasureOptions o;  o.source_path = "m-F16.gguf";  o.base = "Q4_K_M";
+//   o.texts = {{"en", "calib.txt"}};  o.targets = {"q2_K"};  o.out_path = "m.jsonl";
+//   MeasureSummary s = run_measure(o);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cerebellum/common/log.h"
+#include "cerebellum/inspect/inspect.h"
+#include "cerebellum/measure/journal.h"
+
+namespace cb::measure {
+
+enum class PlanLevel { kTensors, kGroups, kLayers, kAuto };
+enum class EvalMode {
+  kSimulated,  // in-place quantize->dequantize swaps on the F16 model (no reload)
+  kExact,      // a model built with the real types per configuration (reload each)
+};
+PlanLevel parse_plan_level(const std::string& s);  // UsageError on anything else
+EvalMode parse_eval_mode(const std::string& s);
+std::string to_string(PlanLevel p);
+std::string to_string(EvalMode m);
+
+struct MeasureText {
+  std::string domain;  // "en", "code", ...
+  std::string path;
+};
+
+// When a unit's paired ΔKLD (mean of per-chunk mean differences) is known
+// well enough to stop. Standard errors come from per-chunk means because
+// tokens inside one chunk share context and are correlated.
+struct StopRule {
+  int min_chunks = 4;          // never stop before (>= 2: one chunk has no SE)
+  int max_chunks = 40;         // cap ("cap")
+  double rel_tol = 0.05;       // "tight": se <= rel_tol * |Δ| + abs_tol_nats
+  double abs_tol_nats = 1e-4;  //   (abs_tol lets negligible effects stop early)
+  double sep_z = 8.0;          // "separated": |Δ| >= sep_z * se (sign and size settled)
+};
+
+// Decision after n chunk-level deltas: "tight", "separated", or "" (go on).
+// Reaching max_chunks is the caller's "cap".
+std::string stop_reason(const std::vector<double>& chunk_deltas, const StopRule& rule);
+
+// Mean and standard error of per-chunk values (se = sd / sqrt(n), 0 if n < 2).
+struct ChunkStats {
+  double mean = 0;
+  double se = 0;
+  int n = 0;
+};
+ChunkStats chunk_stats(const std::vector<double>& values);
+
+// One thing to measure: a unit and, per tensor, the type it takes.
+struct PlannedUnit {
+  JournalUnit unit;
+  std::string direction = "ablate";            // "ablate" | "promote"
+  std::string target;                          // requested type
+  std::map<std::string, std::string> types;    // tensor -> type actually used (fallbacks applied)
+  double expected_damage = 0;                  // ordering key: elements x MSE-proxy change
+};
+
+// Units of one plan level for one requested type. Only tensors the
+// evaluator can swap (`swappable`), whose base type is quantized (or that
+// stock would quantize), are included; a tensor whose rows cannot take
+// `type` gets stock's fallback; a unit whose types all equal the base is
+// dropped. Sorted by expected damage, largest first; ties by id.
+// `tensor_regex` (ECMAScript, searched) restricts the tensors; "" = all.
+std::vector<PlannedUnit> plan_units(const ModelInfo& model,
+                                    const std::map<std::string, std::string>& base_types,
+                                    const std::vector<std::string>& swappable, PlanLevel level,
+                                    const std::string& type, const std::string& direction,
+                                    const std::string& tensor_regex = "");
+
+struct ProbeOptions {
+  bool enabled = false;
+  int n_top = 4;       // probes are built from the top-n tensor/layer units by ΔKLD
+  int ladder_max = 4;  // ladder steps 1..ladder_max
+};
+
+struct MeasureOptions {
+  std::string source_path;                 // full-precision GGUF (the reference)
+  std::string base = "Q4_K_M";             // stock preset name, or a recipe file
+  std::vector<MeasureText> texts;          // one per domain (required)
+  PlanLevel plan = PlanLevel::kTensors;
+  std::vector<std::string> targets = {"q2_K"};  // ablation types
+  std::vector<std::string> promote;             // promotion types (reverse ablation)
+  std::string tensor_regex;                // restrict to matching tensors ("" = all)
+  int limit_units = 0;                     // per domain and type, the first N by order (0 = all)
+  int ctx = 512;                           // tokens per chunk
+  StopRule stop;                           // min/max chunks, tolerances
+  int top_k = 32;                          // reference log-probs kept per token
+  int n_threads = 0;                       // 0 = all cores
+  EvalMode mode = EvalMode::kSimulated;
+  double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
+  ProbeOptions probes;
+  bool resume = false;                     // continue an existing journal (else it is an error)
+  std::string out_path;                    // the journal (measurements.jsonl)
+  std::string reference_dir;               // reference store cache ("" = next to the journal)
+  std::string tool_version = "0.1.0";
+  Logger logger;                           // default: silent
+  ProgressFn progress;                     // stage "measure": units done / total
+};
+
+struct MeasureSummary {
+  int n_measured = 0;         // measurements appended by this run
+  int n_resumed = 0;          // found already done in the journal
+  int n_probes = 0;           // probes appended by this run
+  int64_t chunks_evaluated = 0;
+  std::map<std::string, int> stopped;  // "tight"/"separated"/"cap" -> count
+  double elapsed_s = 0;
+};
+
+// Runs the sweep. Throws UsageError (bad options, journal exists without
+// resume), InputError, RecipeError, MismatchError (resume on a journal from
+// another model / base / texts / settings), EngineError, IoError.
+MeasureSummary run_measure(const MeasureOptions& options);
+
+// The header run_measure writes for these options (model sha256, base
+// types, text hashes, settings); exposed for tests and for resume checks.
+JournalHeader make_header(const MeasureOptions& options, const ModelInfo& model,
+                          const std::map<std::string, std::string>& base_types);
+// MismatchError naming the first field of `existing` that differs from `wanted`.
+void check_resume_header(const JournalHeader& existing, const JournalHeader& wanted,
+                         const std::string& path);
+
+}  // namespace cb::measure

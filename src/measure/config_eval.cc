@@ -1,0 +1,93 @@
+#include "config_eval.h"
+
+#include "cerebellum/common/quant_types.h"
+
+namespace cb::measure {
+namespace {
+
+class SimulatedEval : public ConfigEval {
+ public:
+  SimulatedEval(eval::Evaluator& ev, const TypeMap& base) : ev_(ev), memory_(ev.tensor_types()) {
+    for (const auto& [name, mem_type] : memory_) {
+      auto b = base.find(name);
+      if (b != base.end()) base_[name] = type_by_name(b->second).name;
+    }
+    for (const auto& [name, type] : base_) to_base(name);
+  }
+
+  void set(const TypeMap& overrides) override {
+    for (const auto& [name, type] : current_) {
+      if (!overrides.count(name)) to_base(name);
+    }
+    // Always from the original F16 data (the swapper never compounds).
+    for (const auto& [name, type] : overrides) ev_.set_tensor_type_simulated(name, type);
+    current_ = overrides;
+  }
+
+  std::vector<eval::ChunkResult> evaluate(int first, int count,
+                                          const eval::ReferenceStore& ref) override {
+    return ev_.evaluate(first, count, &ref);
+  }
+
+ private:
+  void to_base(const std::string& name) {
+    auto b = base_.find(name);
+    if (b == base_.end() || b->second == memory_.at(name)) {
+      ev_.restore_tensor(name);
+    } else {
+      ev_.set_tensor_type_simulated(name, b->second);
+    }
+  }
+
+  eval::Evaluator& ev_;
+  TypeMap memory_;  // in-memory (source) types of swappable tensors
+  TypeMap base_;
+  TypeMap current_;
+};
+
+class ExactEval : public ConfigEval {
+ public:
+  ExactEval(std::string source, std::string text, eval::EvalOptions opts, TypeMap base,
+            Logger logger)
+      : source_(std::move(source)), text_(std::move(text)), opts_(std::move(opts)),
+        base_(std::move(base)), logger_(std::move(logger)) {}
+
+  void set(const TypeMap& overrides) override {
+    if (ev_ && overrides == current_) return;
+    TypeMap types = base_;
+    for (const auto& [name, type] : overrides) types[name] = type;
+    eval::EvalOptions o = opts_;
+    o.tensor_types = std::move(types);
+    ev_.reset();  // free the previous model first
+    ev_ = std::make_unique<eval::Evaluator>(source_, text_, o, logger_);
+    current_ = overrides;
+  }
+
+  std::vector<eval::ChunkResult> evaluate(int first, int count,
+                                          const eval::ReferenceStore& ref) override {
+    if (!ev_) set({});
+    return ev_->evaluate(first, count, &ref);
+  }
+
+ private:
+  std::string source_, text_;
+  eval::EvalOptions opts_;
+  TypeMap base_;
+  Logger logger_;
+  TypeMap current_;
+  std::unique_ptr<eval::Evaluator> ev_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& base) {
+  return std::make_unique<SimulatedEval>(ev, base);
+}
+
+std::unique_ptr<ConfigEval> make_exact(const std::string& source, const std::string& text,
+                                       const eval::EvalOptions& opts, const TypeMap& base,
+                                       const Logger& logger) {
+  return std::make_unique<ExactEval>(source, text, opts, base, logger);
+}
+
+}  // namespace cb::measure

@@ -1,0 +1,35 @@
+// Internal: evaluates "base + overrides" configurations of one model on one
+// text, either by in-place simulated swaps on one loaded F16 model or, in
+// exact mode, by loading a model built with the real types per configuration.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cerebellum/eval/evaluator.h"
+
+namespace cb::measure {
+
+using TypeMap = std::map<std::string, std::string>;
+
+class ConfigEval {
+ public:
+  virtual ~ConfigEval() = default;
+  // Configuration = base types with `overrides` on top (replaces the previous one).
+  virtual void set(const TypeMap& overrides) = 0;
+  virtual std::vector<eval::ChunkResult> evaluate(int first, int count,
+                                                  const eval::ReferenceStore& ref) = 0;
+};
+
+// Takes the F16 evaluator (after the reference was built from it) and brings
+// every swappable tensor to its base type.
+std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& base);
+
+// Rebuilds the model from `source` with real types for each new configuration.
+std::unique_ptr<ConfigEval> make_exact(const std::string& source, const std::string& text,
+                                       const eval::EvalOptions& opts, const TypeMap& base,
+                                       const Logger& logger);
+
+}  // namespace cb::measure

@@ -1,0 +1,467 @@
+// run_measure: the sweep driver (journal, resume, per-domain loop, units,
+// auto splitting, probes). The configuration evaluators are in config_eval.cc,
+// the unit planning and stopping rule in plan.cc.
+#include "cerebellum/measure/measure.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/common/quant_types.h"
+#include "cerebellum/eval/evaluator.h"
+#include "cerebellum/recipe/recipe.h"
+#include "config_eval.h"
+
+namespace cb::measure {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::map<std::string, std::string> resolve_base(const std::string& base, const ModelInfo& model,
+                                                std::string* name) {
+  Recipe recipe;
+  for (const std::string& p : stock_preset_names()) {
+    if (strcasecmp(p.c_str(), base.c_str()) == 0) recipe.base = p;
+  }
+  if (recipe.base.empty()) {
+    if (!fs::exists(base)) {
+      throw UsageError(fmt::format("--base \"{}\" is neither a stock preset nor a recipe file", base));
+    }
+    recipe = load_recipe(base);
+    *name = fs::path(base).filename().string() + ":" + sha256_file(base).substr(0, 12);
+  } else {
+    *name = recipe.base;
+  }
+  return resolve_recipe(recipe, model).types();
+}
+
+json settings_json(const MeasureOptions& o) {
+  return json{{"ctx", o.ctx},
+              {"max_chunks", o.stop.max_chunks},
+              {"min_chunks", o.stop.min_chunks},
+              {"rel_tol", o.stop.rel_tol},
+              {"abs_tol_nats", o.stop.abs_tol_nats},
+              {"sep_z", o.stop.sep_z},
+              {"top_k", o.top_k},
+              {"mode", to_string(o.mode)},
+              {"plan", to_string(o.plan)},
+              {"targets", o.targets},
+              {"promote", o.promote},
+              {"tensor_regex", o.tensor_regex},
+              {"auto_split_frac", o.auto_split_frac},
+              {"se", "per-chunk means"}};
+}
+
+std::string measurement_key(const std::string& domain, const std::string& direction,
+                            const std::string& unit_id, const TypeMap& types) {
+  return domain + "|" + direction + "|" + unit_id + "|" + json(types).dump();
+}
+
+std::string probe_key(const std::string& domain, const std::string& kind,
+                      const std::vector<JournalUnit>& units) {
+  std::string k = domain + "|" + kind;
+  for (const auto& u : units) k += "|" + u.id;
+  return k;
+}
+
+// A configuration's outcome against the baseline.
+struct Outcome {
+  eval::TokenSeries series;
+  std::vector<double> d_kld, d_nll, d_top1;  // per-chunk mean paired differences
+  std::string stopped;
+  double elapsed_s = 0;
+};
+
+double chunk_mean_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) - b[i];
+  return a.empty() ? 0 : s / a.size();
+}
+
+double chunk_mean_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) - b[i];
+  return a.empty() ? 0 : s / a.size();
+}
+
+JournalMetrics metrics_of(const eval::TokenSeries& s) {
+  const eval::EvalSummary sum = eval::summarize(s);
+  JournalMetrics m;
+  m.n_chunks = sum.n_chunks;
+  m.n_tokens = sum.n_tokens;
+  m.kld_mean = sum.kld.mean_nats;
+  m.kld_se = sum.kld.se_nats;
+  m.ppl = sum.ppl.ppl;
+  m.ppl_se = sum.ppl.ppl_se;
+  m.top1 = sum.top1.mean;
+  m.top1_se = sum.top1.se;
+  return m;
+}
+
+template <typename R>
+void fill_deltas(const Outcome& out, R* r) {
+  const ChunkStats k = chunk_stats(out.d_kld), l = chunk_stats(out.d_nll),
+                   t = chunk_stats(out.d_top1);
+  r->metrics = metrics_of(out.series);
+  r->delta_kld = k.mean, r->delta_kld_se = k.se;
+  r->delta_ln_ppl = l.mean, r->delta_ln_ppl_se = l.se;
+  r->delta_top1 = t.mean, r->delta_top1_se = t.se;
+  r->elapsed_s = out.elapsed_s;
+}
+
+class Sweep {
+ public:
+  Sweep(const MeasureOptions& o, const ModelInfo& model, TypeMap base, JournalWriter& w)
+      : o_(o), model_(model), base_(std::move(base)), w_(w) {
+    for (const auto& m : w.existing().measurements) {
+      done_[measurement_key(m.domain, m.direction, m.unit.id, m.types)] = m;
+    }
+    for (const auto& p : w.existing().probes) done_probes_.insert(probe_key(p.domain, p.probe, p.units));
+    for (const auto& b : w.existing().baselines) have_baseline_.insert(b.domain);
+  }
+
+  void run_domain(const MeasureText& text);
+  MeasureSummary summary;
+
+ private:
+  int chunks_per_step() const {
+    return std::clamp(std::min(2048 / std::max(1, o_.ctx), o_.stop.min_chunks), 1, 4);
+  }
+  eval::EvalOptions eval_options() const {
+    eval::EvalOptions e;
+    e.ctx = o_.ctx;
+    e.max_chunks = o_.stop.max_chunks;
+    e.n_threads = o_.n_threads;
+    e.n_batch = o_.ctx * chunks_per_step();
+    e.top_k = o_.top_k;
+    return e;
+  }
+  std::string reference_path(const std::string& domain) const;
+  void baseline(const std::string& domain);
+  Outcome measure(const TypeMap& overrides, bool adaptive);
+  const JournalMeasurement& unit(const std::string& domain, const PlannedUnit& u);
+  std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
+                                const std::string& direction) const;
+  void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
+  void probes(const std::string& domain);
+  void probe(const std::string& domain, const std::string& kind,
+             const std::vector<const JournalMeasurement*>& parts);
+  void progress(const std::string& item) {
+    if (o_.progress) o_.progress(Progress{"measure", done_units_, total_units_, item});
+  }
+
+  const MeasureOptions& o_;
+  const ModelInfo& model_;
+  TypeMap base_;
+  JournalWriter& w_;
+  std::map<std::string, JournalMeasurement> done_;
+  std::set<std::string> done_probes_;
+  std::set<std::string> have_baseline_;
+  std::vector<std::string> swappable_;
+  std::unique_ptr<ConfigEval> cfg_;
+  eval::ReferenceStore ref_;
+  std::vector<eval::ChunkResult> base_chunks_;
+  int64_t done_units_ = 0, total_units_ = 0;
+};
+
+std::string Sweep::reference_path(const std::string& domain) const {
+  const fs::path out(o_.out_path);
+  const fs::path dir = o_.reference_dir.empty() ? out.parent_path() : fs::path(o_.reference_dir);
+  return (dir / (out.filename().string() + "." + domain + ".ref")).string();
+}
+
+Outcome Sweep::measure(const TypeMap& overrides, bool adaptive) {
+  const double t0 = now_s();
+  cfg_->set(overrides);
+  Outcome out;
+  const int n = static_cast<int>(base_chunks_.size());
+  for (int done = 0; done < n;) {
+    const int count = std::min(chunks_per_step(), n - done);
+    for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
+      const eval::ChunkResult& b = base_chunks_.at(r.chunk);
+      out.d_kld.push_back(chunk_mean_diff(r.kld_nats, b.kld_nats));
+      out.d_nll.push_back(chunk_mean_diff(r.nll_nats, b.nll_nats));
+      out.d_top1.push_back(chunk_mean_diff(r.top1_match, b.top1_match));
+      out.series.append(r);
+    }
+    done += count;
+    summary.chunks_evaluated += count;
+    if (adaptive) out.stopped = stop_reason(out.d_kld, o_.stop);
+    if (!out.stopped.empty()) break;
+  }
+  if (out.stopped.empty()) out.stopped = "cap";
+  out.elapsed_s = now_s() - t0;
+  return out;
+}
+
+void Sweep::baseline(const std::string& domain) {
+  cfg_->set({});
+  const int n = ref_.key().n_chunks;
+  base_chunks_.clear();
+  eval::TokenSeries series;
+  for (int done = 0; done < n;) {
+    const int count = std::min(chunks_per_step(), n - done);
+    for (eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
+      series.append(r);
+      base_chunks_.push_back(std::move(r));
+    }
+    done += count;
+    summary.chunks_evaluated += count;
+  }
+  // The per-token values are recomputed on resume (deterministic); the record once.
+  if (have_baseline_.insert(domain).second) {
+    JournalBaseline b;
+    b.domain = domain;
+    b.metrics = metrics_of(series);
+    w_.append(b);
+  }
+}
+
+const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUnit& u) {
+  const std::string key = measurement_key(domain, u.direction, u.unit.id, u.types);
+  auto it = done_.find(key);
+  if (it != done_.end()) {
+    ++summary.n_resumed;
+  } else {
+    progress(u.unit.id);
+    const Outcome out = measure(u.types, true);
+    JournalMeasurement m;
+    m.domain = domain;
+    m.direction = u.direction;
+    m.unit = u.unit;
+    m.types = u.types;
+    m.stopped = out.stopped;
+    fill_deltas(out, &m);
+    w_.append(m);
+    ++summary.n_measured;
+    ++summary.stopped[m.stopped];
+    it = done_.emplace(key, std::move(m)).first;
+  }
+  ++done_units_;
+  progress(u.unit.id);
+  return it->second;
+}
+
+std::vector<PlannedUnit> Sweep::plan(PlanLevel level, const std::string& type,
+                                     const std::string& direction) const {
+  std::vector<PlannedUnit> units =
+      plan_units(model_, base_, swappable_, level, type, direction, o_.tensor_regex);
+  if (o_.limit_units > 0 && static_cast<int>(units.size()) > o_.limit_units) {
+    units.resize(o_.limit_units);
+  }
+  return units;
+}
+
+void Sweep::sweep_type(const std::string& domain, const std::string& type,
+                       const std::string& dir) {
+  const std::vector<PlannedUnit> units = plan(o_.plan, type, dir);
+  total_units_ += static_cast<int64_t>(units.size());
+  std::vector<const JournalMeasurement*> results;
+  for (const PlannedUnit& u : units) results.push_back(&unit(domain, u));
+  if (o_.plan != PlanLevel::kAuto || results.empty()) return;
+  // Auto: split the groups that matter into their tensors (a group's members
+  // are one per layer, so per-tensor = per-layer for that role).
+  double max_delta = 0;
+  for (const auto* m : results) max_delta = std::max(max_delta, std::abs(m->delta_kld));
+  std::set<std::string> split;
+  for (const auto* m : results) {
+    if (m->unit.tensors.size() > 1 &&
+        std::abs(m->delta_kld) - 2 * m->delta_kld_se > o_.auto_split_frac * max_delta) {
+      split.insert(m->unit.tensors.begin(), m->unit.tensors.end());
+    }
+  }
+  std::vector<PlannedUnit> members;
+  for (PlannedUnit& u : plan_units(model_, base_, swappable_, PlanLevel::kTensors, type, dir,
+                                   o_.tensor_regex)) {
+    if (split.count(u.unit.id)) members.push_back(std::move(u));
+  }
+  total_units_ += static_cast<int64_t>(members.size());
+  for (const PlannedUnit& u : members) unit(domain, u);
+}
+
+void Sweep::run_domain(const MeasureText& text) {
+  const std::string body = read_file(text.path);
+  const eval::EvalOptions eo = eval_options();
+  auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
+  const std::string ref_path = reference_path(text.domain);
+  try {
+    ref_ = eval::load_or_build_reference(*ev, ref_path);
+  } catch (const MismatchError& e) {
+    // A cache for other settings: rebuild it (the journal header is what guards results).
+    o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
+    ref_ = ev->build_reference();
+    ref_.save(ref_path);
+  }
+  for (const auto& [name, type] : ev->tensor_types()) swappable_.push_back(name);
+  if (o_.mode == EvalMode::kSimulated) {
+    cfg_ = make_simulated(*ev, base_);
+  } else {
+    ev.reset();
+    cfg_ = make_exact(o_.source_path, body, eo, base_, o_.logger);
+  }
+  baseline(text.domain);
+  for (const std::string& t : o_.targets) sweep_type(text.domain, t, "ablate");
+  for (const std::string& t : o_.promote) sweep_type(text.domain, t, "promote");
+  if (o_.probes.enabled && !o_.targets.empty()) probes(text.domain);
+  cfg_.reset();
+  swappable_.clear();
+}
+
+void Sweep::probe(const std::string& domain, const std::string& kind,
+                  const std::vector<const JournalMeasurement*>& parts) {
+  JournalProbe p;
+  p.domain = domain;
+  p.probe = kind;
+  double pred = 0, pred_se2 = 0;
+  for (const auto* m : parts) {
+    p.units.push_back(m->unit);
+    for (const auto& [t, ty] : m->types) p.types[t] = ty;
+    pred += m->delta_kld;
+    pred_se2 += m->delta_kld_se * m->delta_kld_se;
+  }
+  if (!done_probes_.insert(probe_key(domain, kind, p.units)).second) return;
+  progress(kind);
+  const Outcome out = measure(p.types, true);
+  fill_deltas(out, &p);
+  p.stopped = out.stopped;
+  p.predicted_delta_kld = pred;
+  p.predicted_delta_kld_se = std::sqrt(pred_se2);
+  w_.append(p);
+  ++summary.n_probes;
+}
+
+void Sweep::probes(const std::string& domain) {
+  // Probes combine single units of the first ablation target, largest ΔKLD first.
+  std::set<std::string> first_target;
+  for (const PlannedUnit& u : plan(PlanLevel::kTensors, o_.targets.front(), "ablate")) {
+    first_target.insert(u.unit.id);
+  }
+  std::vector<const JournalMeasurement*> top;
+  for (const auto& [k, m] : done_) {
+    if (m.domain == domain && m.direction == "ablate" && m.unit.level != "group" &&
+        (m.unit.level != "tensor" || first_target.count(m.unit.id))) {
+      top.push_back(&m);
+    }
+  }
+  std::sort(top.begin(), top.end(), [](auto* a, auto* b) {
+    return a->delta_kld != b->delta_kld ? a->delta_kld > b->delta_kld : a->unit.id < b->unit.id;
+  });
+  auto layer_of = [&](const JournalMeasurement* m) { return tensor_layer(m->unit.tensors.front()); };
+  const int n_top = std::min<int>(o_.probes.n_top, static_cast<int>(top.size()));
+  for (int k = 2; k <= std::min(o_.probes.ladder_max, n_top); ++k) {
+    probe(domain, fmt::format("ladder_{}", k), {top.begin(), top.begin() + k});
+  }
+  for (int i = 0; i < n_top; ++i) {
+    for (size_t j = 0; j < top.size(); ++j) {
+      if (static_cast<int>(j) != i && layer_of(top[j]) == layer_of(top[i]) && top[i]->unit.level == "tensor") {
+        probe(domain, "same_layer", {top[i], top[j]});
+        break;
+      }
+    }
+    for (size_t j = i + 1; j < top.size(); ++j) {
+      if (layer_of(top[j]) != layer_of(top[i])) {
+        probe(domain, "cross_layer", {top[i], top[j]});
+        break;
+      }
+    }
+  }
+}
+
+// A journal whose header line itself was torn (killed while creating it)
+// holds nothing: start over.
+void drop_torn_header(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  const std::string text = read_file(path);
+  if (text.find('\n') == std::string::npos) fs::remove(path, ec);
+}
+
+}  // namespace
+
+JournalHeader make_header(const MeasureOptions& o, const ModelInfo& model,
+                          const std::map<std::string, std::string>& base_types) {
+  JournalHeader h;
+  h.tool_version = o.tool_version;
+  h.model_path = o.source_path;
+  h.model_sha256 = sha256_file(o.source_path);
+  std::string name;
+  h.base_name = o.base;
+  h.base_types = base_types;
+  for (const MeasureText& t : o.texts) h.texts.push_back({t.domain, t.path, sha256_file(t.path)});
+  h.settings_json = settings_json(o).dump();
+  (void)model;
+  return h;
+}
+
+void check_resume_header(const JournalHeader& existing, const JournalHeader& wanted,
+                         const std::string& path) {
+  auto fail = [&](const std::string& what, const std::string& have, const std::string& want) {
+    throw MismatchError(fmt::format("{}: cannot resume: journal {} is {}, this run's is {}", path,
+                                    what, have, want));
+  };
+  if (existing.model_sha256 != wanted.model_sha256) {
+    fail("model sha256", existing.model_sha256, wanted.model_sha256);
+  }
+  if (existing.base_name != wanted.base_name) fail("base", existing.base_name, wanted.base_name);
+  if (existing.base_types != wanted.base_types) fail("base types", "different", "");
+  std::vector<std::string> have, want;
+  for (const auto& t : existing.texts) have.push_back(t.domain + "=" + t.sha256.substr(0, 12));
+  for (const auto& t : wanted.texts) want.push_back(t.domain + "=" + t.sha256.substr(0, 12));
+  if (have != want) fail("texts", fmt::format("{}", fmt::join(have, ",")), fmt::format("{}", fmt::join(want, ",")));
+  const json a = json::parse(existing.settings_json), b = json::parse(wanted.settings_json);
+  for (const auto& [k, v] : b.items()) {
+    if (!a.contains(k) || a[k] != v) fail("setting " + k, a.contains(k) ? a[k].dump() : "absent", v.dump());
+  }
+}
+
+MeasureSummary run_measure(const MeasureOptions& o) {
+  const double t0 = now_s();
+  if (o.texts.empty()) throw UsageError("measure needs at least one --text");
+  if (o.out_path.empty()) throw UsageError("measure needs --out");
+  if (o.targets.empty() && o.promote.empty()) throw UsageError("no --targets and no --promote");
+  if (o.stop.min_chunks < 2 || o.stop.max_chunks < o.stop.min_chunks) {
+    throw UsageError(fmt::format("chunks: need 2 <= min ({}) <= max ({})", o.stop.min_chunks,
+                                 o.stop.max_chunks));
+  }
+  std::set<std::string> domains;
+  for (const auto& t : o.texts) {
+    if (!domains.insert(t.domain).second) throw UsageError("domain \"" + t.domain + "\" given twice");
+  }
+  for (const auto& t : o.targets) type_by_name(t);
+  for (const auto& t : o.promote) type_by_name(t);
+  std::error_code ec;
+  if (o.resume) {
+    drop_torn_header(o.out_path);
+  } else if (fs::exists(o.out_path, ec) && fs::file_size(o.out_path, ec) > 0) {
+    throw UsageError(fmt::format("{} exists: pass --resume to continue it, or remove it",
+                                 o.out_path));
+  }
+  const ModelInfo model = inspect_model(o.source_path);
+  std::string base_name;
+  const TypeMap base = resolve_base(o.base, model, &base_name);
+  JournalHeader header = make_header(o, model, base);
+  header.base_name = base_name;
+  if (fs::exists(o.out_path, ec)) {
+    check_resume_header(read_journal(o.out_path).header, header, o.out_path);
+  }
+  JournalWriter writer(o.out_path, header);
+  Sweep sweep(o, model, base, writer);
+  for (const MeasureText& t : o.texts) sweep.run_domain(t);
+  sweep.summary.elapsed_s = now_s() - t0;
+  return sweep.summary;
+}
+
+}  // namespace cb::measure

@@ -1,0 +1,137 @@
+// Unit planning (which tensors move together, in which order) and the
+// adaptive stopping rule. Pure functions: no engine.
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/quant_types.h"
+#include "cerebellum/measure/measure.h"
+#include "cerebellum/recipe/recipe.h"
+
+namespace cb::measure {
+
+PlanLevel parse_plan_level(const std::string& s) {
+  if (s == "tensors" || s == "tensor") return PlanLevel::kTensors;
+  if (s == "groups" || s == "group") return PlanLevel::kGroups;
+  if (s == "layers" || s == "layer") return PlanLevel::kLayers;
+  if (s == "auto") return PlanLevel::kAuto;
+  throw UsageError(fmt::format("plan \"{}\" is not tensors|groups|layers|auto", s));
+}
+
+EvalMode parse_eval_mode(const std::string& s) {
+  if (s == "simulated") return EvalMode::kSimulated;
+  if (s == "exact") return EvalMode::kExact;
+  throw UsageError(fmt::format("mode \"{}\" is not simulated|exact", s));
+}
+
+std::string to_string(PlanLevel p) {
+  switch (p) {
+    case PlanLevel::kTensors: return "tensors";
+    case PlanLevel::kGroups: return "groups";
+    case PlanLevel::kLayers: return "layers";
+    case PlanLevel::kAuto: return "auto";
+  }
+  return "?";
+}
+
+std::string to_string(EvalMode m) { return m == EvalMode::kExact ? "exact" : "simulated"; }
+
+ChunkStats chunk_stats(const std::vector<double>& values) {
+  ChunkStats s;
+  s.n = static_cast<int>(values.size());
+  if (s.n == 0) return s;
+  double sum = 0;
+  for (double v : values) sum += v;
+  s.mean = sum / s.n;
+  if (s.n < 2) return s;
+  double ss = 0;
+  for (double v : values) ss += (v - s.mean) * (v - s.mean);
+  s.se = std::sqrt(ss / (s.n - 1) / s.n);
+  return s;
+}
+
+std::string stop_reason(const std::vector<double>& chunk_deltas, const StopRule& rule) {
+  const int n = static_cast<int>(chunk_deltas.size());
+  if (n < std::max(2, rule.min_chunks)) return "";
+  const ChunkStats s = chunk_stats(chunk_deltas);
+  if (s.se <= rule.rel_tol * std::abs(s.mean) + rule.abs_tol_nats) return "tight";
+  if (rule.sep_z > 0 && std::abs(s.mean) >= rule.sep_z * s.se) return "separated";
+  return "";
+}
+
+namespace {
+
+// Relative quantization MSE falls ~4x per bit: the ordering proxy.
+double mse_proxy(const std::string& type) {
+  return std::pow(4.0, -type_by_name(type).bits_per_weight());
+}
+
+// The type `t` takes when asked for `type`: itself if its rows fit, stock's
+// fallback otherwise; nullopt when nothing fits.
+std::optional<std::string> fitted_type(const TensorInfo& t, const std::string& type) {
+  const TypeInfo& want = type_by_name(type);
+  if (row_fits(want, t.row_elems())) return want.name;
+  try {
+    const std::string fb = fallback_type(want.name, t.row_elems());
+    if (row_fits(type_by_name(fb), t.row_elems())) return type_by_name(fb).name;
+  } catch (const RecipeError&) {
+  }
+  return std::nullopt;
+}
+
+std::string group_key(const TensorInfo& t) { return t.role.empty() ? t.name : t.role; }
+
+}  // namespace
+
+std::vector<PlannedUnit> plan_units(const ModelInfo& model,
+                                    const std::map<std::string, std::string>& base_types,
+                                    const std::vector<std::string>& swappable, PlanLevel level,
+                                    const std::string& type, const std::string& direction,
+                                    const std::string& tensor_regex) {
+  const std::set<std::string> can_swap(swappable.begin(), swappable.end());
+  std::optional<std::regex> re;
+  if (!tensor_regex.empty()) re.emplace(tensor_regex, std::regex::ECMAScript);
+  const double want_bpw = type_by_name(type).bits_per_weight();
+  std::map<std::string, PlannedUnit> units;  // id -> unit
+  for (const TensorInfo& t : model.tensors) {
+    if (t.shape.size() < 2 || !can_swap.count(t.name)) continue;
+    if (re && !std::regex_search(t.name, *re)) continue;
+    auto b = base_types.find(t.name);
+    const std::string base = type_by_name(b == base_types.end() ? t.type : b->second).name;
+    const std::optional<std::string> got = fitted_type(t, type);
+    if (!got || *got == base) continue;
+    const double got_bpw = type_by_name(*got).bits_per_weight();
+    const double base_bpw = type_by_name(base).bits_per_weight();
+    // An ablation lowers bits, a promotion raises them; a fallback that goes
+    // the other way would measure something else.
+    if (direction == "ablate" ? got_bpw >= base_bpw : got_bpw <= base_bpw) continue;
+    (void)want_bpw;
+    std::string id = t.name, lvl = "tensor";
+    if (level == PlanLevel::kGroups || level == PlanLevel::kAuto) {
+      id = group_key(t), lvl = "group";
+    } else if (level == PlanLevel::kLayers && t.layer >= 0) {
+      id = fmt::format("blk.{}", t.layer), lvl = "layer";
+    }
+    PlannedUnit& u = units[id];
+    u.unit.id = id;
+    u.unit.level = lvl;
+    u.unit.tensors.push_back(t.name);
+    u.direction = direction;
+    u.target = type_by_name(type).name;
+    u.types[t.name] = *got;
+    u.expected_damage += static_cast<double>(t.n_elements) *
+                         std::abs(mse_proxy(*got) - mse_proxy(base));
+  }
+  std::vector<PlannedUnit> out;
+  for (auto& [id, u] : units) out.push_back(std::move(u));
+  std::stable_sort(out.begin(), out.end(), [](const PlannedUnit& a, const PlannedUnit& b) {
+    return a.expected_damage > b.expected_damage;
+  });
+  return out;
+}
+
+}  // namespace cb::measure

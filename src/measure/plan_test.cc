@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/measure/measure.h"
+#include "cerebellum/recipe/recipe.h"
+#include "test_paths.h"
+
+namespace cb::measure {
+namespace {
+
+TEST(MeasureStop, ChunkStatsUsesPerChunkSpread) {
+  const ChunkStats s = chunk_stats({1.0, 2.0, 3.0, 4.0});
+  EXPECT_DOUBLE_EQ(s.mean, 2.5);
+  EXPECT_NEAR(s.se, std::sqrt(1.6666666666666667 / 4), 1e-12);
+  EXPECT_EQ(chunk_stats({5.0}).se, 0.0);
+}
+
+TEST(MeasureStop, RespectsMinChunksAndTolerances) {
+  StopRule r{.min_chunks = 4, .max_chunks = 40, .rel_tol = 0.05, .abs_tol_nats = 1e-4, .sep_z = 8};
+  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1}, r), "");                 // below min_chunks
+  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1, 0.1}, r), "tight");       // se = 0
+  EXPECT_EQ(stop_reason({1e-5, -1e-5, 2e-5, 0}, r), "tight");     // negligible: abs_tol
+  EXPECT_EQ(stop_reason({0.9, 1.1, 1.0, 1.0}, r), "separated");   // se ~0.04, |Δ|/se ~24
+  EXPECT_EQ(stop_reason({0.0, 0.2, -0.1, 0.1}, r), "");           // noisy, near zero
+  r.sep_z = 0;
+  EXPECT_EQ(stop_reason({0.9, 1.1, 1.0, 1.0}, r), "");
+}
+
+TEST(MeasurePlan, LevelsOrderAndFallbacks) {
+  const ModelInfo m = inspect_model(test::model("cb-dense-12l-F16.gguf"));
+  const auto base = resolve_recipe(Recipe{.base = "Q4_K_M"}, m).types();
+  std::vector<std::string> swappable;
+  for (const auto& t : m.tensors) swappable.push_back(t.name);
+  const auto tensors = plan_units(m, base, swappable, PlanLevel::kTensors, "q2_K", "ablate");
+  ASSERT_GT(tensors.size(), 70u);
+  for (size_t i = 1; i < tensors.size(); ++i) {
+    EXPECT_GE(tensors[i - 1].expected_damage, tensors[i].expected_damage);
+  }
+  for (const auto& u : tensors) {
+    EXPECT_EQ(u.unit.tensors.size(), 1u);
+    EXPECT_EQ(u.types.at(u.unit.id), "q2_K");
+    EXPECT_EQ(u.unit.id.find("norm"), std::string::npos) << "1-D tensors are not units";
+  }
+  const auto groups = plan_units(m, base, swappable, PlanLevel::kGroups, "q2_K", "ablate");
+  const auto layers = plan_units(m, base, swappable, PlanLevel::kLayers, "q2_K", "ablate");
+  size_t n_group_tensors = 0;
+  for (const auto& g : groups) n_group_tensors += g.unit.tensors.size();
+  EXPECT_EQ(n_group_tensors, tensors.size());
+  EXPECT_LT(groups.size(), 12u);
+  EXPECT_EQ(layers.size(), 12u + 2u);  // 12 blocks + token_embd + output
+  // Promotion from Q4_K_M to q6_K skips tensors already at q6_K or above.
+  const auto up = plan_units(m, base, swappable, PlanLevel::kTensors, "q6_K", "promote");
+  for (const auto& u : up) EXPECT_NE(base.at(u.unit.id), "q6_K");
+  EXPECT_LT(up.size(), tensors.size());
+  const auto only_v = plan_units(m, base, swappable, PlanLevel::kTensors, "q2_K", "ablate",
+                                 "attn_v");
+  EXPECT_EQ(only_v.size(), 12u);
+}
+
+TEST(MeasurePlan, StoriesFallsBackOrSkips) {
+  const ModelInfo m = inspect_model(test::model("stories260K.gguf"));
+  const auto base = resolve_recipe(Recipe{.base = "Q4_K_M"}, m).types();
+  std::vector<std::string> swappable;
+  for (const auto& t : m.tensors) swappable.push_back(t.name);
+  const auto units = plan_units(m, base, swappable, PlanLevel::kTensors, "q2_K", "ablate");
+  ASSERT_FALSE(units.empty());
+  for (const auto& u : units) {
+    const std::string& ty = u.types.begin()->second;
+    EXPECT_NE(ty, "q2_K") << u.unit.id << ": rows of 64/172 cannot take q2_K";
+    EXPECT_NE(ty, base.at(u.unit.id));
+  }
+}
+
+TEST(MeasurePlan, ParsesNames) {
+  EXPECT_EQ(parse_plan_level("auto"), PlanLevel::kAuto);
+  EXPECT_THROW(parse_plan_level("rows"), UsageError);
+  EXPECT_EQ(parse_eval_mode("exact"), EvalMode::kExact);
+  EXPECT_THROW(parse_eval_mode("fast"), UsageError);
+}
+
+}  // namespace
+}  // namespace cb::measure

@@ -1,0 +1,149 @@
+// Integration: small sweeps on the three shared models (dense, hybrid MoE/SSM,
+// stories260K with fallback types), journal contents, resume checks.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/measure/measure.h"
+#include "test_paths.h"
+
+namespace cb::measure {
+namespace {
+
+MeasureOptions small(const std::string& model, const std::string& dir) {
+  MeasureOptions o;
+  o.source_path = test::model(model);
+  o.base = "Q4_K_M";
+  o.texts = {{"en", test::data("docs-en-calib.txt")}};
+  o.targets = {"q2_K"};
+  o.ctx = 128;
+  o.stop.min_chunks = 2;
+  o.stop.max_chunks = 4;
+  o.n_threads = 2;
+  o.out_path = dir + "/m.jsonl";
+  return o;
+}
+
+TEST(MeasureSweep, DenseTensorsResumeAndRefusals) {
+  const std::string dir = test::temp_dir("measure_dense");
+  MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);
+  o.tensor_regex = "blk\\.(0|11)\\.";
+  o.limit_units = 5;
+  const MeasureSummary s = run_measure(o);
+  EXPECT_EQ(s.n_measured, 5);
+  const Journal j = read_journal(o.out_path);
+  ASSERT_EQ(j.baselines.size(), 1u);
+  EXPECT_EQ(j.header.base_name, "Q4_K_M");
+  EXPECT_EQ(j.header.model_sha256.size(), 64u);
+  ASSERT_EQ(j.measurements.size(), 5u);
+  double max_delta = 0;
+  for (const auto& m : j.measurements) {
+    EXPECT_TRUE(m.stopped == "tight" || m.stopped == "separated" || m.stopped == "cap");
+    EXPECT_GE(m.metrics.n_chunks, 2);
+    EXPECT_LE(m.metrics.n_chunks, 4);
+    EXPECT_TRUE(m.delta_ln_ppl.has_value());
+    max_delta = std::max(max_delta, m.delta_kld);
+  }
+  // Crushing a large Q4_K tensor to q2_K must cost KLD, clearly above noise.
+  const auto& top = *std::max_element(j.measurements.begin(), j.measurements.end(),
+                                      [](auto& a, auto& b) { return a.delta_kld < b.delta_kld; });
+  EXPECT_GT(top.delta_kld, 3 * top.delta_kld_se);
+  EXPECT_GT(max_delta, 1e-4);
+
+  // Without --resume an existing journal is an error.
+  EXPECT_THROW(run_measure(o), UsageError);
+  // Resume: nothing left to do, nothing appended.
+  o.resume = true;
+  const MeasureSummary r = run_measure(o);
+  EXPECT_EQ(r.n_measured, 0);
+  EXPECT_EQ(r.n_resumed, 5);
+  EXPECT_EQ(read_journal(o.out_path).measurements.size(), 5u);
+  // Other settings / base / model: refused.
+  MeasureOptions other = o;
+  other.ctx = 256;
+  EXPECT_THROW(run_measure(other), MismatchError);
+  other = o;
+  other.base = "Q3_K_M";
+  EXPECT_THROW(run_measure(other), MismatchError);
+  other = o;
+  other.source_path = test::model("stories260K.gguf");
+  EXPECT_THROW(run_measure(other), MismatchError);
+}
+
+TEST(MeasureSweep, PromoteGroupsAndProbes) {
+  const std::string dir = test::temp_dir("measure_promote");
+  MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);
+  o.base = "Q2_K";
+  o.targets = {};
+  o.promote = {"q6_K"};
+  o.plan = PlanLevel::kGroups;
+  o.limit_units = 2;
+  run_measure(o);
+  const Journal j = read_journal(o.out_path);
+  ASSERT_EQ(j.measurements.size(), 2u);
+  for (const auto& m : j.measurements) {
+    EXPECT_EQ(m.direction, "promote");
+    EXPECT_EQ(m.unit.level, "group");
+    EXPECT_GT(m.unit.tensors.size(), 1u);
+    EXPECT_LT(m.delta_kld, 0) << m.unit.id << ": lifting a group from q2_K must help";
+  }
+  // Probes: ladder + pairs over tensor units.
+  MeasureOptions p = small("cb-dense-12l-F16.gguf", dir);
+  p.out_path = dir + "/p.jsonl";
+  p.tensor_regex = "blk\\.(3|4)\\.(ffn_down|ffn_up)";
+  p.probes = {.enabled = true, .n_top = 3, .ladder_max = 3};
+  run_measure(p);
+  const Journal jp = read_journal(p.out_path);
+  EXPECT_EQ(jp.measurements.size(), 4u);
+  ASSERT_GE(jp.probes.size(), 3u);
+  std::set<std::string> kinds;
+  for (const auto& pr : jp.probes) {
+    kinds.insert(pr.probe.substr(0, pr.probe.find('_', 2)));
+    ASSERT_TRUE(pr.predicted_delta_kld.has_value());
+    EXPECT_GE(pr.units.size(), 2u);
+    EXPECT_GT(pr.delta_kld, 0);
+  }
+  EXPECT_TRUE(kinds.count("ladder")) << "kinds seen: " << kinds.size();
+}
+
+TEST(MeasureSweep, HybridMoeRoutersExpertsSsm) {
+  const std::string dir = test::temp_dir("measure_moe");
+  MeasureOptions o = small("cb-hybrid-moe-F16.gguf", dir);
+  o.plan = PlanLevel::kGroups;
+  o.tensor_regex = "ffn_gate_inp|_exps|_shexp|ssm_";
+  o.stop.max_chunks = 2;
+  run_measure(o);
+  const Journal j = read_journal(o.out_path);
+  std::set<std::string> ids;
+  for (const auto& m : j.measurements) {
+    ids.insert(m.unit.id);
+    EXPECT_TRUE(std::isfinite(m.delta_kld));
+  }
+  for (const char* want : {"ffn_down_exps", "ffn_up_shexp", "ssm_in", "ssm_out"}) {
+    bool found = false;
+    for (const auto& id : ids) found = found || id.find(want) != std::string::npos;
+    EXPECT_TRUE(found) << want;
+  }
+  bool router = false;
+  for (const auto& id : ids) router = router || id.find("gate_inp") != std::string::npos ||
+                                       id.find("router") != std::string::npos;
+  EXPECT_TRUE(router) << "routers are measured like the rest";
+}
+
+TEST(MeasureSweep, StoriesFallbackTypes) {
+  const std::string dir = test::temp_dir("measure_stories");
+  MeasureOptions o = small("stories260K.gguf", dir);
+  o.limit_units = 4;
+  run_measure(o);
+  const Journal j = read_journal(o.out_path);
+  ASSERT_EQ(j.measurements.size(), 4u);
+  for (const auto& m : j.measurements) {
+    for (const auto& [t, ty] : m.types) EXPECT_NE(ty, "q2_K") << t;
+    EXPECT_TRUE(std::isfinite(m.delta_kld));
+  }
+}
+
+}  // namespace
+}  // namespace cb::measure
