@@ -21,6 +21,22 @@ struct TasksLm::Impl {
   int n_vocab = 0;
   TasksLmOptions opt;
 
+  // (Re)creates the context; MMLU with 5 shots needs more than the default.
+  void make_context(int n_ctx) {
+    if (ctx) llama_free(ctx);
+    auto cp = llama_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_batch = std::min(opt.n_batch, n_ctx);
+    cp.n_ubatch = std::min(opt.n_ubatch, static_cast<int>(cp.n_batch));
+    cp.n_seq_max = opt.n_seq_max;
+    cp.kv_unified = true;  // as llama-perplexity for the choice tasks
+    const int threads = opt.threads > 0 ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+    cp.n_threads = threads;
+    cp.n_threads_batch = threads;
+    ctx = llama_init_from_model(model, cp);
+    if (!ctx) throw EngineError(fmt::format("{}: llama.cpp failed to create a context of {} tokens", path, n_ctx));
+  }
+
   ~Impl() {
     if (ctx) llama_free(ctx);
     if (model) llama_model_free(model);
@@ -66,18 +82,7 @@ TasksLm::TasksLm(const std::string& model_path, const TasksLmOptions& options, c
   mp.n_gpu_layers = 0;
   impl_->model = llama_model_load_from_file(model_path.c_str(), mp);
   if (!impl_->model) throw EngineError(fmt::format("{}: llama.cpp failed to load the model", model_path));
-  auto cp = llama_context_default_params();
-  cp.n_ctx = options.n_ctx;
-  cp.n_batch = std::min(options.n_batch, options.n_ctx);
-  cp.n_ubatch = std::min(options.n_ubatch, static_cast<int>(cp.n_batch));
-  cp.n_seq_max = options.n_seq_max;
-  cp.kv_unified = true;  // as llama-perplexity for the choice tasks
-  const int threads = options.threads > 0 ? options.threads
-                                          : std::max(1u, std::thread::hardware_concurrency());
-  cp.n_threads = threads;
-  cp.n_threads_batch = threads;
-  impl_->ctx = llama_init_from_model(impl_->model, cp);
-  if (!impl_->ctx) throw EngineError(fmt::format("{}: llama.cpp failed to create a context", model_path));
+  impl_->make_context(options.n_ctx);
   impl_->vocab = llama_model_get_vocab(impl_->model);
   impl_->n_vocab = llama_vocab_n_tokens(impl_->vocab);
 }
@@ -110,6 +115,13 @@ std::string TasksLm::token_text(int32_t token) const {
 std::vector<GroupScores> TasksLm::score(const std::vector<TokenGroup>& groups) {
   ScopedLogCapture capture(impl_->logger);
   std::vector<GroupScores> out(groups.size());
+  // Grow the context (multiples of 512) when one task alone does not fit.
+  size_t need_max = 0;
+  for (const auto& g : groups) need_max = std::max(need_max, group_tokens(g));
+  if (static_cast<int>(need_max) > this->n_ctx()) {
+    impl_->logger.info(fmt::format("context grown to {} tokens for a {}-token task", (need_max + 511) / 512 * 512, need_max));
+    impl_->make_context(static_cast<int>((need_max + 511) / 512 * 512));
+  }
   const int n_ctx = this->n_ctx();
   const int n_seq_max = static_cast<int>(llama_n_seq_max(impl_->ctx));
   const int n_batch = static_cast<int>(llama_n_batch(impl_->ctx));
