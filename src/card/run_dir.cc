@@ -160,7 +160,8 @@ RunDir load_run_dir(const std::string& dir) {
     // Per-question JSONL files the summary names (model and baseline).
     for (const char* side : {"model", "baseline"}) {
       if (!r.bench->contains(side)) continue;
-      for (const auto& [task, t] : (*r.bench)[side].value("tasks", json::object()).items()) {
+      const json tasks = (*r.bench)[side].value("tasks", json::object());  // a copy: items() must not outlive it
+      for (const auto& [task, t] : tasks.items()) {
         const std::string name = "bench/" + t.value("jsonl", task + ".jsonl");
         if (fs::is_regular_file(at(name), ec)) {
           r.files.push_back({name, at(name), fmt::format("bench: per-question results, {} {}", side, task)});
