@@ -174,11 +174,14 @@ void section_speed(Ctx& c, const std::optional<SpeedResult>& sp) {
     return;
   }
   c.line(fmt::format("Measured by `cerebellum card` with llama.cpp on the CPU, {} threads, synthetic tokens, one "
-                     "warm-up, mean ± sd of {} runs (as llama-bench's pp / tg tests).\n", sp->n_threads, sp->repetitions));
+                     "warm-up, mean (± sd) of {} run(s) (as llama-bench's pp / tg tests).\n", sp->n_threads, sp->repetitions));
   c.line("| test | tokens/s |\n|---|---:|");
-  c.line(fmt::format("| pp{} (prompt, one batch) | {:.1f} ± {:.1f} |", sp->pp_tokens, sp->pp_tokens_per_s, sp->pp_tokens_per_s_sd));
-  c.line(fmt::format("| tg{} (generation, one token per decode) | {:.1f} ± {:.1f} |", sp->tg_tokens, sp->tg_tokens_per_s,
-                     sp->tg_tokens_per_s_sd));
+  auto rate = [&](double mean, double sd) {
+    return sp->repetitions > 1 ? fmt::format("{:.1f} ± {:.1f}", mean, sd) : fmt::format("{:.1f}", mean);
+  };
+  c.line(fmt::format("| pp{} (prompt, one batch) | {} |", sp->pp_tokens, rate(sp->pp_tokens_per_s, sp->pp_tokens_per_s_sd)));
+  c.line(fmt::format("| tg{} (generation, one token per decode) | {} |", sp->tg_tokens,
+                     rate(sp->tg_tokens_per_s, sp->tg_tokens_per_s_sd)));
   c.line(fmt::format("\nSystem: `{}`\n", sp->system_info));
 }
 

@@ -134,7 +134,8 @@ MemoryShape memory_shape(const std::string& model_path) {
     s.n_recurrent_layers += r;
     if (r) s.recurrent_elems += per_layer;
   }
-  s.note = "KV from attn_k/attn_v output rows per layer; recurrent state from " + a + ".ssm.* (Mamba)";
+  s.note = "KV widths from the attn_k/attn_v output rows of each layer";
+  if (s.n_recurrent_layers > 0) s.note += "; recurrent state from " + a + ".ssm.* (Mamba)";
   if (fused_qkv) s.note += "; fused attn_qkv layers are not counted (not supported)";
   return s;
 }
