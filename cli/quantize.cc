@@ -1,0 +1,133 @@
+// cerebellum quantize --source SRC.gguf --budget Q4_K_M|7.4MB|3.5bpw --text CALIB [--text ...]
+//   --out OUT.gguf [--eval-text T] [--run-dir DIR] [--journal M.jsonl] [--force] [--card]
+// measure -> allocate -> build -> gate against the same-size stock mix.
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "cerebellum/card/card.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/quantize/quantize.h"
+#include "cli_util.h"
+#include "command.h"
+
+namespace cb::cli {
+namespace {
+
+struct QuantizeArgs {
+  QuantizeOptions o;
+  std::vector<std::string> texts, domains, targets, promote;
+  std::string plan = "tensors";
+  int min_chunks = 4, max_chunks = 16;
+  bool card = false;
+};
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t end = s.find(',', start);
+      const std::string part = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (!part.empty()) out.push_back(part);
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  return out;
+}
+
+void print_result(const QuantizeResult& r) {
+  fmt::print("budget      {}\n", human_bytes(r.budget_bytes));
+  fmt::print("{:<22} {:>14} {:>12} {:>20}\n", "model", "bytes", "PPL", "KLD vs F16 (nats)");
+  for (const auto* e : {&r.ours, &r.baseline}) {
+    fmt::print("{:<22} {:>14} {:>12.4f} {:>11.6f} ± {:.6f}\n", e->name, e->size_bytes, e->ppl,
+               e->kld_mean, e->kld_se);
+  }
+  fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% lower\n", r.delta_kld,
+             r.delta_kld_se, 100 * r.kld_reduction);
+  fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix)"
+                                         : "DOES NOT SHIP (not better than the stock mix)");
+  fmt::print("output      {}\nevidence    {}\n", r.written ? r.out : "(not written)", r.run_dir);
+}
+
+void run(QuantizeArgs& a, const std::string& command_line) {
+  QuantizeOptions& o = a.o;
+  const auto domains = split_commas(a.domains);
+  if (!domains.empty() && domains.size() != a.texts.size()) {
+    throw UsageError(fmt::format("{} --domain names for {} --text files", domains.size(), a.texts.size()));
+  }
+  for (size_t i = 0; i < a.texts.size(); ++i) {
+    o.texts.push_back({domains.empty() ? std::filesystem::path(a.texts[i]).stem().string() : domains[i],
+                       a.texts[i]});
+  }
+  if (!a.targets.empty()) o.targets = split_commas(a.targets);
+  if (!a.promote.empty()) o.promote = split_commas(a.promote);
+  o.plan = measure::parse_plan_level(a.plan);
+  o.stop.min_chunks = a.min_chunks;
+  o.stop.max_chunks = a.max_chunks;
+  o.command_line = command_line;
+  o.logger = stderr_logger();
+  ProgressPrinter progress;
+  o.progress = progress.fn();
+  const QuantizeResult r = run_quantize(o);
+  progress.finish();
+  if (a.card && r.written) {
+    card::CardOptions co;
+    co.speed.n_threads = o.n_threads;
+    const auto cr = card::render_card(r.run_dir, r.run_dir + "/CARD.md", co, o.logger, o.progress);
+    progress.finish();
+    (void)cr;
+    o.logger.info(fmt::format("card: {}/CARD.md", r.run_dir));
+  }
+  print_result(r);
+  if (!r.ships && !o.force) {
+    throw GateError(fmt::format("the plan ({} B, KLD {:.6f}) does not beat stock {} ({} B, KLD {:.6f}); "
+                                "nothing written (use --force to write anyway)",
+                                r.ours.size_bytes, r.ours.kld_mean, r.baseline_preset,
+                                r.baseline.size_bytes, r.baseline.kld_mean));
+  }
+}
+
+void setup_quantize(CLI::App& app) {
+  auto a = std::make_shared<QuantizeArgs>();
+  auto* cmd = app.add_subcommand("quantize", "measure, allocate, build and gate, end to end");
+  cmd->add_option("--source", a->o.source, "full-precision GGUF")->required();
+  cmd->add_option("--budget", a->o.budget, "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")
+      ->capture_default_str();
+  cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
+  cmd->add_option("--domain", a->domains, "domain names for the --text files (default: file stems)");
+  cmd->add_option("--eval-text", a->o.eval_text, "held-out text for the gate (default: first --text)");
+  cmd->add_option("--out", a->o.out, "output GGUF")->required();
+  cmd->add_option("--run-dir", a->o.run_dir, "evidence directory (default: OUT without .gguf + .run)");
+  cmd->add_option("--journal", a->o.journal, "measurements to reuse/resume (default: RUN_DIR/measurements.jsonl)");
+  cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
+  cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
+  cmd->add_option("--imatrix", a->o.imatrix_path, "importance matrix for ours and the baseline alike");
+  cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
+  cmd->add_option("--base", a->o.measure_base, "base mix the measurements ablate from")->capture_default_str();
+  cmd->add_option("--targets", a->targets, "ablation types (default q2_K,q3_K)");
+  cmd->add_option("--promote", a->promote, "promotion types (default q5_K,q6_K)");
+  cmd->add_option("--plan", a->plan, "tensors|groups|layers|auto")->capture_default_str();
+  cmd->add_option("--ctx", a->o.ctx, "tokens per chunk")->capture_default_str();
+  cmd->add_option("--min-chunks", a->min_chunks, "adaptive stopping: at least")->capture_default_str();
+  cmd->add_option("--max-chunks", a->max_chunks, "adaptive stopping: at most")->capture_default_str();
+  cmd->add_option("--eval-chunks", a->o.eval_chunks, "chunks of the eval text for the gate")->capture_default_str();
+  cmd->add_option("--curve", a->o.curve_presets, "extra stock mixes to evaluate for the card's curve");
+  cmd->add_option("--threads", a->o.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--force", a->o.force, "write the output even if it does not beat the stock mix");
+  cmd->add_flag("--card", a->card, "render RUN_DIR/CARD.md afterwards");
+  cmd->callback([a, cmd] {
+    std::string line = "cerebellum quantize";
+    for (const auto* opt : cmd->get_options()) {
+      for (const auto& v : opt->results()) line += " " + opt->get_name() + " " + v;
+    }
+    run(*a, line);
+  });
+}
+
+}  // namespace
+
+CB_REGISTER_COMMAND("quantize", 5, setup_quantize);
+
+}  // namespace cb::cli

@@ -1,0 +1,262 @@
+#include "cerebellum/quantize/quantize.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/allocate/allocate.h"
+#include "cerebellum/build/build.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/eval/evaluator.h"
+#include "cerebellum/inspect/inspect.h"
+#include "cerebellum/recipe/recipe.h"
+
+namespace cb {
+namespace fs = std::filesystem;
+namespace {
+
+// Stock mixes a same-size baseline is chosen from: those llama-quantize makes
+// without an importance matrix (the IQ mixes need one and are left out).
+constexpr const char* kBaselinePresets[] = {"Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
+                                            "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",   "Q8_0"};
+
+bool is_preset(const std::string& spec) {
+  for (const char* p : kBaselinePresets) {
+    if (spec == p) return true;
+  }
+  return false;
+}
+
+int64_t preset_size_bytes(const std::string& source, const std::string& preset,
+                          const std::string& imatrix_path) {
+  return predict_output_size_bytes(source, stock_preset_types(source, preset, !imatrix_path.empty()),
+                                   imatrix_path);
+}
+
+std::string default_run_dir(const std::string& out) {
+  fs::path p(out);
+  if (p.extension() == ".gguf") p.replace_extension("");
+  return p.string() + ".run";
+}
+
+// Builds `types` (or a preset) from the source into `path`.
+BuildReport build_to(const QuantizeOptions& o, const std::string& path,
+                     const std::map<std::string, std::string>& types, const std::string& preset) {
+  BuildOptions b;
+  b.source = o.source;
+  b.out = path;
+  b.imatrix_path = o.imatrix_path;
+  b.n_threads = o.n_threads;
+  if (!preset.empty()) {
+    b.base = preset;
+  } else {
+    for (const auto& [name, type] : types) b.recipe.rules.push_back({name, type, 0});
+  }
+  return build_model(b, o.logger, o.progress);
+}
+
+struct Scored {
+  EvalRecord record;
+  eval::TokenSeries series;
+};
+
+Scored score_model(const QuantizeOptions& o, const std::string& name, const std::string& path,
+                   const std::string& text, const eval::ReferenceStore& ref) {
+  eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
+                       .top_k = o.top_k};
+  eval::Evaluator ev(path, text, eo, o.logger);
+  Scored s;
+  const eval::EvalSummary sum = ev.run(&ref, o.progress, &s.series);
+  s.record = {name, path, static_cast<int64_t>(fs::file_size(path)), sum.ppl.ppl,
+              sum.ppl.ppl_se, sum.kld.mean_nats, sum.kld.se_nats, sum.top1.mean};
+  return s;
+}
+
+nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "") {
+  return {{"name", r.name}, {"kind", kind}, {"path", r.path}, {"size_bytes", r.size_bytes}, {"ppl", r.ppl},
+          {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"top1", r.top1}};
+}
+
+// measure -> allocate: the per-tensor types of our plan (plan.json and
+// tensor_types.txt written into the run dir).
+std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const std::string& run_dir,
+                                              const std::string& journal_path,
+                                              int64_t budget_bytes) {
+  measure::MeasureOptions m;
+  m.source_path = o.source;
+  m.base = o.measure_base;
+  m.texts = o.texts;
+  m.plan = o.plan;
+  m.targets = o.targets;
+  m.promote = o.promote;
+  m.ctx = o.ctx;
+  m.stop = o.stop;
+  m.top_k = o.top_k;
+  m.n_threads = o.n_threads;
+  m.resume = fs::exists(journal_path);
+  m.out_path = journal_path;
+  m.reference_dir = run_dir;
+  m.logger = o.logger;
+  m.progress = o.progress;
+  const measure::MeasureSummary ms = measure::run_measure(m);
+  o.logger.info(fmt::format("measure: {} new, {} reused measurements in {:.1f} s", ms.n_measured,
+                            ms.n_resumed, ms.elapsed_s));
+
+  const Journal journal = read_journal(journal_path);
+  const ModelInfo model = inspect_model(o.source);
+  Constraints constraints;
+  if (!o.constraints.empty()) {
+    constraints = constraints_from_json(nlohmann::json::parse(read_file(o.constraints)), o.constraints);
+  }
+  const AllocationProblem p = build_problem(model, journal, parse_objective(o.objective, journal.domains()),
+                                            constraints, nullptr);
+  const int64_t overhead = calibrate_fixed_overhead(model, p, o.imatrix_path);
+  const Plan plan = allocate_plan(p, budget_bytes, overhead);
+  nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}};
+  const Plan greedy = greedy_original_plan(p, budget_bytes, overhead);
+  extra["baselines"]["greedy_original"] = {{"size_bytes", greedy.size_bytes},
+                                           {"predicted_delta_kld", greedy.predicted_delta_kld},
+                                           {"types", greedy.types()}};
+  write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
+  write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
+  o.logger.info(fmt::format("allocate: {} bytes planned for a budget of {}, predicted ΔKLD {:.5f}",
+                            plan.size_bytes, budget_bytes, plan.predicted_delta_kld));
+  return plan.types();
+}
+
+// run.json (cerebellum.run/1, docs/card.md): what the card needs to find the build.
+void write_run_json(const QuantizeOptions& o, const QuantizeResult& r) {
+  nlohmann::json j = {{"schema", "cerebellum.run/1"},
+                      {"source", {{"path", fs::absolute(o.source).string()}, {"sha256", sha256_file(o.source)}}},
+                      {"budget", {{"spec", o.budget}, {"bytes", r.budget_bytes}}},
+                      {"llama_cpp_version", "de3ff815"},
+                      {"flags", {"use_extra_bufts=false", "--objective " + o.objective,
+                                 "--ctx " + std::to_string(o.ctx)}}};
+  if (r.written) {
+    j["output"] = {{"path", fs::absolute(r.out).string()}, {"sha256", sha256_file(r.out)},
+                   {"size_bytes", static_cast<int64_t>(fs::file_size(r.out))}};
+  }
+  write_file_atomic(r.run_dir + "/run.json", j.dump(2) + "\n");
+}
+
+}  // namespace
+
+int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem& problem,
+                                 const std::string& imatrix_path) {
+  std::map<std::string, std::string> base;
+  int64_t tensor_bytes = 0;
+  for (const auto& c : problem.tensors) base[c.name] = c.base_type;
+  for (const auto& t : model.tensors) {
+    const auto it = base.find(t.name);
+    tensor_bytes += tensor_bytes_at(t, it == base.end() ? t.type : it->second, model.alignment_bytes);
+  }
+  return predict_output_size_bytes(model.path, base, imatrix_path) - tensor_bytes;
+}
+
+int64_t resolve_budget_bytes(const std::string& spec, const std::string& source,
+                             const std::string& imatrix_path) {
+  if (is_preset(spec)) return preset_size_bytes(source, spec, imatrix_path);
+  return parse_budget_bytes(spec, inspect_model(source).n_elements);
+}
+
+std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
+                                 const std::string& imatrix_path,
+                                 std::map<std::string, int64_t>* preset_sizes) {
+  std::string best;
+  int64_t best_size = -1;
+  for (const char* p : kBaselinePresets) {
+    const int64_t s = preset_size_bytes(source, p, imatrix_path);
+    if (preset_sizes) (*preset_sizes)[p] = s;
+    if (s <= size_bytes && s > best_size) {
+      best = p;
+      best_size = s;
+    }
+  }
+  return best;
+}
+
+QuantizeResult run_quantize(const QuantizeOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
+  if (o.out.empty()) throw UsageError("quantize needs --out");
+  QuantizeResult r;
+  r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
+  fs::create_directories(r.run_dir);
+  const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
+  r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);
+
+  std::map<std::string, std::string> types;
+  if (o.recipe_from.empty()) {
+    types = plan_types(o, r.run_dir, journal, r.budget_bytes);
+  } else {
+    types = resolve_recipe(load_recipe(o.recipe_from), inspect_model(o.source)).types();
+  }
+  const std::string candidate = r.run_dir + "/candidate.gguf";
+  const BuildReport built = build_to(o, candidate, types, "");
+  std::map<std::string, int64_t> preset_sizes;
+  r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.imatrix_path, &preset_sizes);
+  if (r.baseline_preset.empty()) {
+    throw BudgetError(fmt::format("no stock mix is as small as the plan ({} bytes): nothing to compare with",
+                                  built.output_size_bytes));
+  }
+  const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
+  build_to(o, baseline_path, {}, r.baseline_preset);
+
+  // Gate: both against the full-precision reference on the same held-out tokens.
+  const std::string eval_path = o.eval_text.empty() ? o.texts.front().path : o.eval_text;
+  const std::string text = read_file(eval_path);
+  eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads, .top_k = o.top_k};
+  eval::Evaluator ref_ev(o.source, text, eo, o.logger);
+  const eval::ReferenceStore ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress);
+  const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
+  const Scored base = score_model(o, "stock " + r.baseline_preset, baseline_path, text, ref);
+  r.ours = ours.record;
+  r.baseline = base.record;
+  const eval::MeanSe d = eval::paired_delta(ours.series.kld_nats, base.series.kld_nats);
+  r.delta_kld = d.mean;
+  r.delta_kld_se = d.se;
+  r.kld_reduction = r.baseline.kld_mean > 0 ? 1.0 - r.ours.kld_mean / r.baseline.kld_mean : 0;
+  r.ships = r.ours.kld_mean < r.baseline.kld_mean && r.ours.size_bytes <= r.baseline.size_bytes;
+
+  nlohmann::json models = {record_json(r.ours, "build"), record_json(r.baseline, "stock")};
+  for (const auto& preset : o.curve_presets) {
+    if (preset == r.baseline_preset) continue;
+    const std::string path = r.run_dir + "/stock-" + preset + ".gguf";
+    build_to(o, path, {}, preset);
+    models.push_back(record_json(score_model(o, preset, path, text, ref).record, "stock"));
+    fs::remove(path);
+  }
+  EvalRecord f16{"F16", o.source, static_cast<int64_t>(fs::file_size(o.source))};
+  models.push_back(record_json(f16, "reference"));
+  nlohmann::json ej = {{"schema", "cerebellum.runeval/1"}, {"eval_text", eval_path}, {"ctx", o.ctx},
+                       {"chunks", o.eval_chunks}, {"models", models},
+                       {"paired_delta_kld", {{"mean", d.mean}, {"se", d.se}}},
+                       {"stock_sizes_bytes", preset_sizes}};
+  write_file_atomic(r.run_dir + "/eval.json", ej.dump(2) + "\n");
+  if (r.ships || o.force) {
+    fs::rename(candidate, o.out);
+    r.out = o.out;
+    r.written = true;
+  } else {
+    fs::remove(candidate);
+  }
+  write_run_json(o, r);
+  r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_file_atomic(r.run_dir + "/quantize.json", to_json(r).dump(2) + "\n");
+  if (!o.command_line.empty()) write_file_atomic(r.run_dir + "/commands.txt", o.command_line + "\n");
+  return r;
+}
+
+nlohmann::json to_json(const QuantizeResult& r) {
+  return {{"schema", "cerebellum.quantize/1"}, {"out", r.out}, {"run_dir", r.run_dir},
+          {"budget_bytes", r.budget_bytes}, {"baseline_preset", r.baseline_preset},
+          {"ours", record_json(r.ours)}, {"baseline", record_json(r.baseline)},
+          {"delta_kld", r.delta_kld}, {"delta_kld_se", r.delta_kld_se},
+          {"kld_reduction", r.kld_reduction}, {"ships", r.ships}, {"written", r.written},
+          {"elapsed_s", r.elapsed_s}};
+}
+
+}  // namespace cb
