@@ -216,7 +216,7 @@ std::string chart_series(const Series& sr, const Frame& f) {
 
 std::string chart_svg(const Chart& c) {
   const Frame f = fit_frame(c);
-  const int width = 760, height = 400;
+  const int width = 800, height = 400;  // room for the legend right of the 520 px plot
   std::string s = svg_open(width, height);
   s += text(f.left, 22, c.title, "font-size=\"14\" font-weight=\"bold\"");
   s += chart_axes(c, f);
