@@ -56,10 +56,13 @@ RunInfo run_info_from_json(const json& j, const std::string& where) {
     const json& src = j.at("source");
     r.source_path = src.value("path", "");
     r.source_sha256 = src.value("sha256", "");
-    const json& out = j.at("output");
-    r.output_path = out.at("path").get<std::string>();
-    r.output_sha256 = out.value("sha256", "");
-    r.output_size_bytes = out.value("size_bytes", int64_t{0});
+    // No "output" when quantize did not write the build (it did not ship).
+    if (j.contains("output")) {
+      const json& out = j["output"];
+      r.output_path = out.at("path").get<std::string>();
+      r.output_sha256 = out.value("sha256", "");
+      r.output_size_bytes = out.value("size_bytes", int64_t{0});
+    }
     if (j.contains("budget")) {
       r.budget = j["budget"].value("spec", "");
       r.budget_bytes = j["budget"].value("bytes", int64_t{0});
