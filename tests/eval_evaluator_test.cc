@@ -1,0 +1,124 @@
+// Integration tests of the evaluator on cb-dense-12l (small ctx / few chunks).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/eval/evaluator.h"
+#include "test_paths.h"
+
+namespace cb::eval {
+namespace {
+
+const std::string kModel = test::model("cb-dense-12l-F16.gguf");
+
+double stock_ppl(const std::string& model, const std::string& text, int ctx, int chunks) {
+  const auto r = test::run_command(fmt::format("{} -m {} -f {} -c {} --chunks {} -t 2 -nr 2>&1",
+                                               test::stock_tool("llama-perplexity"), model, text,
+                                               ctx, chunks));
+  std::smatch m;
+  const std::regex re("Final estimate: PPL = ([0-9.]+)");
+  if (r.exit_code != 0 || !std::regex_search(r.output, m, re)) {
+    ADD_FAILURE() << r.output;
+    return -1;
+  }
+  return std::stod(m[1]);
+}
+
+double eval_ppl(const std::string& model, const std::string& text, int ctx, int chunks) {
+  Evaluator ev(model, read_file(text), {.ctx = ctx, .max_chunks = chunks, .n_threads = 2});
+  return ev.run().ppl.ppl;
+}
+
+TEST(EvalEvaluator, PplMatchesLlamaPerplexity) {
+  for (const std::string text : {test::data("wikitext-2-raw/wiki.test.raw"),
+                                 test::data("docs-en-calib.txt")}) {
+    const double stock = stock_ppl(kModel, text, 256, 4);
+    const double ours = eval_ppl(kModel, text, 256, 4);
+    EXPECT_NEAR(ours / stock, 1.0, 1e-3) << text << " stock " << stock << " ours " << ours;
+  }
+  // A stock Q4_K_M of the same model.
+  const std::string dir = test::temp_dir("eval-q4km");
+  const std::string q4 = dir + "/q4km.gguf";
+  const auto q = test::run_command(fmt::format("{} {} {} Q4_K_M 2 2>&1",
+                                               test::stock_tool("llama-quantize"), kModel, q4));
+  ASSERT_EQ(q.exit_code, 0) << q.output;
+  const std::string text = test::data("wikitext-2-raw/wiki.test.raw");
+  const double stock = stock_ppl(q4, text, 256, 4);
+  EXPECT_NEAR(eval_ppl(q4, text, 256, 4) / stock, 1.0, 1e-3);
+}
+
+TEST(EvalEvaluator, SwapsRestoreExactlyAndTrackExactMode) {
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  const EvalOptions opts{.ctx = 128, .max_chunks = 4, .n_threads = 2, .top_k = 64};
+  Evaluator ref(kModel, text, opts);
+  const ReferenceStore store = ref.build_reference();
+  EXPECT_EQ(store.n_tokens(), 4 * ref.scored_per_chunk());
+
+  Evaluator ev(kModel, text, opts);
+  TokenSeries base;
+  const EvalSummary s0 = ev.run(&store, {}, &base);
+  EXPECT_LT(s0.kld.mean_nats, 1e-6);  // same model: no divergence
+  EXPECT_DOUBLE_EQ(s0.top1.mean, 1.0);
+
+  const std::string tensor = "blk.2.ffn_down.weight";
+  ev.set_tensor_type_simulated(tensor, "q2_K");
+  TokenSeries sim;
+  const EvalSummary s1 = ev.run(&store, {}, &sim);
+  EXPECT_GT(s1.kld.mean_nats, 1e-4);
+  const MeanSe d = paired_delta(sim.kld_nats, base.kld_nats);
+  EXPECT_GT(d.mean, 3 * d.se);  // paired delta resolves the damage
+
+  ev.restore_all();
+  TokenSeries restored;
+  ev.run(&store, {}, &restored);
+  EXPECT_EQ(restored.nll_nats, base.nll_nats);  // bit-identical after restore
+
+  EvalOptions exact_opts = opts;
+  exact_opts.tensor_types = {{tensor, "q2_K"}};
+  Evaluator exact(kModel, text, exact_opts);
+  const EvalSummary s2 = exact.run(&store);
+  EXPECT_NEAR(s1.kld.mean_nats, s2.kld.mean_nats, 0.1 * s2.kld.mean_nats + 1e-4);
+}
+
+TEST(EvalEvaluator, ReferenceStoreRefusesOtherSettings) {
+  const std::string dir = test::temp_dir("eval-ref");
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  const EvalOptions opts{.ctx = 64, .max_chunks = 2, .n_threads = 2, .top_k = 8};
+  Evaluator ev(kModel, text, opts);
+  const std::string path = dir + "/ref.bin";
+  const ReferenceStore built = load_or_build_reference(ev, path);
+  const ReferenceStore again = load_or_build_reference(ev, path);  // reused from disk
+  EXPECT_EQ(again.key(), built.key());
+  EXPECT_EQ(again.target_log_prob(5), built.target_log_prob(5));
+
+  Evaluator other_ctx(kModel, text, {.ctx = 128, .max_chunks = 2, .n_threads = 2, .top_k = 8});
+  EXPECT_THROW(load_or_build_reference(other_ctx, path), MismatchError);
+  Evaluator other_text(kModel, read_file(test::data("docs-code-calib.txt")), opts);
+  EXPECT_THROW(load_or_build_reference(other_text, path), MismatchError);
+  EXPECT_THROW(other_text.evaluate(0, 1, &built), MismatchError);
+  ReferenceKey k = ev.reference_key();
+  k.model_sha256 = "0000";
+  EXPECT_THROW(ReferenceStore::load(path, k), MismatchError);
+}
+
+TEST(EvalEvaluator, BadInputIsRefused) {
+  EXPECT_THROW(Evaluator(kModel, "", {.ctx = 64}), InputError);
+  EXPECT_THROW(Evaluator(kModel, "A short text.", {.ctx = 64}), InputError);
+  EXPECT_THROW(Evaluator(test::model("fixtures/tinyllamas-stories-260k-f32.ggufv1.gguf"),
+                         "text", {.ctx = 64}),
+               InputError);
+  const std::string dir = test::temp_dir("eval-cli");
+  write_file_atomic(dir + "/short.txt", "Too short.");
+  const auto r = test::run_command(fmt::format("{} eval --model {} --text {}/short.txt 2>&1",
+                                               test::cli_path(), kModel, dir));
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("needs at least"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace cb::eval
