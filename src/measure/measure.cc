@@ -97,10 +97,10 @@ double chunk_mean_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>
   return a.empty() ? 0 : s / a.size();
 }
 
-JournalMetrics metrics_of(const eval::TokenSeries& s) {
+JournalMetrics metrics_of(const eval::TokenSeries& s, int n_chunks) {
   const eval::EvalSummary sum = eval::summarize(s);
   JournalMetrics m;
-  m.n_chunks = sum.n_chunks;
+  m.n_chunks = n_chunks;  // the series does not count chunks
   m.n_tokens = sum.n_tokens;
   m.kld_mean = sum.kld.mean_nats;
   m.kld_se = sum.kld.se_nats;
@@ -115,7 +115,7 @@ template <typename R>
 void fill_deltas(const Outcome& out, R* r) {
   const ChunkStats k = chunk_stats(out.d_kld), l = chunk_stats(out.d_nll),
                    t = chunk_stats(out.d_top1);
-  r->metrics = metrics_of(out.series);
+  r->metrics = metrics_of(out.series, static_cast<int>(out.d_kld.size()));
   r->delta_kld = k.mean, r->delta_kld_se = k.se;
   r->delta_ln_ppl = l.mean, r->delta_ln_ppl_se = l.se;
   r->delta_top1 = t.mean, r->delta_top1_se = t.se;
@@ -145,6 +145,7 @@ class Sweep {
     e.ctx = o_.ctx;
     e.max_chunks = o_.stop.max_chunks;
     e.n_threads = o_.n_threads;
+    e.n_gpu_layers = o_.n_gpu_layers;
     e.n_batch = o_.ctx * chunks_per_step();
     e.top_k = o_.top_k;
     return e;
@@ -225,7 +226,7 @@ void Sweep::baseline(const std::string& domain) {
   if (have_baseline_.insert(domain).second) {
     JournalBaseline b;
     b.domain = domain;
-    b.metrics = metrics_of(series);
+    b.metrics = metrics_of(series, static_cast<int>(base_chunks_.size()));
     w_.append(b);
   }
 }
