@@ -1,5 +1,5 @@
 // cerebellum eval --model M.gguf --text T [--reference REF.gguf] [--ctx 512]
-//                 [--chunks N] [--threads N] [--top-k 32] [--reference-store F] [--json]
+//                 [--chunks N] [--threads N] [--gpu-layers N] [--top-k 32] [--reference-store F] [--json]
 #include <fmt/format.h>
 
 #include "cerebellum/common/io.h"
@@ -12,7 +12,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, text, reference, store;
-  int ctx = 512, chunks = -1, threads = 0, batch = 2048, top_k = 32;
+  int ctx = 512, chunks = -1, threads = 0, batch = 2048, top_k = 32, gpu_layers = 0;
   bool json = false;
 };
 
@@ -56,6 +56,7 @@ void run_eval(const EvalArgs& a) {
   const std::string text = read_file(a.text);
   eval::EvalOptions opts{.ctx = a.ctx, .max_chunks = a.chunks, .n_threads = a.threads,
                          .n_batch = a.batch, .top_k = a.top_k};
+  opts.n_gpu_layers = a.gpu_layers;
   ProgressPrinter progress;
   std::optional<eval::ReferenceStore> store;
   if (!a.reference.empty()) {
@@ -87,6 +88,8 @@ void setup_eval(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "tokens per decode")->capture_default_str();
   cmd->add_option("--top-k", a->top_k, "reference log-probs kept per token")->capture_default_str();
+  cmd->add_option("--gpu-layers", a->gpu_layers, "layers offloaded to the GPU (999 = all; CPU builds ignore it)")
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "print JSON (schema cerebellum.eval/1)");
   cmd->callback([a] { run_eval(*a); });
 }

@@ -142,6 +142,8 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--sep-z", o.stop.sep_z, "stop when |Δ| >= z*se (0 = off)")->capture_default_str();
   cmd->add_option("--top-k", o.top_k, "reference log-probs kept per token")->capture_default_str();
   cmd->add_option("--threads", o.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--gpu-layers", o.n_gpu_layers, "layers offloaded to the GPU (999 = all; CPU builds ignore it)")
+      ->capture_default_str();
   cmd->add_option("--mode", a->mode, "simulated|exact")->capture_default_str();
   cmd->add_flag("--probes", o.probes.enabled, "interaction probes: pairs and a ladder");
   cmd->add_option("--ladder", o.probes.ladder_max, "ladder steps")->capture_default_str();

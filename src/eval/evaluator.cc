@@ -68,6 +68,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   text_sha256_ = sha256_bytes(text.data(), text.size());
   engine::ModelLoadOptions lo;
   lo.n_threads = opts.n_threads;
+  lo.n_gpu_layers = opts.n_gpu_layers;
   lo.in_memory = true;
   lo.tensor_types = opts.tensor_types;
   lo.imatrix = imatrix_weights(opts);

@@ -39,6 +39,7 @@ struct EvalOptions {
   // "exact" mode. Empty = the file's types.
   std::map<std::string, std::string> tensor_types;
   const Imatrix* imatrix = nullptr;  // for quantizing tensor_types / swaps (optional)
+  int n_gpu_layers = 0;   // layers offloaded to the GPU (-ngl; CPU-only builds ignore it)
 };
 
 // One chunk's per-token values, in scoring order.

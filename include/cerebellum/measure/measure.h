@@ -102,6 +102,7 @@ struct MeasureOptions {
   StopRule stop;                           // min/max chunks, tolerances
   int top_k = 32;                          // reference log-probs kept per token
   int n_threads = 0;                       // 0 = all cores
+  int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
   EvalMode mode = EvalMode::kSimulated;
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
   ProbeOptions probes;
