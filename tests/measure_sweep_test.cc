@@ -2,6 +2,8 @@
 // stories260K with fallback types), journal contents, resume checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 #include "cerebellum/common/error.h"
@@ -22,10 +23,10 @@ TEST(MeasureStop, RespectsMinChunksAndTolerances) {
   EXPECT_EQ(stop_reason({0.1, 0.1, 0.1}, r), "");                 // below min_chunks
   EXPECT_EQ(stop_reason({0.1, 0.1, 0.1, 0.1}, r), "tight");       // se = 0
   EXPECT_EQ(stop_reason({1e-5, -1e-5, 2e-5, 0}, r), "tight");     // negligible: abs_tol
-  EXPECT_EQ(stop_reason({0.9, 1.1, 1.0, 1.0}, r), "separated");   // se ~0.04, |Δ|/se ~24
+  EXPECT_EQ(stop_reason({0.8, 1.2, 1.0, 1.0}, r), "separated");   // se ~0.08, |Δ|/se ~12
   EXPECT_EQ(stop_reason({0.0, 0.2, -0.1, 0.1}, r), "");           // noisy, near zero
   r.sep_z = 0;
-  EXPECT_EQ(stop_reason({0.9, 1.1, 1.0, 1.0}, r), "");
+  EXPECT_EQ(stop_reason({0.8, 1.2, 1.0, 1.0}, r), "");
 }
 
 TEST(MeasurePlan, LevelsOrderAndFallbacks) {
