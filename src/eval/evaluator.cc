@@ -189,10 +189,17 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
       }
     }
     const size_t tokens_base = static_cast<size_t>(first + g) * ctx;
+    // Row pointers are resolved on this thread: llama_get_logits_ith
+    // synchronizes the backend and reorders outputs, which is not thread-safe
+    // (garbage rows with many threads, and with the CUDA backend).
+    std::vector<const float*> rows(static_cast<size_t>(n_group) * n_scored);
+    for (int j = 0; j < n_group * n_scored; ++j) {
+      rows[j] = impl_->ctx->logits((j / n_scored) * ctx + first_scored + j % n_scored);
+    }
     parallel_for(n_group * n_scored, impl_->n_threads, [&](int j) {
       const int s = j / n_scored, i = j % n_scored;
       ChunkResult& r = results[g + s];
-      const float* row = impl_->ctx->logits(s * ctx + first_scored + i);
+      const float* row = rows[j];
       const Token target = impl_->tokens[tokens_base + s * ctx + first_scored + i + 1];
       const detail::RowStats st = detail::row_stats(row, n_vocab);
       const float lp = st.log_prob(row[target]);
