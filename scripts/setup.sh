@@ -2,6 +2,7 @@
 # Installs what the project needs (Debian packages), builds/caches the pinned
 # llama.cpp (scripts/setup-llama.sh) and builds Cerebellum into ./build.
 # Options are passed to setup-llama.sh (--cuda, --cuda-arch N, --source DIR, --prefix DIR).
+# GPU: bash scripts/setup.sh --cuda --cuda-arch 90   (docs/gpu.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ declare -A TOOLS=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [git]=git [npm]=np
                   [python3]=python3 [patchelf]=patchelf)
 LIBS=(nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev)
 missing=()
+# CB_SKIP_APT=1: check nothing, install nothing (machines without a registry;
+# pass dependency prefixes through CB_CMAKE_ARGS="-DCMAKE_PREFIX_PATH=...").
+[ "${CB_SKIP_APT:-0}" = 1 ] && { TOOLS=(); LIBS=(); }
 for t in "${!TOOLS[@]}"; do command -v "$t" >/dev/null || missing+=("${TOOLS[$t]}"); done
 for p in "${LIBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -24,6 +28,8 @@ fi
 LLAMA_PREFIX=$(bash scripts/setup-llama.sh "$@" | tail -n1)
 echo "[setup] llama.cpp: $LLAMA_PREFIX" >&2
 BUILD_DIR="${BUILD_DIR:-build}"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" >/dev/null
+# shellcheck disable=SC2086  # CB_CMAKE_ARGS: extra cmake arguments, word-split
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" \
+  ${CB_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 echo "[setup] built $BUILD_DIR/cerebellum" >&2
