@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
+#include "cerebellum/measure/original.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"
 
@@ -185,6 +186,12 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
                                 const std::map<std::string, double>& objective,
                                 const Constraints& constraints, const QuantErrorTable* qerr,
                                 const DamageOptions& opt) {
+  // Imported original-project results carry PPL only (ΔKLD is a 0
+  // placeholder): allocating on them would read every tensor as harmless.
+  if (measure::is_imported(journal)) {
+    throw InputError("the journal was imported from the original project's ablation_results.json and "
+                     "has no ΔKLD; re-measure with `cerebellum measure` before allocating");
+  }
   AllocationProblem p;
   p.model_sha256 = journal.header.model_sha256;
   p.base_name = journal.header.base_name;

@@ -66,7 +66,7 @@ struct Scored {
 Scored score_model(const QuantizeOptions& o, const std::string& name, const std::string& path,
                    const std::string& text, const eval::ReferenceStore& ref) {
   eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
-                       .top_k = o.top_k};
+                       .top_k = o.eval_top_k};
   eval::Evaluator ev(path, text, eo, o.logger);
   Scored s;
   const eval::EvalSummary sum = ev.run(&ref, o.progress, &s.series);
@@ -165,12 +165,14 @@ int64_t resolve_budget_bytes(const std::string& spec, const std::string& source,
 std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
                                  const std::string& imatrix_path,
                                  std::map<std::string, int64_t>* preset_sizes) {
+  // The smallest stock mix at least as large as our file: we must beat it
+  // while spending no more bytes than it does.
   std::string best;
   int64_t best_size = -1;
   for (const char* p : kBaselinePresets) {
     const int64_t s = preset_size_bytes(source, p, imatrix_path);
     if (preset_sizes) (*preset_sizes)[p] = s;
-    if (s <= size_bytes && s > best_size) {
+    if (s >= size_bytes && (best_size < 0 || s < best_size)) {
       best = p;
       best_size = s;
     }
@@ -199,7 +201,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   std::map<std::string, int64_t> preset_sizes;
   r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.imatrix_path, &preset_sizes);
   if (r.baseline_preset.empty()) {
-    throw BudgetError(fmt::format("no stock mix is as small as the plan ({} bytes): nothing to compare with",
+    throw BudgetError(fmt::format("no stock mix is as large as the plan ({} bytes): nothing to compare with",
                                   built.output_size_bytes));
   }
   const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
@@ -208,7 +210,8 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   // Gate: both against the full-precision reference on the same held-out tokens.
   const std::string eval_path = o.eval_text.empty() ? o.texts.front().path : o.eval_text;
   const std::string text = read_file(eval_path);
-  eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads, .top_k = o.top_k};
+  eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
+                       .top_k = o.eval_top_k};
   eval::Evaluator ref_ev(o.source, text, eo, o.logger);
   const eval::ReferenceStore ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress);
   const Scored ours = score_model(o, "cerebellum", candidate, text, ref);

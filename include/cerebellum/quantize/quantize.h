@@ -40,7 +40,10 @@ struct QuantizeOptions {
   int ctx = 512;
   measure::StopRule stop;                 // adaptive stopping of each measurement
   int eval_chunks = 40;                   // chunks of eval_text for the gate (-1 = all)
-  int top_k = 32;
+  int top_k = 32;                         // reference log-probs per token for measuring
+  // For the gate: top-32 reads KLD ~27% low on cb-dense-12l, top-1024 ~2%
+  // (docs/evaluator.md); 8 KiB per token.
+  int eval_top_k = 1024;
   // Extra stock mixes evaluated for the card's KLD/PPL-vs-size curve.
   std::vector<std::string> curve_presets;
   int n_threads = 0;                      // 0 = all cores
@@ -87,7 +90,7 @@ int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem
 int64_t resolve_budget_bytes(const std::string& spec, const std::string& source,
                              const std::string& imatrix_path = "");
 
-// The stock preset whose file is the largest at <= size_bytes ("" if none).
+// The stock preset whose file is the smallest at >= size_bytes ("" if none).
 // Presets that need an imatrix are considered only when one is given.
 std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
                                  const std::string& imatrix_path,
