@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh) and runs the main job on MODEL (default: the
-# shared cb-dense-12l-F16). Outputs go to OUT (default: out/).
+# Sets up (scripts/setup.sh) and runs the main job: an end-to-end quantization
+# of MODEL (default: the shared cb-dense-12l-F16) to the byte size of its stock
+# Q4_K_M mix. Outputs go to OUT (default: out/). Extra arguments go to setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL="${MODEL:-../shared/models/cb-dense-12l-F16.gguf}"
+SHARED="$(cd .. && pwd)/shared"
+MODEL="${MODEL:-$SHARED/models/cb-dense-12l-F16.gguf}"
+CALIB="${CALIB:-$SHARED/data/docs-en-calib.txt}"
+EVAL_TEXT="${EVAL_TEXT:-$SHARED/data/wikitext-2-raw/wiki.test.raw}"
+BUDGET="${BUDGET:-Q4_K_M}"
 OUT="${OUT:-out}"
 bash scripts/setup.sh "$@"
 mkdir -p "$OUT"
-./build/cerebellum inspect "$MODEL" --json > "$OUT/inspect.json"
-./build/cerebellum inspect "$MODEL" --no-tensors
-echo "[run] wrote $OUT/inspect.json" >&2
+name=$(basename "$MODEL" .gguf)
+./build/cerebellum quantize --source "$MODEL" --budget "$BUDGET" --text "$CALIB" \
+  --eval-text "$EVAL_TEXT" --out "$OUT/$name-cerebellum.gguf" \
+  --curve Q2_K --curve Q3_K_M --curve Q6_K --card
