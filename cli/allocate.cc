@@ -17,7 +17,7 @@ struct AllocateArgs {
   std::string measurements, source, budget, objective = "general", constraints;
   std::string quant_error = "none";
   std::string out, tensor_types;
-  double noise_z = 2.0;
+  double noise_z = 1.0;
   bool no_greedy = false;
 };
 
@@ -91,7 +91,7 @@ void setup_allocate(CLI::App& app) {
   cmd->add_option("--constraints", a->constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->quant_error,
                   "none (2^-2bpw proxy) | JSON {tensor:{type:rel_mse}} (default none)");
-  cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 2)");
+  cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 1)");
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
   cmd->add_option("--out", a->out, "plan.json")->required();
   cmd->add_option("--tensor-types", a->tensor_types, "tensor_types.txt for llama-quantize / build");

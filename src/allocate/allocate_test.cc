@@ -112,7 +112,7 @@ TEST(AllocateModel, RecoversScalesAndPredictsHeldOutTypes) {
 TEST(AllocateModel, NoiseBandClampsSmallDeltas) {
   std::map<std::string, double> scales;
   Journal j = synthetic_journal(dense(), &scales);
-  for (auto& m : j.measurements) m.delta_kld_se = std::abs(m.delta_kld);  // all within 2·se
+  for (auto& m : j.measurements) m.delta_kld_se = 2 * std::abs(m.delta_kld);  // all within z·se (z = 1)
   const AllocationProblem p =
       build_problem(dense(), j, parse_objective("en", j.domains()), Constraints{}, nullptr);
   EXPECT_EQ(p.model_error.n_noise_clamped, p.model_error.n_points);

@@ -111,8 +111,10 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
   if (!o.constraints.empty()) {
     constraints = constraints_from_json(nlohmann::json::parse(read_file(o.constraints)), o.constraints);
   }
+  DamageOptions dopt;
+  dopt.noise_z = o.noise_z;
   const AllocationProblem p = build_problem(model, journal, parse_objective(o.objective, journal.domains()),
-                                            constraints, nullptr);
+                                            constraints, nullptr, dopt);
   const int64_t overhead = calibrate_fixed_overhead(model, p, o.imatrix_path);
   const Plan plan = allocate_plan(p, budget_bytes, overhead);
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}};
@@ -224,7 +226,9 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   r.kld_reduction = r.baseline.kld_mean > 0 ? 1.0 - r.ours.kld_mean / r.baseline.kld_mean : 0;
   r.ships = r.ours.kld_mean < r.baseline.kld_mean && r.ours.size_bytes <= r.baseline.size_bytes;
 
-  nlohmann::json models = {record_json(r.ours, "build"), record_json(r.baseline, "stock")};
+  EvalRecord ours_final = r.ours;
+  if (r.ships || o.force) ours_final.path = o.out;  // where it will be after the gate
+  nlohmann::json models = {record_json(ours_final, "build"), record_json(r.baseline, "stock")};
   for (const auto& preset : o.curve_presets) {
     if (preset == r.baseline_preset) continue;
     const std::string path = r.run_dir + "/stock-" + preset + ".gguf";
@@ -239,9 +243,12 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
                        {"paired_delta_kld", {{"mean", d.mean}, {"se", d.se}}},
                        {"stock_sizes_bytes", preset_sizes}};
   write_file_atomic(r.run_dir + "/eval.json", ej.dump(2) + "\n");
+  // The stock file is reproducible (`cerebellum build --base PRESET`); keep only its scores.
+  fs::remove(baseline_path);
   if (r.ships || o.force) {
     fs::rename(candidate, o.out);
     r.out = o.out;
+    r.ours.path = o.out;
     r.written = true;
   } else {
     fs::remove(candidate);

@@ -29,6 +29,7 @@ struct QuantizeOptions {
   std::string run_dir;                    // evidence; "" = <out without .gguf>.run
   std::string journal;                    // reuse/resume this journal; "" = run_dir/measurements.jsonl
   std::string objective = "general";      // allocate --objective
+  double noise_z = 1.0;                   // allocate --noise-z (DamageOptions)
   std::string constraints;                // allocate --constraints JSON ("" = defaults)
   std::string imatrix_path;               // used by build (ours and the baseline alike)
   std::string recipe_from;                // skip measure/allocate: build this recipe and re-bench it
