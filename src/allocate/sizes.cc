@@ -9,33 +9,15 @@
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"
+#include "cerebellum/recipe/recipe.h"
 
 namespace cb {
 namespace {
 
-// llama-quant.cpp tensor_type_fallback() (pinned version), as data: the type
-// written when the rows do not fit the requested type's blocks.
-struct Fallback {
-  const char* from;
-  const char* to;
-};
-constexpr Fallback kFallbacks[] = {
-    {"iq1_s", "iq4_nl"}, {"iq1_m", "iq4_nl"},  {"iq2_xxs", "iq4_nl"}, {"iq2_xs", "iq4_nl"},
-    {"iq2_s", "iq4_nl"}, {"iq3_xxs", "iq4_nl"}, {"iq3_s", "iq4_nl"},  {"iq4_xs", "iq4_nl"},
-    {"q2_K", "q4_0"},    {"q3_K", "q4_0"},     {"tq1_0", "q4_0"},    {"tq2_0", "q4_0"},
-    {"q4_K", "q5_0"},    {"q5_K", "q5_1"},     {"q6_K", "q8_0"},
-};
-
+// The type stock writes when the rows do not fit the requested blocks: the
+// recipe module's copy of llama-quant.cpp's fallback table (one table, data).
 std::string fallback_type(const TensorInfo& t, const std::string& type) {
-  const TypeInfo& ti = type_by_name(type);
-  if (row_fits(ti, t.row_elems())) return ti.name;
-  std::string to = ti.name;
-  for (const auto& f : kFallbacks) {
-    if (ti.name == f.from) to = f.to;
-  }
-  // A 32-block type (or a fallback) that still does not fit: F16, as stock does.
-  if (!row_fits(type_by_name(to), t.row_elems())) to = "f16";
-  return to;
+  return cb::fallback_type(type, t.row_elems());
 }
 
 }  // namespace
