@@ -84,7 +84,7 @@ nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "") {
 // tensor_types.txt written into the run dir).
 std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const std::string& run_dir,
                                               const std::string& journal_path,
-                                              int64_t budget_bytes) {
+                                              int64_t budget_bytes, double* predicted_delta_kld) {
   measure::MeasureOptions m;
   m.source_path = o.source;
   m.base = o.measure_base;
@@ -124,6 +124,7 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
                                            {"types", greedy.types()}};
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
+  *predicted_delta_kld = plan.predicted_delta_kld;
   o.logger.info(fmt::format("allocate: {} bytes planned for a budget of {}, predicted ΔKLD {:.5f}",
                             plan.size_bytes, budget_bytes, plan.predicted_delta_kld));
   return plan.types();
@@ -194,7 +195,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
 
   std::map<std::string, std::string> types;
   if (o.recipe_from.empty()) {
-    types = plan_types(o, r.run_dir, journal, r.budget_bytes);
+    types = plan_types(o, r.run_dir, journal, r.budget_bytes, &r.predicted_delta_kld);
   } else {
     types = resolve_recipe(load_recipe(o.recipe_from), inspect_model(o.source)).types();
   }
@@ -265,7 +266,11 @@ nlohmann::json to_json(const QuantizeResult& r) {
           {"budget_bytes", r.budget_bytes}, {"baseline_preset", r.baseline_preset},
           {"ours", record_json(r.ours)}, {"baseline", record_json(r.baseline)},
           {"delta_kld", r.delta_kld}, {"delta_kld_se", r.delta_kld_se},
-          {"kld_reduction", r.kld_reduction}, {"ships", r.ships}, {"written", r.written},
+          {"kld_reduction", r.kld_reduction}, {"ships", r.ships},
+          // The additive model's prediction (vs the measurement base, on the
+          // calibration text) next to what the built file shows on the eval
+          // text: the interaction check.
+          {"predicted_delta_kld_vs_measure_base", r.predicted_delta_kld}, {"written", r.written},
           {"elapsed_s", r.elapsed_s}};
 }
 

@@ -71,6 +71,7 @@ struct QuantizeResult {
   EvalRecord ours, baseline;
   double delta_kld = 0, delta_kld_se = 0; // ours - baseline, paired per token, nats
   double kld_reduction = 0;               // 1 - ours/baseline
+  double predicted_delta_kld = 0;         // the plan's predicted ΔKLD vs the measurement base
   bool ships = false;                     // ours beats the baseline on KLD
   bool written = false;
   double elapsed_s = 0;
