@@ -46,6 +46,9 @@ void print_result(const QuantizeResult& r) {
   }
   fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% lower\n", r.delta_kld,
              r.delta_kld_se, 100 * r.kld_reduction);
+  fmt::print("interaction check: predicted ΔKLD vs the measurement base {:+.6f} (additive model, "
+             "calibration text); measured vs stock {} {:+.6f} (eval text)\n",
+             r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
   fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix)"
                                          : "DOES NOT SHIP (not better than the stock mix)");
   fmt::print("output      {}\nevidence    {}\n", r.written ? r.out : "(not written)", r.run_dir);
