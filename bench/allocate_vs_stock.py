@@ -85,7 +85,7 @@ def main():
             budget = os.path.getsize(stock)
             plan = os.path.join(a.work, f"plan-{preset}-{tag}.json")
             sh([CB, "-q", "allocate", "--measurements", journal, "--source", a.model, "--budget", str(budget),
-                "--out", plan])
+                "--out", plan] + (["--imatrix", im] if im else []))
             pj = json.load(open(plan))
             ours = build(a, os.path.join(a.work, f"ours-{preset}-{tag}.gguf"),
                          recipe=recipe_file(pj["types"], plan + ".ours.txt"), imatrix=im)

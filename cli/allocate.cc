@@ -7,6 +7,7 @@
 #include "cerebellum/build/build.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/quantize/quantize.h"
 #include "cli_util.h"
 #include "command.h"
 
@@ -16,6 +17,7 @@ namespace {
 struct AllocateArgs {
   std::string measurements, source, budget, objective = "general", constraints;
   std::string quant_error = "none";
+  std::string imatrix;  // the build's imatrix adds metadata bytes: price them
   std::string out, tensor_types;
   double noise_z = 1.0;
   bool no_greedy = false;
@@ -28,16 +30,6 @@ QuantErrorTable load_quant_error(const std::string& path) {
   const auto& body = j.contains("rel_mse") ? j["rel_mse"] : j;
   t.rel_mse = body.get<std::map<std::string, std::map<std::string, double>>>();
   return t;
-}
-
-// Header/metadata bytes of the output: the build's exact dry-run size of the
-// base assignment minus our padded tensor bytes (constant for a given source).
-int64_t calibrate_overhead(const ModelInfo& model, const AllocationProblem& p) {
-  std::map<std::string, std::string> base;
-  int64_t tensor_bytes = 0;
-  for (const auto& c : p.tensors) base[c.name] = c.base_type;
-  for (const auto& t : model.tensors) tensor_bytes += tensor_bytes_at(t, base.at(t.name), model.alignment_bytes);
-  return predict_output_size_bytes(model.path, base) - tensor_bytes;
 }
 
 nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
@@ -65,7 +57,7 @@ void run_allocate(const AllocateArgs& a) {
   dopt.noise_z = a.noise_z;
   const AllocationProblem p = build_problem(model, journal, parse_objective(a.objective, journal.domains()),
                                             constraints, qerr ? &*qerr : nullptr, dopt);
-  const int64_t overhead = calibrate_overhead(model, p);
+  const int64_t overhead = calibrate_fixed_overhead(model, p, a.imatrix);
   const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
   const Plan plan = allocate_plan(p, budget, overhead);
   nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
@@ -91,6 +83,7 @@ void setup_allocate(CLI::App& app) {
   cmd->add_option("--constraints", a->constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->quant_error,
                   "none (2^-2bpw proxy) | JSON {tensor:{type:rel_mse}} (default none)");
+  cmd->add_option("--imatrix", a->imatrix, "the imatrix the build will use (its metadata bytes count)");
   cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 1)");
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
   cmd->add_option("--out", a->out, "plan.json")->required();

@@ -111,7 +111,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
   cmd->add_option("--base", a->o.measure_base, "base mix the measurements ablate from")->capture_default_str();
   cmd->add_option("--targets", a->targets, "ablation types (default q2_K,q3_K)");
-  cmd->add_option("--promote", a->promote, "promotion types (default q5_K,q6_K)");
+  cmd->add_option("--promote", a->promote, "promotion types (default q5_K,q6_K,q8_0)");
   cmd->add_option("--plan", a->plan, "tensors|groups|layers|auto")->capture_default_str();
   cmd->add_option("--ctx", a->o.ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--min-chunks", a->min_chunks, "adaptive stopping: at least")->capture_default_str();

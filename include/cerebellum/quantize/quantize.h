@@ -36,7 +36,7 @@ struct QuantizeOptions {
   // Measurement settings (see measure::MeasureOptions for meanings).
   std::string measure_base = "Q4_K_M";
   std::vector<std::string> targets = {"q2_K", "q3_K"};
-  std::vector<std::string> promote = {"q5_K", "q6_K"};
+  std::vector<std::string> promote = {"q5_K", "q6_K", "q8_0"};
   measure::PlanLevel plan = measure::PlanLevel::kTensors;
   int ctx = 512;
   measure::StopRule stop;                 // adaptive stopping of each measurement
