@@ -181,6 +181,10 @@ class Sweep {
 std::string Sweep::reference_path(const std::string& domain) const {
   const fs::path out(o_.out_path);
   const fs::path dir = o_.reference_dir.empty() ? out.parent_path() : fs::path(o_.reference_dir);
+  if (!dir.empty()) {
+    std::error_code ec;  // a failure surfaces as the store's own IoError when it is written
+    fs::create_directories(dir, ec);
+  }
   return (dir / (out.filename().string() + "." + domain + ".ref")).string();
 }
 
