@@ -43,8 +43,9 @@ TEST(BenchSuites, HellaswagMatchesStockLlamaPerplexity) {
   // 100 tasks keep the test fast; docs/bench.md records the 400-task run.
   const std::string model = test::model("cb-dense-12l-F16.gguf");
   const std::string data = test::data("hellaswag/hellaswag_val_full.txt");
-  const auto stock = test::run_command(test::stock_tool("llama-perplexity") + " -m " + model + " -f " + data +
-                                       " --hellaswag --hellaswag-tasks 100 -nr -t 2 2>&1");
+  const auto stock = test::run_stock_until(test::stock_tool("llama-perplexity") + " -m " + model + " -f " + data +
+                                               " --hellaswag --hellaswag-tasks 100 -nr -t 2 2>&1",
+                                           R"(\n100\t([0-9.]+)%)");
   ASSERT_EQ(stock.exit_code, 0) << stock.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(stock.output, m, std::regex(R"(\n100\t([0-9.]+)%)"))) << stock.output;

@@ -17,11 +17,13 @@ namespace {
 const std::string kModel = test::model("cb-dense-12l-F16.gguf");
 
 double stock_ppl(const std::string& model, const std::string& text, int ctx, int chunks) {
-  const auto r = test::run_command(fmt::format("{} -m {} -f {} -c {} --chunks {} -t 2 -nr 2>&1",
-                                               test::stock_tool("llama-perplexity"), model, text,
-                                               ctx, chunks));
+  const std::string pattern = "Final estimate: PPL = ([0-9.]+)";
+  const auto r = test::run_stock_until(fmt::format("{} -m {} -f {} -c {} --chunks {} -t 2 -nr 2>&1",
+                                                   test::stock_tool("llama-perplexity"), model, text,
+                                                   ctx, chunks),
+                                       pattern);
   std::smatch m;
-  const std::regex re("Final estimate: PPL = ([0-9.]+)");
+  const std::regex re(pattern);
   if (r.exit_code != 0 || !std::regex_search(r.output, m, re)) {
     ADD_FAILURE() << r.output;
     return -1;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <regex>
 
 namespace cb::test {
 
@@ -28,6 +29,16 @@ CommandResult run_command(const std::string& cmd) {
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+CommandResult run_stock_until(const std::string& cmd, const std::string& pattern, int tries) {
+  const std::regex re(pattern);
+  CommandResult r;
+  for (int attempt = 0; attempt < tries; ++attempt) {
+    r = run_command(cmd);
+    if (r.exit_code != 0 || std::regex_search(r.output, re)) break;
+  }
+  return r;
 }
 
 }  // namespace cb::test

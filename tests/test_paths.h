@@ -23,4 +23,10 @@ struct CommandResult {
 // Runs a shell command, capturing output.
 CommandResult run_command(const std::string& cmd);
 
+// Runs a stock llama.cpp tool until its output matches `pattern` (ECMAScript
+// regex), at most `tries` times. Stock's async logger sometimes loses its last
+// lines at exit (seen ~1 run in 4 under load), so a successful run without the
+// result line is retried; a non-zero exit is returned at once.
+CommandResult run_stock_until(const std::string& cmd, const std::string& pattern, int tries = 4);
+
 }  // namespace cb::test
