@@ -189,9 +189,9 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   if (o.out.empty()) throw UsageError("quantize needs --out");
   QuantizeResult r;
   r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
-  fs::create_directories(r.run_dir);
   const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
-  r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);
+  r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);  // validates the source
+  fs::create_directories(r.run_dir);
 
   std::map<std::string, std::string> types;
   if (o.recipe_from.empty()) {
