@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "cerebellum/allocate/allocate.h"
+#include "allocate/plan_internal.h"
 
 namespace cb {
 namespace {
@@ -138,20 +139,9 @@ Plan greedy_original_plan(const AllocationProblem& p, int64_t budget_bytes,
     }
     if (taken == 0) break;
   }
-  Plan plan;
+  Plan plan = plan_from_choice(p, cur, fixed_overhead_bytes);
   plan.method = "greedy_original";
-  plan.model_sha256 = p.model_sha256;
   plan.budget_bytes = budget_bytes;
-  plan.fixed_overhead_bytes = fixed_overhead_bytes;
-  plan.size_bytes = fixed_overhead_bytes;
-  for (size_t i = 0; i < p.tensors.size(); ++i) {
-    const TensorCurve& c = p.tensors[i];
-    const CandidateType& cand = c.candidates[cur[i]];
-    plan.tensors.push_back({c.name, cand.type, c.base_type, cand.size_bytes, cand.damage_kld,
-                            cand.measured, c.stock_quantizable});
-    plan.size_bytes += cand.size_bytes;
-    plan.predicted_delta_kld += cand.damage_kld;
-  }
   return plan;
 }
 

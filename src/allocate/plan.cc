@@ -4,11 +4,25 @@
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
+#include "allocate/plan_internal.h"
 
 namespace cb {
 namespace {
 
 using nlohmann::json;
+
+
+// Escapes regex metacharacters so a tensor name matches only itself.
+std::string escape_regex(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (std::string_view(".^$|()[]{}*+?\\").find(ch) != std::string_view::npos) out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
+}  // namespace
 
 Plan plan_from_choice(const AllocationProblem& p, const std::vector<int>& choice,
                       int64_t fixed_overhead_bytes) {
@@ -26,18 +40,6 @@ Plan plan_from_choice(const AllocationProblem& p, const std::vector<int>& choice
   }
   return plan;
 }
-
-// Escapes regex metacharacters so a tensor name matches only itself.
-std::string escape_regex(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (std::string_view(".^$|()[]{}*+?\\").find(ch) != std::string_view::npos) out += '\\';
-    out += ch;
-  }
-  return out;
-}
-
-}  // namespace
 
 std::map<std::string, std::string> Plan::types() const {
   std::map<std::string, std::string> out;
