@@ -1,6 +1,7 @@
 // cerebellum allocate --measurements M.jsonl --source SRC.gguf --budget 7.4MB|7400000|3.5bpw
 //   [--objective general|code|en|wiki:0.4,code:0.6] [--constraints C.json]
-//   [--quant-error none|TABLE.json] --out plan.json --tensor-types tensor_types.txt
+//   [--quant-error auto|none|TABLE.json] [--write-quant-error FILE] [--imatrix F]
+//   --out plan.json --tensor-types tensor_types.txt
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
@@ -16,21 +17,14 @@ namespace {
 
 struct AllocateArgs {
   std::string measurements, source, budget, objective = "general", constraints;
-  std::string quant_error = "none";
+  std::string quant_error = "auto";
+  std::string write_quant_error;  // where to save the table used
+  int n_threads = 0;
   std::string imatrix;  // the build's imatrix adds metadata bytes: price them
   std::string out, tensor_types;
   double noise_z = 1.0;
   bool no_greedy = false;
 };
-
-QuantErrorTable load_quant_error(const std::string& path) {
-  QuantErrorTable t;
-  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw InputError(path + ": not a JSON object");
-  const auto& body = j.contains("rel_mse") ? j["rel_mse"] : j;
-  t.rel_mse = body.get<std::map<std::string, std::map<std::string, double>>>();
-  return t;
-}
 
 nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
   return {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
@@ -51,12 +45,17 @@ void run_allocate(const AllocateArgs& a) {
   if (!a.constraints.empty()) {
     constraints = constraints_from_json(nlohmann::json::parse(read_file(a.constraints)), a.constraints);
   }
-  std::optional<QuantErrorTable> qerr;
-  if (a.quant_error != "none") qerr = load_quant_error(a.quant_error);
+  ProgressPrinter progress;
+  const std::optional<QuantErrorReport> qerr = resolve_quant_error(
+      a.quant_error, a.source, journal, constraints, a.imatrix, a.n_threads, log, progress.fn());
+  progress.finish();
+  if (qerr && !a.write_quant_error.empty()) write_file_atomic(a.write_quant_error, to_json(*qerr).dump(1) + "\n");
+  if (!qerr && !a.write_quant_error.empty()) throw UsageError("--write-quant-error needs --quant-error auto or a file");
   DamageOptions dopt;
   dopt.noise_z = a.noise_z;
+  dopt.imatrix_tensors = imatrix_tensor_names(a.imatrix);
   const AllocationProblem p = build_problem(model, journal, parse_objective(a.objective, journal.domains()),
-                                            constraints, qerr ? &*qerr : nullptr, dopt);
+                                            constraints, qerr ? &qerr->table : nullptr, dopt);
   const int64_t overhead = calibrate_fixed_overhead(model, p, a.imatrix);
   const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
   const Plan plan = allocate_plan(p, budget, overhead);
@@ -68,9 +67,9 @@ void run_allocate(const AllocateArgs& a) {
   // rejects anything that is not name=type.
   if (!a.tensor_types.empty()) write_file_atomic(a.tensor_types, tensor_types_text(plan));
   log.info(fmt::format("plan: {} (budget {}), predicted ΔKLD {:.5f} nats (lower bound {:.5f}); "
-                       "model LOTO MAE {:.5f} over {} points",
+                       "model ({}) LOTO MAE {:.5f} over {} points",
                        human_bytes(plan.size_bytes), human_bytes(budget), plan.predicted_delta_kld,
-                       plan.solver.lower_bound, p.model_error.loto_mae_kld, p.model_error.n_loto));
+                       plan.solver.lower_bound, p.model_error.mse_source, p.model_error.loto_mae_kld, p.model_error.n_loto));
 }
 
 void setup_allocate(CLI::App& app) {
@@ -82,7 +81,10 @@ void setup_allocate(CLI::App& app) {
   cmd->add_option("--objective", a->objective, "general | DOMAIN | d1:w1,d2:w2 (default general)");
   cmd->add_option("--constraints", a->constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->quant_error,
-                  "none (2^-2bpw proxy) | JSON {tensor:{type:rel_mse}} (default none)");
+                  "auto (compute from --source, imatrix-weighted with --imatrix) | none (2^-2bpw proxy, "
+                  "k-quant ladder only) | TABLE.json (cerebellum qerror) (default auto)");
+  cmd->add_option("--write-quant-error", a->write_quant_error, "save the quantization-error table used (JSON)");
+  cmd->add_option("--threads", a->n_threads, "threads for the table (0 = all cores)");
   cmd->add_option("--imatrix", a->imatrix, "the imatrix the build will use (its metadata bytes count)");
   cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 1)");
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");

@@ -107,6 +107,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
   cmd->add_option("--noise-z", a->o.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
+  cmd->add_option("--quant-error", a->o.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
   cmd->add_option("--imatrix", a->o.imatrix_path, "importance matrix for ours and the baseline alike");
   cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
   cmd->add_option("--base", a->o.measure_base, "base mix the measurements ablate from")->capture_default_str();

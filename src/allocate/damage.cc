@@ -14,6 +14,7 @@
 #include "cerebellum/measure/original.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"
+#include "cerebellum/recipe/recipe.h"
 
 namespace cb {
 namespace {
@@ -34,11 +35,19 @@ struct DomainAcc {
 
 double bpw_of(const std::string& type) { return type_by_name(type).bits_per_weight(); }
 
-double rel_mse(const QuantErrorTable* table, const std::string& tensor, const std::string& type) {
-  if (table) {
-    if (auto v = table->find(tensor, type)) return *v;
-  }
+double proxy_mse(const std::string& type) {
   return std::pow(2.0, -2.0 * bpw_of(type));  // uniform-quantizer noise per weight
+}
+
+// x(type) − x(base) of one tensor: from the table when it prices both types
+// (never one from the table and one from the proxy), else the proxy.
+double delta_mse(const QuantErrorTable* table, const std::string& tensor, const std::string& type,
+                 const std::string& base) {
+  if (table) {
+    const auto x = table->find(tensor, type), x0 = table->find(tensor, base);
+    if (x && x0) return *x - *x0;
+  }
+  return proxy_mse(type) - proxy_mse(base);
 }
 
 double median(std::vector<double> v) {
@@ -115,13 +124,27 @@ double apply_noise(double delta, double se, const DamageOptions& opt, int* n_cla
   return 0.0;
 }
 
+struct CandidateContext {
+  const QuantErrorTable* table = nullptr;
+  const std::set<std::string>& imatrix_tensors;
+};
+
 bool full_match(const std::string& re, const std::string& s) {
   return re.empty() || std::regex_match(s, std::regex(re));
 }
 
+// Whether `type` may be a candidate of tensor `t` before the rules: the build
+// can write it (imatrix), and the damage model can price it (table or ladder).
+bool priceable(const TensorInfo& t, const std::string& type, const CandidateContext& ctx) {
+  if (type_needs_imatrix(type, t.name) && !ctx.imatrix_tensors.count(t.name)) return false;
+  if (ctx.table) return true;
+  return std::find(kProxyLadder.begin(), kProxyLadder.end(), type) != kProxyLadder.end();
+}
+
 // Candidate types as data-driven filters: allowed set ∪ base, rows fit, rules.
 std::vector<std::string> candidate_types(const TensorInfo& t, const std::string& base_type,
-                                         const Constraints& c, const std::set<std::string>& measured) {
+                                         const Constraints& c, const std::set<std::string>& measured,
+                                         const CandidateContext& ctx) {
   const std::string source = type_by_name(t.type).name;
   const auto role_listed = [&](const std::vector<std::string>& roles) {
     return std::find(roles.begin(), roles.end(), t.role) != roles.end();
@@ -130,7 +153,10 @@ std::vector<std::string> candidate_types(const TensorInfo& t, const std::string&
     if (full_match(re, t.name)) return {source};
   }
   if (!t.stock_quantizable && !c.allow_stock_refused) return {source};
-  std::set<std::string> types(c.allowed_types.begin(), c.allowed_types.end());
+  std::set<std::string> types;
+  for (const auto& name : c.allowed_types) {
+    if (measured.count(name) || priceable(t, name, ctx)) types.insert(type_by_name(name).name);
+  }
   types.insert(base_type);
   if (role_listed(c.keep_source_unless_measured_roles)) {
     types = measured;
@@ -182,6 +208,29 @@ std::optional<double> QuantErrorTable::find(const std::string& tensor, const std
   return jt->second;
 }
 
+QuantErrorTable quant_error_from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) throw InputError(where + ": a quantization-error table must be a JSON object");
+  if (j.contains("schema") && j["schema"] != kQuantErrorSchema) {
+    throw MismatchError(fmt::format("{}: schema {} is not {}", where, j["schema"].dump(), kQuantErrorSchema));
+  }
+  const nlohmann::json& body = j.contains("rel_mse") ? j["rel_mse"] : j;
+  if (!body.is_object()) throw InputError(where + ": \"rel_mse\" must be an object");
+  QuantErrorTable t;
+  t.weighting = j.value("weighting", "uniform");
+  for (const auto& [tensor, by_type] : body.items()) {
+    if (!by_type.is_object()) throw InputError(fmt::format("{}: {} must map types to values", where, tensor));
+    for (const auto& [type, v] : by_type.items()) {
+      const double x = v.is_number() ? v.get<double>() : -1.0;
+      if (!std::isfinite(x) || x < 0) {
+        throw RecipeError(fmt::format("{}: {} {}: relative MSE must be a finite number >= 0, got {}", where,
+                                      tensor, type, v.dump()));
+      }
+      t.rel_mse[tensor][type_by_name(type).name] = x;
+    }
+  }
+  return t;
+}
+
 AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
                                 const std::map<std::string, double>& objective,
                                 const Constraints& constraints, const QuantErrorTable* qerr,
@@ -200,7 +249,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
   p.objective = objective;
   p.constraints = constraints;
   ModelErrorReport& rep = p.model_error;
-  rep.mse_source = qerr ? "table" : "bpw-proxy";
+  rep.mse_source = qerr ? "table:" + qerr->weighting : "bpw-proxy";
   rep.n_probes_ignored = static_cast<int>(journal.probes.size());
 
   const Points raw = combine_points(model, journal, objective);
@@ -209,8 +258,9 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
     return type_by_name(it == journal.header.base_types.end() ? t.type : it->second).name;
   };
   const auto dx = [&](const TensorInfo& t, const std::string& type) {
-    return rel_mse(qerr, t.name, type) - rel_mse(qerr, t.name, base_of(t));
+    return delta_mse(qerr, t.name, type, base_of(t));
   };
+  const CandidateContext ctx{qerr, opt.imatrix_tensors};
 
   // Noise-treated points and per-tensor scales.
   Points pts = raw;
@@ -270,7 +320,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
         }
       }
     }
-    for (const auto& type : candidate_types(t, c.base_type, constraints, measured_types)) {
+    for (const auto& type : candidate_types(t, c.base_type, constraints, measured_types, ctx)) {
       CandidateType cand;
       cand.type = type;
       cand.size_bytes = tensor_bytes_at(t, type, model.alignment_bytes);

@@ -16,18 +16,13 @@
 namespace cb {
 namespace {
 
-// Types llama-quantize refuses to produce without an imatrix
-// (tensor_requires_imatrix); token_embd and output are exempt, as in stock.
-const std::set<std::string> kNeedsImatrix = {"iq3_xxs", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_m", "iq1_s"};
-const std::set<std::string> kImatrixExempt = {"token_embd.weight", "output.weight"};
-
 using Clock = std::chrono::steady_clock;
 
 void check_imatrix_needs(const ResolvedRecipe& resolved, const ModelInfo& model, const Imatrix* imatrix) {
   for (const auto& t : model.tensors) {
     const TensorAssignment& a = resolved.tensors.at(t.name);
-    if (a.type == t.type || !kNeedsImatrix.count(a.type)) continue;
-    if (kImatrixExempt.count(t.name) && !type_by_name(a.type).requires_imatrix) continue;
+    // Types llama-quantize refuses to produce without an imatrix (stock's rule).
+    if (a.type == t.type || !type_needs_imatrix(a.type, t.name)) continue;
     if (!imatrix) {
       throw RecipeError(fmt::format("tensor {}: type {} ({}) needs an importance matrix; pass --imatrix FILE",
                                     t.name, a.type, a.origin));

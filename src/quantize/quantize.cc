@@ -111,10 +111,14 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
   if (!o.constraints.empty()) {
     constraints = constraints_from_json(nlohmann::json::parse(read_file(o.constraints)), o.constraints);
   }
+  const std::optional<QuantErrorReport> qerr = resolve_quant_error(
+      o.quant_error, o.source, journal, constraints, o.imatrix_path, o.n_threads, o.logger, o.progress);
+  if (qerr) write_file_atomic(run_dir + "/quant_error.json", to_json(*qerr).dump(1) + "\n");
   DamageOptions dopt;
   dopt.noise_z = o.noise_z;
+  dopt.imatrix_tensors = imatrix_tensor_names(o.imatrix_path);
   const AllocationProblem p = build_problem(model, journal, parse_objective(o.objective, journal.domains()),
-                                            constraints, nullptr, dopt);
+                                            constraints, qerr ? &qerr->table : nullptr, dopt);
   const int64_t overhead = calibrate_fixed_overhead(model, p, o.imatrix_path);
   const Plan plan = allocate_plan(p, budget_bytes, overhead);
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}};

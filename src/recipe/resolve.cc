@@ -23,6 +23,10 @@ constexpr FallbackRow kFallbacks[] = {
     {"tq2_0", "q4_0"},   {"q4_K", "q5_0"},    {"q5_K", "q5_1"},      {"q6_K", "q8_0"},
 };
 
+// Stock's tensor_requires_imatrix (src/llama-quant.cpp) as data.
+constexpr const char* kStockNeedsImatrix[] = {"iq3_xxs", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_m", "iq1_s"};
+constexpr const char* kStockImatrixExempt[] = {"token_embd.weight", "output.weight"};
+
 std::string fallback_reason(const TypeInfo& type, int64_t row_elems) {
   return fmt::format("rows of {} elements do not fit {} blocks of {}", row_elems, type.name,
                      type.block_elems);
@@ -72,6 +76,18 @@ ResolvedRecipe start_from_base(const Recipe& recipe, const ModelInfo& model, con
 }
 
 }  // namespace
+
+bool type_needs_imatrix(const std::string& type, const std::string& tensor_name) {
+  const TypeInfo& ti = type_by_name(type);
+  if (ti.requires_imatrix) return true;
+  for (const char* name : kStockImatrixExempt) {
+    if (tensor_name == name) return false;
+  }
+  for (const char* t : kStockNeedsImatrix) {
+    if (ti.name == t) return true;
+  }
+  return false;
+}
 
 std::string fallback_type(const std::string& type_name, int64_t row_elems) {
   const TypeInfo& type = type_by_name(type_name);

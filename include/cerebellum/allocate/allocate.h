@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,8 +59,16 @@ struct TypeRule {
 };
 
 struct Constraints {
-  // Candidate types for every tensor (the base type is always added).
-  std::vector<std::string> allowed_types{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+  // Candidate types for every tensor (the base type is always added): the
+  // k-quant ladder, the i-quants and legacy types stock llama-quantize writes
+  // and runs on CPU, f16. Types that need an imatrix (iq3_xxs, iq2_*: see
+  // type_needs_imatrix) are candidates only for tensors the build's imatrix
+  // covers (DamageOptions::imatrix_tensors). Without a quantization-error table
+  // only the ladder (kProxyLadder) is priced: the bpw proxy cannot tell type
+  // families of one size apart.
+  std::vector<std::string> allowed_types{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0",
+                                         "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s",
+                                         "iq4_xs", "iq4_nl", "q4_0", "q4_1", "q5_0", "q5_1", "f16"};
   std::vector<std::string> never_quantize;  // name regexes: keep the source type
   // Roles that keep their source type unless the journal measured them (routers
   // steer every token; an unmeasured change there is a blind bet).
@@ -82,12 +91,24 @@ std::map<std::string, double> parse_objective(const std::string& spec,
 
 // ---- damage model ----------------------------------------------------------------
 
-// Relative quantization MSE (‖W − deq(q(W))‖² / ‖W‖², imatrix-weighted if given)
-// per tensor and type; computed by the engine (src/engine/alloc_quant_error.h).
+// Types priced without a quantization-error table (the 2^(−2·bpw) proxy).
+inline const std::vector<std::string> kProxyLadder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0", "f16"};
+
+inline constexpr const char* kQuantErrorSchema = "cerebellum.qerror/1";
+
+// Relative quantization MSE (Σ w·(W − deq(q(W)))² / Σ w·W², w = imatrix column
+// weights if given, else 1) per tensor and type; computed by the engine
+// (include/cerebellum/build/quant_error.h, `cerebellum qerror`).
 struct QuantErrorTable {
   std::map<std::string, std::map<std::string, double>> rel_mse;  // tensor -> type -> value
+  std::string weighting = "uniform";  // "uniform" | "imatrix"
   std::optional<double> find(const std::string& tensor, const std::string& type) const;
 };
+
+// Reads {"schema":"cerebellum.qerror/1","rel_mse":{tensor:{type:v}}, ...} or a
+// bare {tensor:{type:v}}; InputError on a malformed body, RecipeError on an
+// unknown type, negative or non-finite values.
+QuantErrorTable quant_error_from_json(const nlohmann::json& j, const std::string& where);
 
 enum class NoisePolicy { kClamp, kShrink, kKeep };
 
@@ -98,6 +119,9 @@ struct DamageOptions {
   // real promotion gains (KLD 10.6% below stock), z = 1 kept them (17.6%).
   double noise_z = 1.0;
   NoisePolicy noise = NoisePolicy::kClamp;
+  // Tensors the build's imatrix has entries for: types that need an imatrix
+  // (type_needs_imatrix) are candidates only there. Empty = no imatrix.
+  std::set<std::string> imatrix_tensors;
 };
 
 struct CandidateType {

@@ -6,11 +6,14 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "cerebellum/build/quant_error.h"
 #include "cerebellum/common/log.h"
 #include "cerebellum/measure/measure.h"
 
@@ -31,6 +34,7 @@ struct QuantizeOptions {
   std::string objective = "general";      // allocate --objective
   double noise_z = 1.0;                   // allocate --noise-z (DamageOptions)
   std::string constraints;                // allocate --constraints JSON ("" = defaults)
+  std::string quant_error = "auto";       // allocate --quant-error: auto | none | TABLE.json
   std::string imatrix_path;               // used by build (ours and the baseline alike)
   std::string recipe_from;                // skip measure/allocate: build this recipe and re-bench it
   // Measurement settings (see measure::MeasureOptions for meanings).
@@ -99,5 +103,20 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
                                  std::map<std::string, int64_t>* preset_sizes = nullptr);
 
 nlohmann::json to_json(const QuantizeResult& r);
+
+// ---- allocation inputs shared by `allocate` and `quantize` ------------------
+
+// The quantization-error table for allocating `journal` on `source`:
+//   "auto"  computes it (types: the constraints' allowed types ∪ the journal's
+//           base and measured types; imatrix-weighted when imatrix_path is set),
+//   "none"  returns nullopt (the damage model uses the bpw proxy),
+//   else    reads a cerebellum.qerror/1 file (InputError if unreadable).
+std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const std::string& source,
+                                                    const Journal& journal, const Constraints& constraints,
+                                                    const std::string& imatrix_path, int n_threads,
+                                                    const Logger& logger, const ProgressFn& progress);
+
+// Names of the tensors an imatrix file has entries for ("" = none).
+std::set<std::string> imatrix_tensor_names(const std::string& imatrix_path);
 
 }  // namespace cb

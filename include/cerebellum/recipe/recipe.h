@@ -85,6 +85,12 @@ std::vector<std::string> stock_preset_names();
 // RecipeError when stock defines no fallback.
 std::string fallback_type(const std::string& type, int64_t row_elems);
 
+// Whether writing `type` into tensor `tensor_name` needs an imatrix entry for
+// it: stock's tensor_requires_imatrix (iq3_xxs, iq2_xxs, iq2_xs, iq2_s, iq1_m,
+// iq1_s; token_embd.weight and output.weight exempt) and ggml's own
+// ggml_quantize_requires_imatrix (iq2_xxs, iq2_xs, iq1_s; never exempt).
+bool type_needs_imatrix(const std::string& type, const std::string& tensor_name);
+
 // Text form of a full assignment (exact names, one per line), reusable as
 // llama-quantize --tensor-type-file; `header` lines are written as comments.
 std::string recipe_text(const std::map<std::string, std::string>& types,
