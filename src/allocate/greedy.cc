@@ -15,7 +15,6 @@
 #include <cmath>
 
 #include "cerebellum/allocate/allocate.h"
-#include "allocate/plan_internal.h"
 
 namespace cb {
 namespace {

@@ -4,7 +4,6 @@
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
-#include "allocate/plan_internal.h"
 
 namespace cb {
 namespace {
@@ -39,6 +38,22 @@ Plan plan_from_choice(const AllocationProblem& p, const std::vector<int>& choice
     plan.predicted_delta_kld += cand.damage_kld;
   }
   return plan;
+}
+
+std::vector<int> choice_of(const AllocationProblem& p, const Plan& plan) {
+  const auto types = plan.types();
+  std::vector<int> choice;
+  for (const auto& c : p.tensors) {
+    const auto it = types.find(c.name);
+    const std::string& want = it == types.end() ? c.base_type : it->second;
+    int idx = -1;
+    for (size_t k = 0; k < c.candidates.size(); ++k) {
+      if (c.candidates[k].type == want) idx = static_cast<int>(k);
+    }
+    if (idx < 0) throw RecipeError(fmt::format("type {} is not a candidate of '{}'", want, c.name));
+    choice.push_back(idx);
+  }
+  return choice;
 }
 
 std::map<std::string, std::string> Plan::types() const {
@@ -118,7 +133,7 @@ json plan_to_json(const Plan& plan, const AllocationProblem& p, const json& extr
            {"loo_tensor",
             {{"n", e.n_loo_tensor}, {"mae_kld", e.loo_tensor_mae_kld},
              {"rmse_kld", e.loo_tensor_rmse_kld}}}}}};
-  if (plan.method == "mckp") {
+  if (plan.method.rfind("mckp", 0) == 0) {
     j["solver"] = {{"method", "dp-multiple-choice-knapsack"},
                    {"exact", plan.solver.exact},
                    {"granularity_bytes", plan.solver.granularity_bytes},

@@ -189,7 +189,7 @@ struct TensorPlan {
 };
 
 struct Plan {
-  std::string method;  // "mckp" | "greedy_original" | "base"
+  std::string method;  // "mckp" | "mckp+search" | "greedy_original" | "base"
   std::string model_sha256;
   int64_t budget_bytes = 0, size_bytes = 0, fixed_overhead_bytes = 0;
   double predicted_delta_kld = 0;
@@ -202,6 +202,15 @@ struct Plan {
 // (with the smallest feasible file size) when nothing fits.
 Plan allocate_plan(const AllocationProblem& problem, int64_t budget_bytes,
                    int64_t fixed_overhead_bytes, const SolverOptions& solver = {});
+
+// A priced, scored plan from a choice: candidate index per tensor of `problem`
+// (method left empty for the caller to name).
+Plan plan_from_choice(const AllocationProblem& problem, const std::vector<int>& choice,
+                      int64_t fixed_overhead_bytes);
+
+// The candidate index per tensor of `plan`'s types; RecipeError when a type is
+// not a candidate of its tensor.
+std::vector<int> choice_of(const AllocationProblem& problem, const Plan& plan);
 
 // The base configuration itself, priced and scored (damage 0 by definition).
 Plan base_plan(const AllocationProblem& problem, int64_t fixed_overhead_bytes);
