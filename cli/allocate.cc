@@ -1,6 +1,7 @@
 // cerebellum allocate --measurements M.jsonl --source SRC.gguf --budget 7.4MB|7400000|3.5bpw
 //   [--objective general|code|en|wiki:0.4,code:0.6] [--constraints C.json]
 //   [--quant-error auto|none|TABLE.json] [--write-quant-error FILE] [--imatrix F]
+//   [--search-text CALIB --search-evals 32 --search-chunks 8 --search-seconds 0]
 //   --out plan.json --tensor-types tensor_types.txt
 #include <fmt/format.h>
 
@@ -9,6 +10,7 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/quantize/quantize.h"
+#include "cerebellum/quantize/search.h"
 #include "cli_util.h"
 #include "command.h"
 
@@ -24,6 +26,8 @@ struct AllocateArgs {
   std::string out, tensor_types;
   double noise_z = 1.0;
   bool no_greedy = false;
+  std::string search_text;  // calibration text: refine the plan by measured local search
+  SearchOptions search;
 };
 
 nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
@@ -58,10 +62,32 @@ void run_allocate(const AllocateArgs& a) {
                                             constraints, qerr ? &qerr->table : nullptr, dopt);
   const int64_t overhead = calibrate_fixed_overhead(model, p, a.imatrix);
   const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
-  const Plan plan = allocate_plan(p, budget, overhead);
+  Plan plan = allocate_plan(p, budget, overhead);
   nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
-  extra["baselines"]["base"] = summary(base_plan(p, overhead), budget);
-  if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead), budget);
+  if (!a.search_text.empty()) {
+    SearchOptions so = a.search;
+    so.text_path = a.search_text;
+    so.imatrix_path = a.imatrix;
+    so.n_threads = a.n_threads;
+    so.logger = log;
+    so.progress = progress.fn();
+    const SearchResult sr = refine_plan(a.source, p, choice_of(p, plan), budget - overhead, so);
+    progress.finish();
+    extra["search"] = to_json(sr, p);
+    extra["initial_plan"] = summary(plan, budget);
+    plan = searched_plan(p, plan, sr);
+    log.info(fmt::format("search: {} of {} moves kept in {:.1f} s; calibration KLD {:.5f} -> {:.5f} (predicted "
+                         "ΔKLD vs base {:+.5f} -> {:+.5f}, measured {:+.5f} -> {:+.5f})",
+                         sr.n_accepted, sr.evals.size(), sr.elapsed_s, sr.initial_kld, sr.final_kld,
+                         sr.initial_predicted, sr.final_predicted, sr.initial_measured, sr.final_measured));
+  }
+  try {  // both baselines start from the base config, which constraints may exclude
+    extra["baselines"]["base"] = summary(base_plan(p, overhead), budget);
+    if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead), budget);
+  } catch (const RecipeError& e) {
+    extra["baselines"] = {{"skipped", e.what()}};
+    log.warn(fmt::format("baselines skipped: {}", e.what()));
+  }
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
   // No comment line: stock llama-quantize reads the file token by token and
   // rejects anything that is not name=type.
@@ -88,6 +114,14 @@ void setup_allocate(CLI::App& app) {
   cmd->add_option("--imatrix", a->imatrix, "the imatrix the build will use (its metadata bytes count)");
   cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 1)");
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
+  cmd->add_option("--search-text", a->search_text, "calibration text: refine the plan by measured local search");
+  cmd->add_option("--search-evals", a->search.max_evals, "moves measured by the search")->capture_default_str();
+  cmd->add_option("--search-chunks", a->search.n_chunks, "chunks per measurement")->capture_default_str();
+  cmd->add_option("--search-first-chunk", a->search.first_chunk, "first chunk of the search text")
+      ->capture_default_str();
+  cmd->add_option("--search-seconds", a->search.max_seconds, "time limit of the search (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--search-z", a->search.z, "keep a move when ΔKLD < -z·se")->capture_default_str();
   cmd->add_option("--out", a->out, "plan.json")->required();
   cmd->add_option("--tensor-types", a->tensor_types, "tensor_types.txt for llama-quantize / build");
   cmd->callback([a] { run_allocate(*a); });

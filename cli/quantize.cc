@@ -49,6 +49,12 @@ void print_result(const QuantizeResult& r) {
   fmt::print("interaction check: predicted ΔKLD vs the measurement base {:+.6f} (additive model, "
              "calibration text); measured vs stock {} {:+.6f} (eval text)\n",
              r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
+  if (r.search) {
+    fmt::print("search: {} of {} moves kept ({:.1f} s); predicted ΔKLD vs base {:+.6f} -> {:+.6f}, measured "
+               "{:+.6f} -> {:+.6f} (calibration chunks)\n", r.search->n_accepted, r.search->n_evals,
+               r.search->elapsed_s, r.search->predicted_before, r.search->predicted_after,
+               r.search->measured_before, r.search->measured_after);
+  }
   fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix)"
                                          : "DOES NOT SHIP (not better than the stock mix)");
   fmt::print("output      {}\nevidence    {}\n", r.written ? r.out : "(not written)", r.run_dir);
@@ -108,6 +114,12 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--noise-z", a->o.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
+  cmd->add_option("--search-evals", a->o.search_evals, "moves the local search measures (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--search-chunks", a->o.search_chunks, "calibration chunks per search measurement")
+      ->capture_default_str();
+  cmd->add_option("--search-seconds", a->o.search_seconds, "time limit of the search (0 = none)")
+      ->capture_default_str();
   cmd->add_option("--imatrix", a->o.imatrix_path, "importance matrix for ours and the baseline alike");
   cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
   cmd->add_option("--base", a->o.measure_base, "base mix the measurements ablate from")->capture_default_str();

@@ -12,6 +12,7 @@
 #include "cerebellum/common/io.h"
 #include "cerebellum/eval/evaluator.h"
 #include "cerebellum/inspect/inspect.h"
+#include "cerebellum/quantize/search.h"
 #include "cerebellum/recipe/recipe.h"
 
 namespace cb {
@@ -80,11 +81,8 @@ nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "") {
           {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"top1", r.top1}};
 }
 
-// measure -> allocate: the per-tensor types of our plan (plan.json and
-// tensor_types.txt written into the run dir).
-std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const std::string& run_dir,
-                                              const std::string& journal_path,
-                                              int64_t budget_bytes, double* predicted_delta_kld) {
+// measure (or resume) the journal the plan is allocated on.
+void run_sweep(const QuantizeOptions& o, const std::string& run_dir, const std::string& journal_path) {
   measure::MeasureOptions m;
   m.source_path = o.source;
   m.base = o.measure_base;
@@ -104,7 +102,46 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
   const measure::MeasureSummary ms = measure::run_measure(m);
   o.logger.info(fmt::format("measure: {} new, {} reused measurements in {:.1f} s", ms.n_measured,
                             ms.n_resumed, ms.elapsed_s));
+}
 
+SearchSummary summarize_search(const SearchResult& sr) {
+  return {static_cast<int>(sr.evals.size()), sr.n_accepted, sr.elapsed_s, sr.initial_predicted,
+          sr.initial_measured, sr.initial_measured_se, sr.final_predicted, sr.final_measured,
+          sr.final_measured_se, sr.initial_kld, sr.final_kld};
+}
+
+// The solver's plan refined by the measured search (search.json in the run dir).
+Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const AllocationProblem& p,
+                 const Plan& plan, nlohmann::json& extra, QuantizeResult& r) {
+  SearchOptions so;
+  so.text_path = o.texts.front().path;
+  so.ctx = o.ctx;
+  so.first_chunk = o.stop.max_chunks;  // after the chunks the sweep may have read
+  so.n_chunks = o.search_chunks;
+  so.max_evals = o.search_evals;
+  so.max_seconds = o.search_seconds;
+  so.imatrix_path = o.imatrix_path;
+  so.n_threads = o.n_threads;
+  so.logger = o.logger;
+  so.progress = o.progress;
+  const SearchResult sr = refine_plan(o.source, p, choice_of(p, plan), plan.budget_bytes - plan.fixed_overhead_bytes, so);
+  const nlohmann::json sj = to_json(sr, p);
+  write_file_atomic(run_dir + "/search.json", sj.dump(2) + "\n");
+  extra["search"] = sj;
+  extra["initial_plan"] = {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
+                           {"types", plan.types()}};
+  r.search = summarize_search(sr);
+  o.logger.info(fmt::format("search: {} of {} moves kept in {:.1f} s; predicted ΔKLD vs base {:+.5f} -> {:+.5f}, "
+                            "measured {:+.5f} -> {:+.5f} (calibration)", sr.n_accepted, sr.evals.size(), sr.elapsed_s,
+                            sr.initial_predicted, sr.final_predicted, sr.initial_measured, sr.final_measured));
+  return searched_plan(p, plan, sr);
+}
+
+// measure -> allocate (-> search): the per-tensor types of our plan (plan.json
+// and tensor_types.txt written into the run dir).
+std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const std::string& run_dir,
+                                              const std::string& journal_path, QuantizeResult& r) {
+  run_sweep(o, run_dir, journal_path);
   const Journal journal = read_journal(journal_path);
   const ModelInfo model = inspect_model(o.source);
   Constraints constraints;
@@ -120,17 +157,22 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
   const AllocationProblem p = build_problem(model, journal, parse_objective(o.objective, journal.domains()),
                                             constraints, qerr ? &qerr->table : nullptr, dopt);
   const int64_t overhead = calibrate_fixed_overhead(model, p, o.imatrix_path);
-  const Plan plan = allocate_plan(p, budget_bytes, overhead);
+  Plan plan = allocate_plan(p, r.budget_bytes, overhead);
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}};
-  const Plan greedy = greedy_original_plan(p, budget_bytes, overhead);
-  extra["baselines"]["greedy_original"] = {{"size_bytes", greedy.size_bytes},
-                                           {"predicted_delta_kld", greedy.predicted_delta_kld},
-                                           {"types", greedy.types()}};
+  try {  // the greedy starts from the base config, which constraints may exclude
+    const Plan greedy = greedy_original_plan(p, r.budget_bytes, overhead);
+    extra["baselines"]["greedy_original"] = {{"size_bytes", greedy.size_bytes},
+                                             {"predicted_delta_kld", greedy.predicted_delta_kld},
+                                             {"types", greedy.types()}};
+  } catch (const RecipeError& e) {
+    extra["baselines"] = {{"skipped", e.what()}};
+  }
+  if (o.search_evals > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
-  *predicted_delta_kld = plan.predicted_delta_kld;
+  r.predicted_delta_kld = plan.predicted_delta_kld;
   o.logger.info(fmt::format("allocate: {} bytes planned for a budget of {}, predicted ΔKLD {:.5f}",
-                            plan.size_bytes, budget_bytes, plan.predicted_delta_kld));
+                            plan.size_bytes, r.budget_bytes, plan.predicted_delta_kld));
   return plan.types();
 }
 
@@ -147,6 +189,17 @@ void write_run_json(const QuantizeOptions& o, const QuantizeResult& r) {
                    {"size_bytes", static_cast<int64_t>(fs::file_size(r.out))}};
   }
   write_file_atomic(r.run_dir + "/run.json", j.dump(2) + "\n");
+}
+
+nlohmann::json search_json(const std::optional<SearchSummary>& s) {
+  if (!s) return nullptr;
+  return {{"n_evals", s->n_evals}, {"n_accepted", s->n_accepted}, {"elapsed_s", s->elapsed_s},
+          {"before", {{"predicted_delta_kld_vs_base", s->predicted_before},
+                      {"measured_delta_kld_vs_base", s->measured_before}, {"measured_se", s->measured_before_se},
+                      {"kld", s->kld_before}}},
+          {"after", {{"predicted_delta_kld_vs_base", s->predicted_after},
+                     {"measured_delta_kld_vs_base", s->measured_after}, {"measured_se", s->measured_after_se},
+                     {"kld", s->kld_after}}}};
 }
 
 }  // namespace
@@ -199,7 +252,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
 
   std::map<std::string, std::string> types;
   if (o.recipe_from.empty()) {
-    types = plan_types(o, r.run_dir, journal, r.budget_bytes, &r.predicted_delta_kld);
+    types = plan_types(o, r.run_dir, journal, r);
   } else {
     types = resolve_recipe(load_recipe(o.recipe_from), inspect_model(o.source)).types();
   }
@@ -275,7 +328,7 @@ nlohmann::json to_json(const QuantizeResult& r) {
           // calibration text) next to what the built file shows on the eval
           // text: the interaction check.
           {"predicted_delta_kld_vs_measure_base", r.predicted_delta_kld}, {"written", r.written},
-          {"elapsed_s", r.elapsed_s}};
+          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}};
 }
 
 }  // namespace cb

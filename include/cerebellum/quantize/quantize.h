@@ -35,6 +35,12 @@ struct QuantizeOptions {
   double noise_z = 1.0;                   // allocate --noise-z (DamageOptions)
   std::string constraints;                // allocate --constraints JSON ("" = defaults)
   std::string quant_error = "auto";       // allocate --quant-error: auto | none | TABLE.json
+  // Measured local search after the solver (include/cerebellum/quantize/search.h),
+  // on the first calibration text: moves measured (0 = off), chunks per move.
+  // 32 × 8 chunks ≈ 40 s on 2 cores for cb-dense-12l (docs/allocate.md).
+  int search_evals = 32;
+  int search_chunks = 8;
+  double search_seconds = 0;              // 0 = no time limit
   std::string imatrix_path;               // used by build (ours and the baseline alike)
   std::string recipe_from;                // skip measure/allocate: build this recipe and re-bench it
   // Measurement settings (see measure::MeasureOptions for meanings).
@@ -67,6 +73,16 @@ struct EvalRecord {
   double top1 = 0;
 };
 
+// The search's predicted vs measured ΔKLD (vs the measurement base, on its
+// calibration chunks) before and after, and what it cost.
+struct SearchSummary {
+  int n_evals = 0, n_accepted = 0;
+  double elapsed_s = 0;
+  double predicted_before = 0, measured_before = 0, measured_before_se = 0;
+  double predicted_after = 0, measured_after = 0, measured_after_se = 0;
+  double kld_before = 0, kld_after = 0;   // mean KLD vs F16 on the search chunks
+};
+
 struct QuantizeResult {
   std::string out;                        // written output ("" when the gate refused)
   std::string run_dir;
@@ -76,6 +92,7 @@ struct QuantizeResult {
   double delta_kld = 0, delta_kld_se = 0; // ours - baseline, paired per token, nats
   double kld_reduction = 0;               // 1 - ours/baseline
   double predicted_delta_kld = 0;         // the plan's predicted ΔKLD vs the measurement base
+  std::optional<SearchSummary> search;    // when the local search ran
   bool ships = false;                     // ours beats the baseline on KLD
   bool written = false;
   double elapsed_s = 0;

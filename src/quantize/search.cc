@@ -1,0 +1,219 @@
+// The measured local search: moves from moves.cc, each evaluated end to end
+// with simulated swaps on calibration chunks against the F16 reference.
+#include "cerebellum/quantize/search.h"
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/eval/evaluator.h"
+#include "cerebellum/imatrix/imatrix.h"
+
+namespace cb {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Mean and standard error of a − b over paired chunks.
+std::pair<double, double> paired(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n = a.size();
+  double mean = 0;
+  for (size_t c = 0; c < n; ++c) mean += a[c] - b[c];
+  mean /= static_cast<double>(n);
+  double var = 0;
+  for (size_t c = 0; c < n; ++c) var += (a[c] - b[c] - mean) * (a[c] - b[c] - mean);
+  const double se = n > 1 ? std::sqrt(var / static_cast<double>(n - 1) / static_cast<double>(n)) : 0.0;
+  return {mean, se};
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+
+// One F16 model in memory, its reference, and the configuration it holds now.
+class SwapBench {
+ public:
+  SwapBench(const std::string& source, const SearchOptions& o) : o_(o) {
+    if (!o.imatrix_path.empty()) imatrix_ = std::make_unique<Imatrix>(read_imatrix(o.imatrix_path));
+    if (o.n_chunks < 2) throw UsageError("search: --search-chunks must be at least 2 (paired standard errors)");
+    eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.first_chunk + o.n_chunks, .n_threads = o.n_threads,
+                         .top_k = o.top_k};
+    eo.imatrix = imatrix_.get();
+    ev_ = std::make_unique<eval::Evaluator>(source, read_file(o.text_path), eo, o.logger);
+    if (ev_->n_chunks() < o.first_chunk + o.n_chunks) {
+      throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o.text_path,
+                                   ev_->n_chunks(), o.ctx, o.first_chunk + o.n_chunks, o.first_chunk, o.n_chunks));
+    }
+    ref_ = ev_->build_reference();
+    memory_ = ev_->tensor_types();
+  }
+
+  const std::map<std::string, std::string>& memory_types() const { return memory_; }
+
+  // Brings the tensors of `types` that differ from what is loaded to their type.
+  void apply(const std::map<std::string, std::string>& types) {
+    for (const auto& [name, type] : types) {
+      if (!memory_.count(name)) continue;
+      auto it = current_.find(name);
+      const std::string& now = it == current_.end() ? memory_.at(name) : it->second;
+      if (now == type) continue;
+      ev_->set_tensor_type_simulated(name, type);  // the in-memory type restores
+      current_[name] = type;
+    }
+  }
+
+  // Per-chunk mean KLD vs the reference on the search chunks.
+  std::vector<double> measure() {
+    const auto chunks = ev_->evaluate(o_.first_chunk, o_.n_chunks, &ref_);
+    std::vector<double> out;
+    for (const auto& c : chunks) {
+      double s = 0;
+      for (float k : c.kld_nats) s += k;
+      out.push_back(c.kld_nats.empty() ? 0 : s / static_cast<double>(c.kld_nats.size()));
+      n_tokens_ = std::max<int64_t>(n_tokens_, static_cast<int64_t>(c.kld_nats.size()) * o_.n_chunks);
+    }
+    return out;
+  }
+  int64_t n_tokens() const { return n_tokens_; }
+
+ private:
+  const SearchOptions& o_;
+  std::unique_ptr<Imatrix> imatrix_;
+  std::unique_ptr<eval::Evaluator> ev_;
+  eval::ReferenceStore ref_;
+  std::map<std::string, std::string> memory_, current_;
+  int64_t n_tokens_ = 0;
+};
+
+std::map<std::string, std::string> types_of(const AllocationProblem& p, const std::vector<int>& choice) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < p.tensors.size(); ++i) out[p.tensors[i].name] = p.tensors[i].candidates[choice[i]].type;
+  return out;
+}
+
+std::map<std::string, std::string> base_types(const AllocationProblem& p) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : p.tensors) out[t.name] = t.base_type;
+  return out;
+}
+
+double predicted(const AllocationProblem& p, const std::vector<int>& choice) {
+  double s = 0;
+  for (size_t i = 0; i < p.tensors.size(); ++i) s += p.tensors[i].candidates[choice[i]].damage_kld;
+  return s;
+}
+
+}  // namespace
+
+SearchResult refine_plan(const std::string& source, const AllocationProblem& p, const std::vector<int>& choice,
+                         int64_t capacity, const SearchOptions& o) {
+  const auto t0 = Clock::now();
+  SearchResult r;
+  r.initial_choice = r.final_choice = choice;
+  r.n_chunks = o.n_chunks;
+  SwapBench bench(source, o);
+  MoveOptions mo = o.moves;
+  for (const auto& t : p.tensors) {
+    if (!bench.memory_types().count(t.name)) mo.frozen.push_back(t.name);  // cannot be simulated
+  }
+  bench.apply(base_types(p));
+  const std::vector<double> base = bench.measure();
+  bench.apply(types_of(p, choice));
+  std::vector<double> cur = bench.measure();
+  r.n_tokens = bench.n_tokens();
+  r.base_kld = mean_of(base);
+  r.initial_kld = mean_of(cur);
+  r.initial_predicted = predicted(p, choice);
+  std::tie(r.initial_measured, r.initial_measured_se) = paired(cur, base);
+  r.setup_s = seconds_since(t0);
+  o.logger.info(fmt::format("search: base KLD {:.5f}, plan {:.5f} on {} calibration chunks ({:.1f} s setup)",
+                            r.base_kld, r.initial_kld, o.n_chunks, r.setup_s));
+  std::vector<std::string> tried;
+  r.stop_reason = "max_evals";
+  while (static_cast<int>(r.evals.size()) < o.max_evals) {
+    if (o.max_seconds > 0 && seconds_since(t0) > o.max_seconds) {
+      r.stop_reason = "max_seconds";
+      break;
+    }
+    MoveOptions one = mo;
+    one.max_moves = 1;
+    const auto moves = propose_moves(p, r.final_choice, capacity, one, tried);
+    if (moves.empty()) {
+      r.stop_reason = "no_moves";
+      break;
+    }
+    const SearchMove& m = moves.front();
+    tried.push_back(m.signature(p));
+    if (o.progress) o.progress({"search", static_cast<int64_t>(r.evals.size()), o.max_evals, m.describe(p)});
+    std::vector<int> next = r.final_choice;
+    for (const auto& c : m.changes) next[c.tensor] = c.to;
+    bench.apply(types_of(p, next));
+    const std::vector<double> got = bench.measure();
+    SearchEval e{m.describe(p), static_cast<int>(m.changes.size()), m.same_layer, m.delta_bytes,
+                 m.predicted_delta_kld};
+    std::tie(e.measured_delta_kld, e.measured_se) = paired(got, cur);
+    e.accepted = e.measured_delta_kld < 0 && e.measured_delta_kld < -o.z * e.measured_se;
+    if (e.accepted) {
+      r.final_choice = next;
+      cur = got;
+      ++r.n_accepted;
+    } else {
+      bench.apply(types_of(p, r.final_choice));
+    }
+    o.logger.debug(fmt::format("search {}: {} predicted {:+.6f} measured {:+.6f} ± {:.6f}{}", r.evals.size(), e.move,
+                               e.predicted_delta_kld, e.measured_delta_kld, e.measured_se,
+                               e.accepted ? " ACCEPTED" : ""));
+    r.evals.push_back(std::move(e));
+  }
+  if (o.progress) o.progress({"search", static_cast<int64_t>(r.evals.size()), o.max_evals, ""});
+  r.final_kld = mean_of(cur);
+  r.final_predicted = predicted(p, r.final_choice);
+  std::tie(r.final_measured, r.final_measured_se) = paired(cur, base);
+  r.elapsed_s = seconds_since(t0);
+  return r;
+}
+
+Plan searched_plan(const AllocationProblem& p, const Plan& initial, const SearchResult& r) {
+  Plan plan = plan_from_choice(p, r.final_choice, initial.fixed_overhead_bytes);
+  plan.method = "mckp+search";
+  plan.budget_bytes = initial.budget_bytes;
+  plan.solver = initial.solver;
+  return plan;
+}
+
+nlohmann::json to_json(const SearchResult& r, const AllocationProblem& p) {
+  nlohmann::json evals = nlohmann::json::array();
+  for (const auto& e : r.evals) {
+    evals.push_back({{"move", e.move}, {"n_changes", e.n_changes}, {"same_layer", e.same_layer},
+                     {"delta_bytes", e.delta_bytes}, {"predicted_delta_kld", e.predicted_delta_kld},
+                     {"measured_delta_kld", e.measured_delta_kld}, {"measured_se", e.measured_se},
+                     {"accepted", e.accepted}});
+  }
+  const auto side = [](double pred, double meas, double se, double kld) {
+    return nlohmann::json{{"predicted_delta_kld_vs_base", pred}, {"measured_delta_kld_vs_base", meas},
+                          {"measured_se", se}, {"kld", kld}};
+  };
+  nlohmann::json changed = nlohmann::json::object();
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    if (r.final_choice[i] == r.initial_choice[i]) continue;
+    changed[p.tensors[i].name] = {p.tensors[i].candidates[r.initial_choice[i]].type,
+                                  p.tensors[i].candidates[r.final_choice[i]].type};
+  }
+  return {{"schema", "cerebellum.search/1"}, {"n_chunks", r.n_chunks}, {"n_tokens", r.n_tokens},
+          {"base_kld", r.base_kld},
+          {"before", side(r.initial_predicted, r.initial_measured, r.initial_measured_se, r.initial_kld)},
+          {"after", side(r.final_predicted, r.final_measured, r.final_measured_se, r.final_kld)},
+          {"n_evals", r.evals.size()}, {"n_accepted", r.n_accepted}, {"changed", changed},
+          {"stop_reason", r.stop_reason}, {"setup_s", r.setup_s}, {"elapsed_s", r.elapsed_s}, {"evals", evals}};
+}
+
+}  // namespace cb

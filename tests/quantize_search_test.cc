@@ -1,0 +1,137 @@
+// Integration: the measured local search on cb-dense-12l with a tiny budget of
+// evaluations (i-quants in the plan, so their simulated swaps run), and the
+// `allocate --search-text` path end to end.
+#include <cmath>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/allocate/allocate.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/common/quant_types.h"
+#include "cerebellum/quantize/search.h"
+#include "cerebellum/recipe/recipe.h"
+#include "test_paths.h"
+
+namespace cb {
+namespace {
+
+const std::string& dense_path() {
+  static const std::string p = test::model("cb-dense-12l-F16.gguf");
+  return p;
+}
+
+// Synthetic measurements: q2_K ablations, early layers and ffn_down hurt more.
+Journal synthetic_journal(const ModelInfo& m) {
+  Journal j;
+  j.header.model_sha256 = sha256_file(dense_path());
+  j.header.base_name = "Q4_K_M";
+  j.header.base_types = stock_preset_types(dense_path(), "Q4_K_M");
+  for (const auto& t : m.tensors) {
+    if (!t.stock_quantizable || t.layer < 0) continue;
+    JournalMeasurement meas;
+    meas.domain = "en";
+    meas.unit = {t.name, "tensor", {t.name}};
+    meas.types = {{t.name, "q2_K"}};
+    meas.delta_kld = (t.role == "ffn_down" ? 0.02 : 0.004) * (12 - t.layer) / 12.0;
+    meas.delta_kld_se = 0.0005;
+    j.measurements.push_back(meas);
+  }
+  return j;
+}
+
+// The bpw proxy, except iq4_xs priced like q4_K: the plan then takes iq4_xs.
+QuantErrorTable table_favouring_iq4_xs(const ModelInfo& m) {
+  QuantErrorTable t;
+  for (const auto& ti : m.tensors) {
+    if (!ti.stock_quantizable) continue;
+    for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0", "iq4_xs"}) {
+      t.rel_mse[ti.name][type] = std::pow(2.0, -2.0 * type_by_name(type).bits_per_weight());
+    }
+    t.rel_mse[ti.name]["iq4_xs"] = t.rel_mse[ti.name]["q4_K"];
+  }
+  return t;
+}
+
+TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
+  const ModelInfo model = inspect_model(dense_path());
+  const Journal j = synthetic_journal(model);
+  const QuantErrorTable table = table_favouring_iq4_xs(model);
+  Constraints c;
+  c.allowed_types = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0", "iq4_xs"};
+  const AllocationProblem p = build_problem(model, j, {{"en", 1.0}}, c, &table);
+  const int64_t overhead = model.data_offset_bytes;
+  const Plan plan = allocate_plan(p, 7'900'000, overhead);
+  const auto types = plan.types();
+  ASSERT_TRUE(std::any_of(types.begin(), types.end(), [](const auto& kv) { return kv.second == "iq4_xs"; }));
+  SearchOptions o;
+  o.text_path = test::data("docs-en-calib.txt");
+  o.ctx = 256;
+  o.first_chunk = 0;
+  o.n_chunks = 3;
+  o.max_evals = 3;
+  o.n_threads = 2;
+  const int64_t capacity = 7'900'000 - overhead;
+  const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), capacity, o);
+  EXPECT_EQ(r.evals.size(), 3u);
+  EXPECT_EQ(r.stop_reason, "max_evals");
+  EXPECT_GT(r.base_kld, 0);
+  EXPECT_GT(r.initial_kld, 0);
+  EXPECT_TRUE(std::isfinite(r.initial_measured));
+  EXPECT_GT(r.initial_measured_se, 0);
+  EXPECT_NEAR(r.initial_predicted, plan.predicted_delta_kld, 1e-12);
+  int accepted = 0;
+  for (const auto& e : r.evals) {
+    EXPECT_TRUE(std::isfinite(e.measured_delta_kld)) << e.move;
+    EXPECT_GE(e.measured_se, 0) << e.move;
+    EXPECT_EQ(e.accepted, e.measured_delta_kld < -o.z * e.measured_se && e.measured_delta_kld < 0) << e.move;
+    accepted += e.accepted;
+  }
+  EXPECT_EQ(accepted, r.n_accepted);
+  const Plan after = searched_plan(p, plan, r);
+  EXPECT_LE(after.size_bytes, 7'900'000);
+  EXPECT_EQ(after.method, "mckp+search");
+  if (accepted == 0) {
+    EXPECT_EQ(r.final_choice, r.initial_choice);
+    EXPECT_EQ(r.final_kld, r.initial_kld);
+  } else {
+    EXPECT_LT(r.final_kld, r.initial_kld);
+  }
+  const nlohmann::json js = to_json(r, p);
+  EXPECT_EQ(js["evals"].size(), 3u);
+  EXPECT_TRUE(js["before"].contains("measured_delta_kld_vs_base"));
+  EXPECT_TRUE(js["after"].contains("predicted_delta_kld_vs_base"));
+
+  o.n_chunks = 1;
+  EXPECT_THROW(refine_plan(dense_path(), p, r.initial_choice, capacity, o), UsageError);
+  o.n_chunks = 3;
+  o.first_chunk = 100000;
+  EXPECT_THROW(refine_plan(dense_path(), p, r.initial_choice, capacity, o), InputError);
+}
+
+TEST(QuantizeSearch, AllocateCliRefinesWithinTheBudget) {
+  const std::string dir = test::temp_dir("search_cli");
+  const ModelInfo model = inspect_model(dense_path());
+  const Journal j = synthetic_journal(model);
+  {
+    JournalWriter w(dir + "/m.jsonl", j.header);
+    w.append(JournalBaseline{"en", "base", {}});
+    for (const auto& m : j.measurements) w.append(m);
+  }
+  const auto r = test::run_command(fmt::format(
+      "{} allocate --measurements {}/m.jsonl --source {} --budget 7363136 --quant-error none --threads 2 "
+      "--search-text {} --search-evals 2 --search-chunks 2 --search-first-chunk 0 --out {}/plan.json "
+      "--tensor-types {}/tt.txt", test::cli_path(), dir, dense_path(), test::data("docs-en-calib.txt"), dir, dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plan = nlohmann::json::parse(read_file(dir + "/plan.json"));
+  EXPECT_EQ(plan["method"], "mckp+search");
+  EXPECT_LE(plan["size_bytes"].get<int64_t>(), 7363136);
+  EXPECT_EQ(plan["search"]["evals"].size(), 2u);
+  EXPECT_TRUE(plan["initial_plan"].contains("types"));
+  EXPECT_EQ(plan["model_error"]["mse_source"], "bpw-proxy");
+}
+
+}  // namespace
+}  // namespace cb
