@@ -21,6 +21,7 @@ struct AllocateArgs {
   std::string measurements, source, budget, objective = "general", constraints;
   std::string quant_error = "auto";
   std::string write_quant_error;  // where to save the table used
+  std::string write_curves;       // where to save the damage curves
   int n_threads = 0;
   std::string imatrix;  // the build's imatrix adds metadata bytes: price them
   std::string out, tensor_types;
@@ -60,6 +61,7 @@ void run_allocate(const AllocateArgs& a) {
   dopt.imatrix_tensors = imatrix_tensor_names(a.imatrix);
   const AllocationProblem p = build_problem(model, journal, parse_objective(a.objective, journal.domains()),
                                             constraints, qerr ? &qerr->table : nullptr, dopt);
+  if (!a.write_curves.empty()) write_file_atomic(a.write_curves, curves_to_json(p).dump(1) + "\n");
   const int64_t overhead = calibrate_fixed_overhead(model, p, a.imatrix);
   const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
   Plan plan = allocate_plan(p, budget, overhead);
@@ -110,6 +112,7 @@ void setup_allocate(CLI::App& app) {
                   "auto (compute from --source, imatrix-weighted with --imatrix) | none (2^-2bpw proxy, "
                   "k-quant ladder only) | TABLE.json (cerebellum qerror) (default auto)");
   cmd->add_option("--write-quant-error", a->write_quant_error, "save the quantization-error table used (JSON)");
+  cmd->add_option("--write-curves", a->write_curves, "save the damage curves (JSON)");
   cmd->add_option("--threads", a->n_threads, "threads for the table (0 = all cores)");
   cmd->add_option("--imatrix", a->imatrix, "the imatrix the build will use (its metadata bytes count)");
   cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 1)");

@@ -143,6 +143,21 @@ json plan_to_json(const Plan& plan, const AllocationProblem& p, const json& extr
   return j;
 }
 
+json curves_to_json(const AllocationProblem& p) {
+  json tensors = json::array();
+  for (const auto& c : p.tensors) {
+    json cands = json::array();
+    for (const auto& k : c.candidates) {
+      cands.push_back({{"type", k.type}, {"size_bytes", k.size_bytes}, {"damage_kld", k.damage_kld},
+                       {"measured", k.measured}});
+    }
+    tensors.push_back({{"name", c.name}, {"role", c.role}, {"layer", c.layer}, {"base_type", c.base_type},
+                       {"scale", c.scale}, {"scale_from", c.scale_from}, {"candidates", cands}});
+  }
+  return {{"schema", "cerebellum.curves/1"}, {"base", p.base_name}, {"mse_source", p.model_error.mse_source},
+          {"tensors", tensors}};
+}
+
 std::string tensor_types_text(const Plan& plan, const std::string& header_comment) {
   std::string out;
   if (!header_comment.empty()) out += "# " + header_comment + "\n";

@@ -85,6 +85,14 @@ TEST(AllocateQuantError, TableShapesUnmeasuredTypesPerTensor) {
   const AllocationProblem p = build_problem(dense(), j, {{"en", 1.0}}, Constraints{}, &table);
   EXPECT_EQ(p.model_error.mse_source, "table:uniform");
   EXPECT_LT(p.model_error.loto_mae_kld + p.model_error.loo_tensor_mae_kld, 1e-12);  // exact scale 10
+  const nlohmann::json curves = curves_to_json(p);
+  ASSERT_EQ(curves["tensors"].size(), p.tensors.size());
+  EXPECT_EQ(curves["mse_source"], "table:uniform");
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const auto& jc = curves["tensors"][i]["candidates"];
+    ASSERT_EQ(jc.size(), p.tensors[i].candidates.size());
+    for (size_t k = 0; k < jc.size(); ++k) EXPECT_EQ(jc[k]["damage_kld"], p.tensors[i].candidates[k].damage_kld);
+  }
   for (const auto& c : p.tensors) {
     if (c.role != "attn_v") continue;
     EXPECT_NEAR(c.scale, 10.0, 1e-9) << c.name;

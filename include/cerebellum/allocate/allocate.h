@@ -228,6 +228,10 @@ struct GreedyOptions {
 Plan greedy_original_plan(const AllocationProblem& problem, int64_t budget_bytes,
                           int64_t fixed_overhead_bytes, const GreedyOptions& options = {});
 
+// The damage curves (per tensor: scale, candidates with size, predicted damage,
+// measured flag), for inspection and held-out checks (`allocate --write-curves`).
+nlohmann::json curves_to_json(const AllocationProblem& problem);
+
 // plan.json body. `extra` (e.g. baselines to compare) is merged at top level.
 nlohmann::json plan_to_json(const Plan& plan, const AllocationProblem& problem,
                             const nlohmann::json& extra = nlohmann::json::object());
