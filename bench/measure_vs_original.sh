@@ -8,14 +8,18 @@
 #             built with the real types per tensor) on --ref-chunks chunks, no
 #             early stopping: ΔKLD and Δln PPL.
 # Prints wall time of each method and the Spearman correlation of each ranking
-# with the truth. The full run (84 tensors) takes hours on 2 cores: use --limit N
-# (the N tensors with the largest expected damage, same set for every method).
+# with the truth. The full run (86 tensors) takes hours on 2 cores: use --limit N
+# (the N tensors with the largest expected damage, same set for every method), or
+# compute the truth once (--truth-only) and pass it to later runs (--truth FILE:
+# the truth does not depend on the method being timed).
+# Ours runs with `cerebellum measure`'s defaults (what a user gets).
 #
 # usage: bench/measure_vs_original.sh [--limit N] [--ref-chunks 100] [--threads 2]
-#          [--build build-measure] [--work DIR] [--text FILE]
+#          [--build build-measure] [--work DIR] [--text FILE] [--truth FILE | --truth-only]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="$ROOT/build-measure" WORK="" TEXT=""
+LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="$ROOT/build-measure" WORK="" TEXT="" TRUTH="" TRUTH_ONLY=0
+TRUTH_THREADS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --limit) LIMIT=$2; shift 2 ;;
@@ -24,24 +28,41 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
     --text) TEXT=$2; shift 2 ;;
+    --truth) TRUTH=$2; shift 2 ;;
+    --truth-only) TRUTH_ONLY=1; shift ;;
+    --truth-threads) TRUTH_THREADS=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-SHARED="$ROOT/../shared"
-MODEL="$SHARED/models/cb-dense-12l-F16.gguf"
+SHARED=${SHARED:-"$ROOT/../shared"}
+MODEL=${MODEL:-"$SHARED/models/cb-dense-12l-F16.gguf"}
 TEXT=${TEXT:-"$SHARED/data/docs-en-calib.txt"}
 CLI="$BUILD/cerebellum"
-BIN=${LLAMA_BIN:-"$HOME/.cache/cerebellum/llama.cpp-de3ff815-cpu-35b197cb/bin"}
+BIN=${LLAMA_BIN:-$(ls -d "$HOME"/.cache/cerebellum/llama.cpp-de3ff815-cpu-*/bin | head -1)}
+TRUTH_THREADS=${TRUTH_THREADS:-$THREADS}
 WORK=${WORK:-$(mktemp -d /tmp/measure_vs_original.XXXXXX)}
 mkdir -p "$WORK"
 echo "work dir: $WORK" >&2
 now() { date +%s.%N; }
 
+truth_run() {  # $1 = tensor regex ("" = all)
+  local sel=()
+  [[ -n "$1" ]] && sel=(--tensors "$1")
+  "$CLI" measure --source "$MODEL" --base Q4_K_M --text "$TEXT" --domain en --plan tensors \
+    --targets q2_K --ctx 512 --first-scored -1 --top-k 1024 --min-chunks "$REF_CHUNKS" \
+    --max-chunks "$REF_CHUNKS" --mode exact --threads "$TRUTH_THREADS" "${sel[@]}" --resume \
+    --out "$WORK/truth.jsonl" >/dev/null 2>>"$WORK/truth.log"
+}
+if [[ $TRUTH_ONLY == 1 ]]; then
+  t0=$(now); truth_run ""; echo "truth: $(grep -c '"measurement"' "$WORK/truth.jsonl") tensors in $(echo "$(now) - $t0" | bc)s" >&2
+  exit 0
+fi
+
 # --- ours -------------------------------------------------------------------
 rm -f "$WORK"/ours.jsonl*
 t0=$(now)
 "$CLI" measure --source "$MODEL" --base Q4_K_M --text "$TEXT" --domain en --plan tensors \
-  --targets q2_K --ctx 512 --min-chunks 4 --max-chunks 40 --threads "$THREADS" \
+  --targets q2_K --threads "$THREADS" \
   --limit "$LIMIT" --out "$WORK/ours.jsonl" >/dev/null 2>"$WORK/ours.log"
 t_ours=$(echo "$(now) - $t0" | bc)
 python3 - "$WORK/ours.jsonl" > "$WORK/tensors.txt" <<'PY'
@@ -74,12 +95,14 @@ base_ppl=$(grep -o 'Final estimate: PPL = [0-9.]*' "$WORK/base.ppl.log" | awk '{
 echo "original: $N tensors in ${t_orig}s (base PPL $base_ppl)" >&2
 
 # --- truth: exact mode, many chunks, no early stop ---------------------------
-rm -f "$WORK"/truth.jsonl*
+# (top-1024 reference, llama-perplexity's chunk layout; reused with --truth)
 t0=$(now)
-regex="^($(sed 's/\./\\./g' "$WORK/tensors.txt" | paste -sd'|'))\$"
-"$CLI" measure --source "$MODEL" --base Q4_K_M --text "$TEXT" --domain en --plan tensors \
-  --targets q2_K --ctx 512 --min-chunks "$REF_CHUNKS" --max-chunks "$REF_CHUNKS" --mode exact \
-  --threads "$THREADS" --tensors "$regex" --out "$WORK/truth.jsonl" >/dev/null 2>"$WORK/truth.log"
+if [[ -n "$TRUTH" ]]; then
+  [[ "$(realpath "$TRUTH")" == "$(realpath -m "$WORK/truth.jsonl")" ]] || cp "$TRUTH" "$WORK/truth.jsonl"
+else
+  rm -f "$WORK"/truth.jsonl*
+  truth_run "^($(sed 's/\./\\./g' "$WORK/tensors.txt" | paste -sd'|'))\$"
+fi
 t_truth=$(echo "$(now) - $t0" | bc)
 
 python3 - "$WORK" "$t_ours" "$t_orig" "$t_truth" "$base_ppl" <<'PY'

@@ -108,6 +108,36 @@ TEST(EvalEvaluator, ReferenceStoreRefusesOtherSettings) {
   EXPECT_THROW(ReferenceStore::load(path, k), MismatchError);
 }
 
+TEST(EvalEvaluator, LazyReferenceEqualsBuiltAndScoringOffsetCounts) {
+  const std::string dir = test::temp_dir("eval-ref-lazy");
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  const EvalOptions opts{.ctx = 64, .max_chunks = 4, .n_threads = 2, .top_k = 8, .first_scored = 8};
+  Evaluator ev(kModel, text, opts);
+  EXPECT_EQ(ev.scored_per_chunk(), 64 - 1 - 8);
+  const ReferenceStore built = ev.build_reference();
+  ReferenceStore lazy = ev.empty_reference();
+  ev.extend_reference(lazy, 2);
+  EXPECT_EQ(lazy.n_filled(), 2);
+  EXPECT_THROW(ev.evaluate(2, 1, &lazy), MismatchError);  // chunk 2 not filled yet
+  ev.extend_reference(lazy, 4);
+  for (int64_t t = 0; t < built.n_tokens(); t += 17) {
+    EXPECT_EQ(lazy.target_log_prob(t), built.target_log_prob(t)) << t;
+    EXPECT_EQ(lazy.ids(t)[0], built.ids(t)[0]) << t;
+  }
+  // A partly filled cache on disk is completed by load_or_build_reference.
+  ReferenceStore part = ev.empty_reference();
+  ev.extend_reference(part, 1);
+  part.save(dir + "/part.bin");
+  const ReferenceStore full = load_or_build_reference(ev, dir + "/part.bin");
+  EXPECT_EQ(full.n_filled(), 4);
+  EXPECT_EQ(full.target_log_prob(built.n_tokens() - 1), built.target_log_prob(built.n_tokens() - 1));
+  // Another scoring offset is another layout: refused.
+  Evaluator half(kModel, text, {.ctx = 64, .max_chunks = 4, .n_threads = 2, .top_k = 8});
+  EXPECT_THROW(half.evaluate(0, 1, &built), MismatchError);
+  EXPECT_THROW(ReferenceStore::load(dir + "/part.bin", half.reference_key()), MismatchError);
+  EXPECT_THROW(Evaluator(kModel, text, {.ctx = 64, .first_scored = 63}), UsageError);
+}
+
 TEST(EvalEvaluator, BadInputIsRefused) {
   EXPECT_THROW(Evaluator(kModel, "", {.ctx = 64}), InputError);
   EXPECT_THROW(Evaluator(kModel, "A short text.", {.ctx = 64}), InputError);

@@ -20,14 +20,15 @@ std::vector<float> dequantize_to_f32(int type, const void* data, int64_t n_eleme
 // 3-D (expert) tensors so each expert gets its own imatrix slice; imatrix
 // (optional) holds n_per_row values per matrix. Throws RecipeError when the
 // row does not fit the type's blocks or the type needs an imatrix and has none.
+// n_threads > 1 splits each matrix's rows over threads (same bytes).
 std::vector<uint8_t> quantize_from_f32(int type, const float* src, int64_t n_per_row,
                                        int64_t n_rows, int64_t rows_per_matrix,
-                                       const std::vector<float>* imatrix);
+                                       const std::vector<float>* imatrix, int n_threads = 1);
 
 // F32 -> `type` bytes (quantize or convert for f16/bf16/f32).
 std::vector<uint8_t> convert_from_f32(int type, const float* src, int64_t n_per_row,
                                       int64_t n_rows, int64_t rows_per_matrix,
-                                      const std::vector<float>* imatrix);
+                                      const std::vector<float>* imatrix, int n_threads = 1);
 
 // Copies the GGUF `src_path` to `dst_path` with the listed tensors converted
 // to other types (name -> ggml type name); imatrix per tensor name optional.

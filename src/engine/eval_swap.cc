@@ -44,14 +44,25 @@ void TensorSwapper::set_simulated(const std::string& name, const std::string& ty
     it = originals_.emplace(name, std::move(o)).first;
   }
   const int64_t n = ggml_nelements(t);
-  const std::vector<float> f32 = dequantize_to_f32(t->type, it->second.bytes.data(), n);
-  const std::vector<uint8_t> q =
-      convert_from_f32(target, f32.data(), t->ne[0], ggml_nrows(t), t->ne[1], imatrix);
+  const int n_threads = model_.n_threads();
+  const auto key = std::make_pair(name, target);
+  auto cached = cache_.find(key);
+  std::vector<uint8_t> fresh;
+  if (cached == cache_.end()) {
+    const std::vector<float> f32 = dequantize_to_f32(t->type, it->second.bytes.data(), n);
+    fresh = convert_from_f32(target, f32.data(), t->ne[0], ggml_nrows(t), t->ne[1], imatrix,
+                             n_threads);
+    if (cache_bytes_ + static_cast<int64_t>(fresh.size()) <= cache_limit_bytes_) {
+      cache_bytes_ += static_cast<int64_t>(fresh.size());
+      cached = cache_.emplace(key, std::move(fresh)).first;
+    }
+  }
+  const std::vector<uint8_t>& q = cached == cache_.end() ? fresh : cached->second;
   const std::vector<float> back = dequantize_to_f32(target, q.data(), n);
   // Back to the tensor's own type (F16 rounding of the dequantized values is
   // far below the quantization error being simulated).
-  const std::vector<uint8_t> bytes =
-      convert_from_f32(t->type, back.data(), t->ne[0], ggml_nrows(t), t->ne[1], nullptr);
+  const std::vector<uint8_t> bytes = convert_from_f32(t->type, back.data(), t->ne[0],
+                                                      ggml_nrows(t), t->ne[1], nullptr, n_threads);
   set_all(model_, name, bytes);
 }
 

@@ -29,12 +29,23 @@ class TensorSwapper {
   std::map<std::string, std::string> tensor_types() const;
   std::vector<std::string> swapped() const;
 
+  // Quantized bytes are memoised per (tensor, type) up to this many bytes, so
+  // a tensor going back to its base type after a measurement (and the whole
+  // model going back to the base after the reference) is a dequantization,
+  // not a re-quantization. Assumes a tensor's importance weights do not
+  // change between calls (true for one evaluator).
+  void set_cache_limit_bytes(int64_t limit_bytes) { cache_limit_bytes_ = limit_bytes; }
+  int64_t cache_bytes() const { return cache_bytes_; }
+
  private:
   struct Original {
     std::vector<uint8_t> bytes;
   };
   LlamaModel& model_;
   std::map<std::string, Original> originals_;
+  std::map<std::pair<std::string, int>, std::vector<uint8_t>> cache_;
+  int64_t cache_bytes_ = 0;
+  int64_t cache_limit_bytes_ = int64_t{2} << 30;
 };
 
 }  // namespace cb::engine

@@ -65,6 +65,10 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
                      const EvalOptions& opts, const Logger& logger)
     : impl_(std::make_unique<Impl>()), opts_(opts), model_path_(model_path) {
   if (opts.ctx < 8) throw UsageError(fmt::format("context {} is too small (min 8)", opts.ctx));
+  if (opts.first_scored >= opts.ctx - 1) {
+    throw UsageError(fmt::format("first scored position {} leaves nothing to score in a context of {}",
+                                 opts.first_scored, opts.ctx));
+  }
   text_sha256_ = sha256_bytes(text.data(), text.size());
   engine::ModelLoadOptions lo;
   lo.n_threads = opts.n_threads;
@@ -105,7 +109,10 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
 Evaluator::~Evaluator() = default;
 
 int Evaluator::n_chunks() const { return impl_->n_chunks; }
-int Evaluator::scored_per_chunk() const { return opts_.ctx - 1 - opts_.ctx / 2; }
+int Evaluator::first_scored() const {
+  return opts_.first_scored < 0 ? opts_.ctx / 2 : opts_.first_scored;
+}
+int Evaluator::scored_per_chunk() const { return opts_.ctx - 1 - first_scored(); }
 int Evaluator::chunks_per_decode() const { return impl_->n_seq; }
 int64_t Evaluator::n_text_tokens() const { return static_cast<int64_t>(impl_->tokens.size()); }
 int Evaluator::n_vocab() const { return impl_->model->n_vocab(); }
@@ -116,7 +123,7 @@ const std::string& Evaluator::model_sha256() const {
 }
 
 ReferenceKey Evaluator::reference_key() const {
-  return {model_sha256(), text_sha256_, opts_.ctx, n_chunks(), opts_.top_k};
+  return {model_sha256(), text_sha256_, opts_.ctx, n_chunks(), opts_.top_k, first_scored()};
 }
 
 namespace {
@@ -124,14 +131,16 @@ namespace {
 void check_reference_covers(const ReferenceStore& ref, const Evaluator& ev, int last_chunk) {
   const ReferenceKey& k = ref.key();
   if (k.text_sha256 != ev.text_sha256() || k.ctx != ev.options().ctx ||
-      ref.n_vocab() != ev.n_vocab() || ref.scored_per_chunk() != ev.scored_per_chunk()) {
+      ref.n_vocab() != ev.n_vocab() || k.first_scored != ev.first_scored() ||
+      ref.scored_per_chunk() != ev.scored_per_chunk()) {
     throw MismatchError(fmt::format(
-        "reference store is for another text/context/vocab (ctx {} vs {}, vocab {} vs {})", k.ctx,
-        ev.options().ctx, ref.n_vocab(), ev.n_vocab()));
+        "reference store is for another text/context/vocab/layout (ctx {} vs {}, vocab {} vs {}, "
+        "first scored {} vs {})",
+        k.ctx, ev.options().ctx, ref.n_vocab(), ev.n_vocab(), k.first_scored, ev.first_scored()));
   }
-  if (last_chunk >= k.n_chunks) {
+  if (last_chunk >= ref.n_filled()) {
     throw MismatchError(fmt::format("reference store has {} chunks; chunk {} requested",
-                                    k.n_chunks, last_chunk));
+                                    ref.n_filled(), last_chunk));
   }
 }
 
@@ -145,7 +154,7 @@ std::vector<ChunkResult> Evaluator::evaluate(int first, int count, const Referen
 // batch, laid out exactly as llama-perplexity's perplexity().
 void Evaluator::decode_group(int first, int n_group) {
   const int ctx = opts_.ctx;
-  const int first_scored = ctx / 2;
+  const int first_scored = this->first_scored();
   const bool add_bos = impl_->model->add_bos();
   engine::TokenBatch& batch = *impl_->batch;
   batch.clear();
@@ -168,7 +177,7 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
   }
   if (ref && count > 0) check_reference_covers(*ref, *this, first + count - 1);
   const int ctx = opts_.ctx;
-  const int first_scored = ctx / 2;
+  const int first_scored = this->first_scored();
   const int n_scored = scored_per_chunk();
   const int n_vocab = impl_->model->n_vocab();
   std::vector<ChunkResult> results(count);
@@ -246,13 +255,24 @@ EvalSummary Evaluator::run(const ReferenceStore* ref, const ProgressFn& progress
   return s;
 }
 
-ReferenceStore Evaluator::build_reference(const ProgressFn& progress) {
-  ReferenceStore store(reference_key(), n_vocab(), scored_per_chunk());
-  for (int c = 0; c < n_chunks(); c += impl_->n_seq) {
-    const int n = std::min(impl_->n_seq, n_chunks() - c);
+ReferenceStore Evaluator::empty_reference() const {
+  return ReferenceStore(reference_key(), n_vocab(), scored_per_chunk());
+}
+
+void Evaluator::extend_reference(ReferenceStore& store, int n_chunks, const ProgressFn& progress) {
+  check_same_key(reference_key(), store.key(), "extend_reference");
+  n_chunks = std::min(n_chunks, this->n_chunks());
+  for (int c = store.n_filled(); c < n_chunks; c += impl_->n_seq) {
+    const int n = std::min(impl_->n_seq, n_chunks - c);
     evaluate_impl(c, n, nullptr, &store);
-    if (progress) progress({"reference", c + n, n_chunks(), fmt::format("chunk {}", c + n)});
+    store.set_filled(c + n);
+    if (progress) progress({"reference", c + n, n_chunks, fmt::format("chunk {}", c + n)});
   }
+}
+
+ReferenceStore Evaluator::build_reference(const ProgressFn& progress) {
+  ReferenceStore store = empty_reference();
+  extend_reference(store, n_chunks(), progress);
   return store;
 }
 
@@ -294,7 +314,12 @@ EvalSummary summarize(const TokenSeries& s) {
 ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
                                        const ProgressFn& progress) {
   if (!path.empty() && std::filesystem::exists(path)) {
-    return ReferenceStore::load(path, ev.reference_key());
+    ReferenceStore store = ReferenceStore::load(path, ev.reference_key());
+    if (store.n_filled() < store.key().n_chunks) {  // left partly filled by a sweep
+      ev.extend_reference(store, store.key().n_chunks, progress);
+      store.save(path);
+    }
+    return store;
   }
   ReferenceStore store = ev.build_reference(progress);
   if (!path.empty()) store.save(path);

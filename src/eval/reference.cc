@@ -43,6 +43,17 @@ void check_same_key(const ReferenceKey& expected, const ReferenceKey& actual,
     fail("chunk count", std::to_string(expected.n_chunks), std::to_string(actual.n_chunks));
   if (expected.top_k != actual.top_k)
     fail("top-K", std::to_string(expected.top_k), std::to_string(actual.top_k));
+  if (expected.first_scored != actual.first_scored)
+    fail("first scored position", std::to_string(expected.first_scored),
+         std::to_string(actual.first_scored));
+}
+
+void ReferenceStore::set_filled(int n_chunks) {
+  if (n_chunks < 0 || n_chunks > key_.n_chunks) {
+    throw UsageError(fmt::format("reference store: {} filled chunks out of range (0..{})", n_chunks,
+                                 key_.n_chunks));
+  }
+  n_filled_ = n_chunks;
 }
 
 ReferenceStore::ReferenceStore(ReferenceKey key, int n_vocab, int scored_per_chunk)
@@ -58,7 +69,8 @@ nlohmann::json ReferenceStore::header_json() const {
   return {{"schema", kSchema},       {"model_sha256", key_.model_sha256},
           {"text_sha256", key_.text_sha256}, {"ctx", key_.ctx},
           {"n_chunks", key_.n_chunks}, {"top_k", key_.top_k},
-          {"n_vocab", n_vocab_},     {"scored_per_chunk", scored_per_chunk_}};
+          {"n_vocab", n_vocab_},     {"scored_per_chunk", scored_per_chunk_},
+          {"first_scored", key_.first_scored}, {"n_filled", n_filled_}};
 }
 
 void ReferenceStore::save(const std::string& path) const {
@@ -91,9 +103,13 @@ ReferenceStore ReferenceStore::load(const std::string& path) {
   try {
     h = nlohmann::json::parse(header);
     if (h.at("schema") != kSchema) throw InputError("schema");
-    ReferenceKey key{h.at("model_sha256"), h.at("text_sha256"), h.at("ctx"), h.at("n_chunks"),
-                     h.at("top_k")};
+    // Stores written before lazy filling and the scoring offset existed are
+    // full and use llama-perplexity's layout.
+    const int ctx = h.at("ctx");
+    ReferenceKey key{h.at("model_sha256"), h.at("text_sha256"), ctx, h.at("n_chunks"),
+                     h.at("top_k"), h.value("first_scored", ctx / 2)};
     ReferenceStore s(key, h.at("n_vocab"), h.at("scored_per_chunk"));
+    s.set_filled(h.value("n_filled", key.n_chunks));
     read_vec(in, s.ids_, path);
     read_vec(in, s.log_probs_, path);
     read_vec(in, s.tail_log_mass_, path);

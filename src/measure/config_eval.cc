@@ -12,10 +12,16 @@ class SimulatedEval : public ConfigEval {
       auto b = base.find(name);
       if (b != base.end()) base_[name] = type_by_name(b->second).name;
     }
-    for (const auto& [name, type] : base_) to_base(name);
+    // The base is applied by the first set(); the reference usually comes first.
   }
 
   void set(const TypeMap& overrides) override {
+    if (at_source_) {
+      for (const auto& [name, type] : base_) {
+        if (!overrides.count(name)) to_base(name);
+      }
+      at_source_ = false;
+    }
     for (const auto& [name, type] : current_) {
       if (!overrides.count(name)) to_base(name);
     }
@@ -27,6 +33,14 @@ class SimulatedEval : public ConfigEval {
   std::vector<eval::ChunkResult> evaluate(int first, int count,
                                           const eval::ReferenceStore& ref) override {
     return ev_.evaluate(first, count, &ref);
+  }
+
+  void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
+    if (ref.n_filled() >= n_chunks) return;
+    ev_.restore_all();
+    at_source_ = true;
+    current_.clear();
+    ev_.extend_reference(ref, n_chunks);
   }
 
  private:
@@ -43,6 +57,7 @@ class SimulatedEval : public ConfigEval {
   TypeMap memory_;  // in-memory (source) types of swappable tensors
   TypeMap base_;
   TypeMap current_;
+  bool at_source_ = true;  // every tensor holds its source data (reference state)
 };
 
 class ExactEval : public ConfigEval {
@@ -67,6 +82,13 @@ class ExactEval : public ConfigEval {
                                           const eval::ReferenceStore& ref) override {
     if (!ev_) set({});
     return ev_->evaluate(first, count, &ref);
+  }
+
+  void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
+    if (ref.n_filled() >= n_chunks) return;
+    ev_.reset();
+    eval::Evaluator source(source_, text_, opts_, logger_);
+    source.extend_reference(ref, n_chunks);
   }
 
  private:

@@ -21,13 +21,17 @@ class ConfigEval {
   virtual void set(const TypeMap& overrides) = 0;
   virtual std::vector<eval::ChunkResult> evaluate(int first, int count,
                                                   const eval::ReferenceStore& ref) = 0;
+  // Fills `ref` up to `n_chunks` with the full-precision model's distributions.
+  // Afterwards the configuration is unspecified: call set() again.
+  virtual void extend_reference(eval::ReferenceStore& ref, int n_chunks) = 0;
 };
 
-// Takes the F16 evaluator (after the reference was built from it) and brings
-// every swappable tensor to its base type.
+// Takes the F16 evaluator and brings every swappable tensor to its base type;
+// extend_reference restores the source data for the reference chunks.
 std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& base);
 
-// Rebuilds the model from `source` with real types for each new configuration.
+// Rebuilds the model from `source` with real types for each new configuration
+// (the reference needs the source model: it is loaded for extend_reference).
 std::unique_ptr<ConfigEval> make_exact(const std::string& source, const std::string& text,
                                        const eval::EvalOptions& opts, const TypeMap& base,
                                        const Logger& logger);

@@ -153,6 +153,11 @@ json to_json(const JournalMeasurement& m) {
   put_deltas(j, m);
   j["stopped"] = m.stopped;
   j["elapsed_s"] = m.elapsed_s;
+  if (!m.delta_kld_samples.empty()) {
+    // float precision: the samples' own noise is far above it, and the line stays short
+    std::vector<float> samples(m.delta_kld_samples.begin(), m.delta_kld_samples.end());
+    j["delta_kld_samples"] = samples;
+  }
   return j;
 }
 
@@ -208,6 +213,7 @@ JournalMeasurement measurement_from_json(const json& j, const std::string& where
   get_deltas(j, m, where);
   m.stopped = opt<std::string>(j, "stopped", "");
   m.elapsed_s = opt<double>(j, "elapsed_s", 0.0);
+  m.delta_kld_samples = opt<std::vector<double>>(j, "delta_kld_samples", {});
   return m;
 }
 

@@ -62,7 +62,10 @@ json settings_json(const MeasureOptions& o) {
               {"promote", o.promote},
               {"tensor_regex", o.tensor_regex},
               {"auto_split_frac", o.auto_split_frac},
-              {"se", "per-chunk means"}};
+              {"first_scored", o.first_scored},
+              {"se", o.stop.blocks_per_chunk > 1
+                         ? fmt::format("{} blocks per chunk", o.stop.blocks_per_chunk)
+                         : std::string("per-chunk means")}};
 }
 
 std::string measurement_key(const std::string& domain, const std::string& direction,
@@ -80,7 +83,8 @@ std::string probe_key(const std::string& domain, const std::string& kind,
 // A configuration's outcome against the baseline.
 struct Outcome {
   eval::TokenSeries series;
-  std::vector<double> d_kld, d_nll, d_top1;  // per-chunk mean paired differences
+  std::vector<double> d_kld, d_nll, d_top1;  // per-block mean paired differences
+  int n_chunks = 0;
   std::string stopped;
   double elapsed_s = 0;
 };
@@ -115,7 +119,7 @@ template <typename R>
 void fill_deltas(const Outcome& out, R* r) {
   const ChunkStats k = chunk_stats(out.d_kld), l = chunk_stats(out.d_nll),
                    t = chunk_stats(out.d_top1);
-  r->metrics = metrics_of(out.series, static_cast<int>(out.d_kld.size()));
+  r->metrics = metrics_of(out.series, out.n_chunks);
   r->delta_kld = k.mean, r->delta_kld_se = k.se;
   r->delta_ln_ppl = l.mean, r->delta_ln_ppl_se = l.se;
   r->delta_top1 = t.mean, r->delta_top1_se = t.se;
@@ -148,10 +152,13 @@ class Sweep {
     e.n_gpu_layers = o_.n_gpu_layers;
     e.n_batch = o_.ctx * chunks_per_step();
     e.top_k = o_.top_k;
+    e.first_scored = o_.first_scored;
     return e;
   }
   std::string reference_path(const std::string& domain) const;
-  void baseline(const std::string& domain);
+  void ensure_chunks(int need, const TypeMap& restore);
+  void record_baseline(const std::string& domain);
+  void save_reference(const std::string& path);
   Outcome measure(const TypeMap& overrides, bool adaptive);
   const JournalMeasurement& unit(const std::string& domain, const PlannedUnit& u);
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
@@ -175,6 +182,7 @@ class Sweep {
   std::unique_ptr<ConfigEval> cfg_;
   eval::ReferenceStore ref_;
   std::vector<eval::ChunkResult> base_chunks_;
+  bool ref_dirty_ = false;
   int64_t done_units_ = 0, total_units_ = 0;
 };
 
@@ -188,23 +196,42 @@ std::string Sweep::reference_path(const std::string& domain) const {
   return (dir / (out.filename().string() + "." + domain + ".ref")).string();
 }
 
+// Per-block mean paired differences of one chunk (blocks of consecutive
+// scored tokens; the last block takes the remainder).
+template <typename T>
+void push_block_diffs(const std::vector<T>& a, const std::vector<T>& b, int n_blocks,
+                      std::vector<double>* out) {
+  const size_t n = a.size();
+  n_blocks = std::max(1, std::min<int>(n_blocks, static_cast<int>(n)));
+  const size_t per = n / n_blocks;
+  for (int k = 0; k < n_blocks; ++k) {
+    const size_t lo = k * per, hi = k + 1 == n_blocks ? n : lo + per;
+    double s = 0;
+    for (size_t i = lo; i < hi; ++i) s += static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    out->push_back(hi > lo ? s / static_cast<double>(hi - lo) : 0.0);
+  }
+}
+
 Outcome Sweep::measure(const TypeMap& overrides, bool adaptive) {
   const double t0 = now_s();
   cfg_->set(overrides);
   Outcome out;
-  const int n = static_cast<int>(base_chunks_.size());
+  const int n = ref_.key().n_chunks;
+  const int blocks = o_.stop.blocks_per_chunk;
   for (int done = 0; done < n;) {
     const int count = std::min(chunks_per_step(), n - done);
+    ensure_chunks(done + count, overrides);
     for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
       const eval::ChunkResult& b = base_chunks_.at(r.chunk);
-      out.d_kld.push_back(chunk_mean_diff(r.kld_nats, b.kld_nats));
-      out.d_nll.push_back(chunk_mean_diff(r.nll_nats, b.nll_nats));
-      out.d_top1.push_back(chunk_mean_diff(r.top1_match, b.top1_match));
+      push_block_diffs(r.kld_nats, b.kld_nats, blocks, &out.d_kld);
+      push_block_diffs(r.nll_nats, b.nll_nats, blocks, &out.d_nll);
+      push_block_diffs(r.top1_match, b.top1_match, blocks, &out.d_top1);
       out.series.append(r);
     }
     done += count;
+    out.n_chunks = done;
     summary.chunks_evaluated += count;
-    if (adaptive) out.stopped = stop_reason(out.d_kld, o_.stop);
+    if (adaptive) out.stopped = stop_reason(out.d_kld, out.n_chunks, o_.stop);
     if (!out.stopped.empty()) break;
   }
   if (out.stopped.empty()) out.stopped = "cap";
@@ -212,27 +239,41 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive) {
   return out;
 }
 
-void Sweep::baseline(const std::string& domain) {
+// The reference and the baseline are computed only for the chunks some unit
+// reaches (most stop after a few), growing geometrically so the whole model
+// is re-swapped to its base O(log n) times.
+void Sweep::ensure_chunks(int need, const TypeMap& restore) {
+  const int n_total = ref_.key().n_chunks;
+  const int have = static_cast<int>(base_chunks_.size());
+  need = std::min(need, n_total);
+  if (need <= have) return;
+  const int to = std::min(n_total, std::max({need, 2 * have, o_.stop.min_chunks}));
+  if (ref_.n_filled() < to) {
+    cfg_->extend_reference(ref_, to);
+    ref_dirty_ = true;
+  }
   cfg_->set({});
-  const int n = ref_.key().n_chunks;
-  base_chunks_.clear();
-  eval::TokenSeries series;
-  for (int done = 0; done < n;) {
-    const int count = std::min(chunks_per_step(), n - done);
+  for (int done = have; done < to;) {
+    const int count = std::min(chunks_per_step(), to - done);
     for (eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
-      series.append(r);
       base_chunks_.push_back(std::move(r));
     }
     done += count;
     summary.chunks_evaluated += count;
   }
-  // The per-token values are recomputed on resume (deterministic); the record once.
-  if (have_baseline_.insert(domain).second) {
-    JournalBaseline b;
-    b.domain = domain;
-    b.metrics = metrics_of(series, static_cast<int>(base_chunks_.size()));
-    w_.append(b);
-  }
+  cfg_->set(restore);
+}
+
+// The baseline's own record (informational: deltas are paired per chunk), with
+// the chunks this sweep computed. Written once per domain.
+void Sweep::record_baseline(const std::string& domain) {
+  if (base_chunks_.empty() || !have_baseline_.insert(domain).second) return;
+  eval::TokenSeries series;
+  for (const eval::ChunkResult& r : base_chunks_) series.append(r);
+  JournalBaseline b;
+  b.domain = domain;
+  b.metrics = metrics_of(series, static_cast<int>(base_chunks_.size()));
+  w_.append(b);
 }
 
 const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUnit& u) {
@@ -250,6 +291,7 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
     m.types = u.types;
     m.stopped = out.stopped;
     fill_deltas(out, &m);
+    m.delta_kld_samples = out.d_kld;
     w_.append(m);
     ++summary.n_measured;
     ++summary.stopped[m.stopped];
@@ -297,30 +339,39 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
   for (const PlannedUnit& u : members) unit(domain, u);
 }
 
+void Sweep::save_reference(const std::string& path) {
+  if (!ref_dirty_) return;
+  ref_.save(path);
+  ref_dirty_ = false;
+}
+
 void Sweep::run_domain(const MeasureText& text) {
   const std::string body = read_file(text.path);
   const eval::EvalOptions eo = eval_options();
   auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
   const std::string ref_path = reference_path(text.domain);
-  try {
-    ref_ = eval::load_or_build_reference(*ev, ref_path);
-  } catch (const MismatchError& e) {
-    // A cache for other settings: rebuild it (the journal header is what guards results).
-    o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
-    ref_ = ev->build_reference();
-    ref_.save(ref_path);
+  ref_ = ev->empty_reference();
+  if (fs::exists(ref_path)) {
+    try {
+      ref_ = eval::ReferenceStore::load(ref_path, ev->reference_key());
+    } catch (const MismatchError& e) {
+      // A cache for other settings: start over (the journal header guards results).
+      o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
+    }
   }
   for (const auto& [name, type] : ev->tensor_types()) swappable_.push_back(name);
+  base_chunks_.clear();
   if (o_.mode == EvalMode::kSimulated) {
     cfg_ = make_simulated(*ev, base_);
   } else {
     ev.reset();
     cfg_ = make_exact(o_.source_path, body, eo, base_, o_.logger);
   }
-  baseline(text.domain);
   for (const std::string& t : o_.targets) sweep_type(text.domain, t, "ablate");
   for (const std::string& t : o_.promote) sweep_type(text.domain, t, "promote");
   if (o_.probes.enabled && !o_.targets.empty()) probes(text.domain);
+  record_baseline(text.domain);
+  save_reference(ref_path);
   cfg_.reset();
   swappable_.clear();
 }
@@ -437,10 +488,11 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   if (o.texts.empty()) throw UsageError("measure needs at least one --text");
   if (o.out_path.empty()) throw UsageError("measure needs --out");
   if (o.targets.empty() && o.promote.empty()) throw UsageError("no --targets and no --promote");
-  if (o.stop.min_chunks < 2 || o.stop.max_chunks < o.stop.min_chunks) {
-    throw UsageError(fmt::format("chunks: need 2 <= min ({}) <= max ({})", o.stop.min_chunks,
+  if (o.stop.min_chunks < 1 || o.stop.max_chunks < o.stop.min_chunks) {
+    throw UsageError(fmt::format("chunks: need 1 <= min ({}) <= max ({})", o.stop.min_chunks,
                                  o.stop.max_chunks));
   }
+  if (o.stop.blocks_per_chunk < 1) throw UsageError("--blocks must be >= 1");
   std::set<std::string> domains;
   for (const auto& t : o.texts) {
     if (!domains.insert(t.domain).second) throw UsageError("domain \"" + t.domain + "\" given twice");

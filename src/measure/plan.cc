@@ -54,10 +54,10 @@ ChunkStats chunk_stats(const std::vector<double>& values) {
   return s;
 }
 
-std::string stop_reason(const std::vector<double>& chunk_deltas, const StopRule& rule) {
-  const int n = static_cast<int>(chunk_deltas.size());
-  if (n < std::max(2, rule.min_chunks)) return "";
-  const ChunkStats s = chunk_stats(chunk_deltas);
+std::string stop_reason(const std::vector<double>& block_deltas, int n_chunks,
+                        const StopRule& rule) {
+  if (block_deltas.size() < 2 || n_chunks < rule.min_chunks) return "";
+  const ChunkStats s = chunk_stats(block_deltas);
   if (s.se <= rule.rel_tol * std::abs(s.mean) + rule.abs_tol_nats) return "tight";
   if (rule.sep_z > 0 && std::abs(s.mean) >= rule.sep_z * s.se) return "separated";
   return "";

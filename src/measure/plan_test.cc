@@ -20,13 +20,19 @@ TEST(MeasureStop, ChunkStatsUsesPerChunkSpread) {
 
 TEST(MeasureStop, RespectsMinChunksAndTolerances) {
   StopRule r{.min_chunks = 4, .max_chunks = 40, .rel_tol = 0.05, .abs_tol_nats = 1e-4, .sep_z = 8};
-  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1}, r), "");                 // below min_chunks
-  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1, 0.1}, r), "tight");       // se = 0
-  EXPECT_EQ(stop_reason({1e-5, -1e-5, 2e-5, 0}, r), "tight");     // negligible: abs_tol
-  EXPECT_EQ(stop_reason({0.8, 1.2, 1.0, 1.0}, r), "separated");   // se ~0.08, |Δ|/se ~12
-  EXPECT_EQ(stop_reason({0.0, 0.2, -0.1, 0.1}, r), "");           // noisy, near zero
+  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1}, 3, r), "");                 // below min_chunks
+  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1, 0.1}, 4, r), "tight");       // se = 0
+  EXPECT_EQ(stop_reason({1e-5, -1e-5, 2e-5, 0}, 4, r), "tight");     // negligible: abs_tol
+  EXPECT_EQ(stop_reason({0.8, 1.2, 1.0, 1.0}, 4, r), "separated");   // se ~0.08, |Δ|/se ~12
+  EXPECT_EQ(stop_reason({0.0, 0.2, -0.1, 0.1}, 4, r), "");           // noisy, near zero
   r.sep_z = 0;
-  EXPECT_EQ(stop_reason({0.8, 1.2, 1.0, 1.0}, r), "");
+  EXPECT_EQ(stop_reason({0.8, 1.2, 1.0, 1.0}, 4, r), "");
+  // Blocks: min_chunks counts chunks, not samples; one sample has no SE.
+  r.min_chunks = 2;
+  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1, 0.1}, 1, r), "");
+  EXPECT_EQ(stop_reason({0.1, 0.1, 0.1, 0.1}, 2, r), "tight");
+  r.min_chunks = 1;
+  EXPECT_EQ(stop_reason({0.1}, 1, r), "");
 }
 
 TEST(MeasurePlan, LevelsOrderAndFallbacks) {

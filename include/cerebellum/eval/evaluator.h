@@ -40,6 +40,10 @@ struct EvalOptions {
   std::map<std::string, std::string> tensor_types;
   const Imatrix* imatrix = nullptr;  // for quantizing tensor_types / swaps (optional)
   int n_gpu_layers = 0;   // layers offloaded to the GPU (-ngl; CPU-only builds ignore it)
+  // First scored position in a chunk; -1 = ctx/2 (llama-perplexity's layout).
+  // The sweep scores from ctx/8: 1.75x the scored tokens for the same compute
+  // (docs/measure.md); PPL comparable with llama-perplexity needs -1.
+  int first_scored = -1;
 };
 
 // One chunk's per-token values, in scoring order.
@@ -89,7 +93,8 @@ class Evaluator {
 
   const EvalOptions& options() const { return opts_; }
   int n_chunks() const;            // chunks this evaluator will score
-  int scored_per_chunk() const;    // ctx - 1 - ctx/2
+  int first_scored() const;        // ctx/2 unless options().first_scored says otherwise
+  int scored_per_chunk() const;    // ctx - 1 - first_scored()
   int chunks_per_decode() const;   // n_seq
   int64_t n_text_tokens() const;
   int n_vocab() const;
@@ -108,6 +113,11 @@ class Evaluator {
 
   // This model's top-K distributions on all n_chunks() chunks.
   ReferenceStore build_reference(const ProgressFn& progress = {});
+  // An empty store with this evaluator's key, to be filled chunk by chunk.
+  ReferenceStore empty_reference() const;
+  // Fills `store` (this evaluator's key) up to chunk `n_chunks` (exclusive)
+  // with this model's current distributions.
+  void extend_reference(ReferenceStore& store, int n_chunks, const ProgressFn& progress = {});
 
   // Simulated quantization in place (see engine/eval_swap.h): tensor data
   // becomes dequant(quant_type(original)); restore puts the original back.

@@ -23,6 +23,7 @@ struct ReferenceKey {
   int ctx = 0;               // tokens per chunk
   int n_chunks = 0;          // chunks stored (0, 1, ... n_chunks-1)
   int top_k = 0;
+  int first_scored = 0;      // first scored position in a chunk (llama-perplexity: ctx/2)
   bool operator==(const ReferenceKey&) const = default;
 };
 
@@ -39,6 +40,11 @@ class ReferenceStore {
   int n_vocab() const { return n_vocab_; }
   int top_k() const { return key_.top_k; }
   int scored_per_chunk() const { return scored_per_chunk_; }
+  // Chunks [0, n_filled) hold data. A store is filled lazily by a sweep that
+  // stops early (only the chunks some unit reached are ever computed);
+  // a store built in one go is full (n_filled == key().n_chunks).
+  int n_filled() const { return n_filled_; }
+  void set_filled(int n_chunks);
   int64_t n_tokens() const { return static_cast<int64_t>(target_log_prob_.size()); }
   static int64_t bytes_per_token(int top_k) { return 8 * static_cast<int64_t>(top_k) + 8; }
 
@@ -66,6 +72,7 @@ class ReferenceStore {
   ReferenceKey key_;
   int n_vocab_ = 0;
   int scored_per_chunk_ = 0;
+  int n_filled_ = 0;
   std::vector<int32_t> ids_;
   std::vector<float> log_probs_;
   std::vector<float> tail_log_mass_;

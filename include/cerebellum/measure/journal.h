@@ -67,6 +67,9 @@ struct JournalMeasurement {
   std::optional<double> delta_ln_ppl, delta_ln_ppl_se, delta_top1, delta_top1_se;
   std::string stopped;                         // "tight" | "separated" | "cap"
   double elapsed_s = 0;
+  // The ΔKLD samples the SE came from (block means, chunk order): lets a
+  // later pass pool or extend the measurement, and stopping rules be audited.
+  std::vector<double> delta_kld_samples;
 };
 
 // Interaction probe: several units changed together.

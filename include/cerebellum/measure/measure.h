@@ -39,20 +39,25 @@ struct MeasureText {
   std::string path;
 };
 
-// When a unit's paired ΔKLD (mean of per-chunk mean differences) is known
-// well enough to stop. Standard errors come from per-chunk means because
-// tokens inside one chunk share context and are correlated.
+// When a unit's paired ΔKLD is known well enough to stop. The samples are
+// block means: each chunk's scored tokens split into `blocks_per_chunk` runs
+// of consecutive tokens. Tokens inside a block share context and are
+// correlated, block means much less so (batch means); docs/measure.md
+// compares the block SE with the per-chunk SE on the same sweep.
 struct StopRule {
-  int min_chunks = 4;          // never stop before (>= 2: one chunk has no SE)
+  int min_chunks = 4;          // never stop before (>= 1)
+  int blocks_per_chunk = 1;    // samples per chunk for the SE (1 = per-chunk means)
   int max_chunks = 40;         // cap ("cap")
   double rel_tol = 0.05;       // "tight": se <= rel_tol * |Δ| + abs_tol_nats
   double abs_tol_nats = 1e-4;  //   (abs_tol lets negligible effects stop early)
   double sep_z = 8.0;          // "separated": |Δ| >= sep_z * se (sign and size settled)
 };
 
-// Decision after n chunk-level deltas: "tight", "separated", or "" (go on).
-// Reaching max_chunks is the caller's "cap".
-std::string stop_reason(const std::vector<double>& chunk_deltas, const StopRule& rule);
+// Decision after `n_chunks` chunks gave `block_deltas`: "tight", "separated",
+// or "" (go on; also while fewer than 2 samples). Reaching max_chunks is the
+// caller's "cap".
+std::string stop_reason(const std::vector<double>& block_deltas, int n_chunks,
+                        const StopRule& rule);
 
 // Mean and standard error of per-chunk values (se = sd / sqrt(n), 0 if n < 2).
 struct ChunkStats {
@@ -101,6 +106,7 @@ struct MeasureOptions {
   int ctx = 512;                           // tokens per chunk
   StopRule stop;                           // min/max chunks, tolerances
   int top_k = 32;                          // reference log-probs kept per token
+  int first_scored = -1;                   // first scored position per chunk; -1 = ctx/2
   int n_threads = 0;                       // 0 = all cores
   int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
   EvalMode mode = EvalMode::kSimulated;
