@@ -106,6 +106,26 @@ std::map<std::string, std::string> base_types(const AllocationProblem& p) {
   return out;
 }
 
+// Learns from a measured move: its residual (measured − predicted by `q`) is
+// split over the changed tensors and added to the damage of the types they
+// moved to, so the ranking stops proposing variations of a move that measured
+// worse than predicted, and the reverse of a kept move ranks as costly.
+void correct(AllocationProblem& q, const SearchMove& m, double measured) {
+  double pred = 0;
+  for (const auto& c : m.changes) {
+    pred += q.tensors[c.tensor].candidates[c.to].damage_kld - q.tensors[c.tensor].candidates[c.from].damage_kld;
+  }
+  const double share = (measured - pred) / static_cast<double>(m.changes.size());
+  for (const auto& c : m.changes) q.tensors[c.tensor].candidates[c.to].damage_kld += share;
+}
+
+// The signature of undoing `m` (SearchMove::signature's format).
+std::string reverse_signature(const AllocationProblem& p, const SearchMove& m) {
+  SearchMove back = m;
+  for (auto& c : back.changes) std::swap(c.from, c.to);
+  return back.signature(p);
+}
+
 double predicted(const AllocationProblem& p, const std::vector<int>& choice) {
   double s = 0;
   for (size_t i = 0; i < p.tensors.size(); ++i) s += p.tensors[i].candidates[choice[i]].damage_kld;
@@ -138,6 +158,7 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
   o.logger.info(fmt::format("search: base KLD {:.5f}, plan {:.5f} on {} calibration chunks ({:.1f} s setup)",
                             r.base_kld, r.initial_kld, o.n_chunks, r.setup_s));
   std::vector<std::string> tried;
+  AllocationProblem ranked = p;  // the model, corrected by every measured move
   r.stop_reason = "max_evals";
   while (static_cast<int>(r.evals.size()) < o.max_evals) {
     if (o.max_seconds > 0 && seconds_since(t0) > o.max_seconds) {
@@ -146,7 +167,7 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
     }
     MoveOptions one = mo;
     one.max_moves = 1;
-    const auto moves = propose_moves(p, r.final_choice, capacity, one, tried);
+    const auto moves = propose_moves(ranked, r.final_choice, capacity, one, tried);
     if (moves.empty()) {
       r.stop_reason = "no_moves";
       break;
@@ -159,13 +180,15 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
     bench.apply(types_of(p, next));
     const std::vector<double> got = bench.measure();
     SearchEval e{m.describe(p), static_cast<int>(m.changes.size()), m.same_layer, m.delta_bytes,
-                 m.predicted_delta_kld};
+                 predicted(p, next) - predicted(p, r.final_choice)};
     std::tie(e.measured_delta_kld, e.measured_se) = paired(got, cur);
     e.accepted = e.measured_delta_kld < 0 && e.measured_delta_kld < -o.z * e.measured_se;
+    correct(ranked, m, e.measured_delta_kld);
     if (e.accepted) {
       r.final_choice = next;
       cur = got;
       ++r.n_accepted;
+      tried.push_back(reverse_signature(p, m));  // measured worse than what is kept now
     } else {
       bench.apply(types_of(p, r.final_choice));
     }

@@ -81,7 +81,7 @@ struct SearchEval {
   int n_changes = 0;
   bool same_layer = false;
   int64_t delta_bytes = 0;
-  double predicted_delta_kld = 0;
+  double predicted_delta_kld = 0;                  // the additive model (uncorrected)
   double measured_delta_kld = 0, measured_se = 0;  // vs the current plan, paired per chunk
   bool accepted = false;
 };
