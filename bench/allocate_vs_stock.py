@@ -15,7 +15,7 @@ which is never used for calibration, measurement or the search.
 
 usage: bench/allocate_vs_stock.py [--cb build/cerebellum] [--model M] [--work DIR]
        [--eval-chunks 40] [--budgets Q2_K,Q3_K_M,Q4_K_M] [--no-imatrix-pass]
-       [--search-evals 32] [--search-chunks 8] [--threads 2]
+       [--search-evals 32] [--search-chunks 8] [--threads 2] [--journal M.jsonl]
 """
 import argparse, json, os, subprocess, sys, time
 
@@ -94,6 +94,8 @@ def main():
     p.add_argument("--work", default="/tmp/cb-bench-allocate")
     p.add_argument("--budgets", default="Q2_K,Q3_K_M,Q4_K_M")
     p.add_argument("--eval-chunks", type=int, default=40)
+    p.add_argument("--journal", help="use this finished sweep as is (no measuring)")
+    p.add_argument("--min-chunks", type=int, default=4)
     p.add_argument("--max-chunks", type=int, default=16)
     p.add_argument("--search-evals", type=int, default=32)
     p.add_argument("--search-chunks", type=int, default=8)
@@ -102,14 +104,18 @@ def main():
     a = p.parse_args()
     CB = a.cb
     os.makedirs(a.work, exist_ok=True)
-    journal = os.path.join(a.work, "measurements.jsonl")
+    journal = a.journal or os.path.join(a.work, "measurements.jsonl")
     # One sweep serves every budget: ablate to q2_K/q3_K and promote to q5_K/q6_K/q8_0 from Q4_K_M.
     args = [CB, "measure", "--source", a.model, "--base", "Q4_K_M", "--text", a.calib,
             "--plan", "tensors", "--targets", "q2_K,q3_K", "--promote", "q5_K,q6_K,q8_0",
-            "--max-chunks", str(a.max_chunks), "--threads", str(a.threads), "--out", journal]
-    if os.path.exists(journal): args.append("--resume")
-    _, measure_s = sh(args)
-    print(f"measure sweep: {measure_s:.1f} s -> {journal}", flush=True)
+            "--min-chunks", str(a.min_chunks), "--max-chunks", str(a.max_chunks), "--threads", str(a.threads), "--out", journal]
+    if a.journal:
+        measure_s = None
+        print(f"measure sweep: reusing {journal}", flush=True)
+    else:
+        if os.path.exists(journal): args.append("--resume")
+        _, measure_s = sh(args)
+        print(f"measure sweep: {measure_s:.1f} s -> {journal}", flush=True)
     imatrix = os.path.join(a.work, "imatrix.gguf")
     if not a.no_imatrix_pass and not os.path.exists(imatrix):
         sh([CB, "-q", "imatrix", "--model", a.model, "--text", a.calib, "--out", imatrix,

@@ -132,49 +132,20 @@ double predicted(const AllocationProblem& p, const std::vector<int>& choice) {
   return s;
 }
 
-}  // namespace
 
-SearchResult refine_plan(const std::string& source, const AllocationProblem& p, const std::vector<int>& choice,
-                         int64_t capacity, const SearchOptions& o) {
-  const auto t0 = Clock::now();
-  SearchResult r;
-  r.initial_choice = r.final_choice = choice;
-  r.n_chunks = o.n_chunks;
-  SwapBench bench(source, o);
-  MoveOptions mo = o.moves;
-  for (const auto& t : p.tensors) {
-    if (!bench.memory_types().count(t.name)) mo.frozen.push_back(t.name);  // cannot be simulated
-  }
-  bench.apply(base_types(p));
-  const std::vector<double> base = bench.measure();
-  bench.apply(types_of(p, choice));
-  std::vector<double> cur = bench.measure();
-  r.n_tokens = bench.n_tokens();
-  r.base_kld = mean_of(base);
-  r.initial_kld = mean_of(cur);
-  r.initial_predicted = predicted(p, choice);
-  std::tie(r.initial_measured, r.initial_measured_se) = paired(cur, base);
-  r.setup_s = seconds_since(t0);
-  o.logger.info(fmt::format("search: base KLD {:.5f}, plan {:.5f} on {} calibration chunks ({:.1f} s setup)",
-                            r.base_kld, r.initial_kld, o.n_chunks, r.setup_s));
-  std::vector<std::string> tried;
-  AllocationProblem ranked = p;  // the model, corrected by every measured move
-  r.stop_reason = "max_evals";
-  while (static_cast<int>(r.evals.size()) < o.max_evals) {
-    if (o.max_seconds > 0 && seconds_since(t0) > o.max_seconds) {
-      r.stop_reason = "max_seconds";
-      break;
-    }
-    MoveOptions one = mo;
-    one.max_moves = 1;
-    const auto moves = propose_moves(ranked, r.final_choice, capacity, one, tried);
-    if (moves.empty()) {
-      r.stop_reason = "no_moves";
-      break;
-    }
-    const SearchMove& m = moves.front();
+// The search loop's state: the plan being improved and what was learned.
+struct Loop {
+  const AllocationProblem& p;
+  const SearchOptions& o;
+  SwapBench& bench;
+  SearchResult& r;
+  AllocationProblem ranked;         // the model, corrected by every measured move
+  std::vector<std::string> tried;   // signatures measured (and undoings of kept moves)
+  std::vector<double> cur;          // per-chunk KLD of the current plan
+
+  // Measures `m` from the current plan; keeps it when it helps beyond noise.
+  void try_move(const SearchMove& m) {
     tried.push_back(m.signature(p));
-    if (o.progress) o.progress({"search", static_cast<int64_t>(r.evals.size()), o.max_evals, m.describe(p)});
     std::vector<int> next = r.final_choice;
     for (const auto& c : m.changes) next[c.tensor] = c.to;
     bench.apply(types_of(p, next));
@@ -192,15 +163,57 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
     } else {
       bench.apply(types_of(p, r.final_choice));
     }
-    o.logger.debug(fmt::format("search {}: {} predicted {:+.6f} measured {:+.6f} ± {:.6f}{}", r.evals.size(), e.move,
-                               e.predicted_delta_kld, e.measured_delta_kld, e.measured_se,
+    o.logger.debug(fmt::format("search {}: {} predicted {:+.6f} measured {:+.6f} ± {:.6f}{}", r.evals.size(),
+                               e.move, e.predicted_delta_kld, e.measured_delta_kld, e.measured_se,
                                e.accepted ? " ACCEPTED" : ""));
     r.evals.push_back(std::move(e));
   }
+};
+
+}  // namespace
+
+SearchResult refine_plan(const std::string& source, const AllocationProblem& p, const std::vector<int>& choice,
+                         int64_t capacity, const SearchOptions& o) {
+  const auto t0 = Clock::now();
+  SearchResult r;
+  r.initial_choice = r.final_choice = choice;
+  r.n_chunks = o.n_chunks;
+  SwapBench bench(source, o);
+  MoveOptions mo = o.moves;
+  mo.max_moves = 1;  // first improvement: re-ranked after every measurement
+  for (const auto& t : p.tensors) {
+    if (!bench.memory_types().count(t.name)) mo.frozen.push_back(t.name);  // cannot be simulated
+  }
+  bench.apply(base_types(p));
+  const std::vector<double> base = bench.measure();
+  bench.apply(types_of(p, choice));
+  Loop loop{p, o, bench, r, p, {}, bench.measure()};
+  r.n_tokens = bench.n_tokens();
+  r.base_kld = mean_of(base);
+  r.initial_kld = mean_of(loop.cur);
+  r.initial_predicted = predicted(p, choice);
+  std::tie(r.initial_measured, r.initial_measured_se) = paired(loop.cur, base);
+  r.setup_s = seconds_since(t0);
+  o.logger.info(fmt::format("search: base KLD {:.5f}, plan {:.5f} on {} calibration chunks ({:.1f} s setup)",
+                            r.base_kld, r.initial_kld, o.n_chunks, r.setup_s));
+  r.stop_reason = "max_evals";
+  while (static_cast<int>(r.evals.size()) < o.max_evals) {
+    if (o.max_seconds > 0 && seconds_since(t0) > o.max_seconds) {
+      r.stop_reason = "max_seconds";
+      break;
+    }
+    const auto moves = propose_moves(loop.ranked, r.final_choice, capacity, mo, loop.tried);
+    if (moves.empty()) {
+      r.stop_reason = "no_moves";
+      break;
+    }
+    if (o.progress) o.progress({"search", static_cast<int64_t>(r.evals.size()), o.max_evals, moves[0].describe(p)});
+    loop.try_move(moves[0]);
+  }
   if (o.progress) o.progress({"search", static_cast<int64_t>(r.evals.size()), o.max_evals, ""});
-  r.final_kld = mean_of(cur);
+  r.final_kld = mean_of(loop.cur);
   r.final_predicted = predicted(p, r.final_choice);
-  std::tie(r.final_measured, r.final_measured_se) = paired(cur, base);
+  std::tie(r.final_measured, r.final_measured_se) = paired(loop.cur, base);
   r.elapsed_s = seconds_since(t0);
   return r;
 }

@@ -91,8 +91,10 @@ std::map<std::string, double> parse_objective(const std::string& spec,
 
 // ---- damage model ----------------------------------------------------------------
 
-// Types priced without a quantization-error table (the 2^(−2·bpw) proxy).
-inline const std::vector<std::string> kProxyLadder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0", "f16"};
+// Types priced without a quantization-error table (the 2^(−2·bpw) proxy): the
+// k-quant ladder of the previous default. Not f16: the proxy extrapolates it to
+// zero error, a gain the measured (noise-clamped) q8_0 point next to it denies.
+inline const std::vector<std::string> kProxyLadder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
 
 inline constexpr const char* kQuantErrorSchema = "cerebellum.qerror/1";
 
