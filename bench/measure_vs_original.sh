@@ -18,7 +18,7 @@
 #          [--build build-measure] [--work DIR] [--text FILE] [--truth FILE | --truth-only]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="$ROOT/build-measure" WORK="" TEXT="" TRUTH="" TRUTH_ONLY=0
+LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="$ROOT/build-measure" WORK="" TEXT=${TEXT:-} TRUTH="" TRUTH_ONLY=0
 TRUTH_THREADS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -44,17 +44,18 @@ WORK=${WORK:-$(mktemp -d /tmp/measure_vs_original.XXXXXX)}
 mkdir -p "$WORK"
 echo "work dir: $WORK" >&2
 now() { date +%s.%N; }
+sub() { python3 -c "import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 2))" "$@"; }
 
 truth_run() {  # $1 = tensor regex ("" = all)
   local sel=()
   [[ -n "$1" ]] && sel=(--tensors "$1")
   "$CLI" measure --source "$MODEL" --base Q4_K_M --text "$TEXT" --domain en --plan tensors \
-    --targets q2_K --ctx 512 --first-scored -1 --top-k 1024 --min-chunks "$REF_CHUNKS" \
+    --targets q2_K --ctx 512 --first-scored 256 --top-k 1024 --min-chunks "$REF_CHUNKS" \
     --max-chunks "$REF_CHUNKS" --mode exact --threads "$TRUTH_THREADS" "${sel[@]}" --resume \
     --out "$WORK/truth.jsonl" >/dev/null 2>>"$WORK/truth.log"
 }
 if [[ $TRUTH_ONLY == 1 ]]; then
-  t0=$(now); truth_run ""; echo "truth: $(grep -c '"measurement"' "$WORK/truth.jsonl") tensors in $(echo "$(now) - $t0" | bc)s" >&2
+  t0=$(now); truth_run ""; echo "truth: $(grep -c '"measurement"' "$WORK/truth.jsonl") tensors in $(sub "$(now)" "$t0")s" >&2
   exit 0
 fi
 
@@ -64,7 +65,7 @@ t0=$(now)
 "$CLI" measure --source "$MODEL" --base Q4_K_M --text "$TEXT" --domain en --plan tensors \
   --targets q2_K --threads "$THREADS" \
   --limit "$LIMIT" --out "$WORK/ours.jsonl" >/dev/null 2>"$WORK/ours.log"
-t_ours=$(echo "$(now) - $t0" | bc)
+t_ours=$(sub "$(now)" "$t0")
 python3 - "$WORK/ours.jsonl" > "$WORK/tensors.txt" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
@@ -90,7 +91,7 @@ while read -r name; do
     "$WORK/original.json" "$name" "$ppl"
 done < "$WORK/tensors.txt"
 rm -f "$WORK/cand.gguf"
-t_orig=$(echo "$(now) - $t0" | bc)
+t_orig=$(sub "$(now)" "$t0")
 base_ppl=$(grep -o 'Final estimate: PPL = [0-9.]*' "$WORK/base.ppl.log" | awk '{print $NF}')
 echo "original: $N tensors in ${t_orig}s (base PPL $base_ppl)" >&2
 
@@ -103,7 +104,7 @@ else
   rm -f "$WORK"/truth.jsonl*
   truth_run "^($(sed 's/\./\\./g' "$WORK/tensors.txt" | paste -sd'|'))\$"
 fi
-t_truth=$(echo "$(now) - $t0" | bc)
+t_truth=$(sub "$(now)" "$t0")
 
 python3 - "$WORK" "$t_ours" "$t_orig" "$t_truth" "$base_ppl" <<'PY'
 import json, sys

@@ -137,10 +137,12 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--ctx", o.ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--max-chunks", o.stop.max_chunks, "chunk cap per unit")->capture_default_str();
   cmd->add_option("--min-chunks", o.stop.min_chunks, "chunks before stopping")->capture_default_str();
+  cmd->add_option("--step-chunks", o.stop.step_chunks, "chunks between later checks")
+      ->capture_default_str();
   cmd->add_option("--blocks", o.stop.blocks_per_chunk, "SE samples per chunk (token blocks)")
       ->capture_default_str();
   cmd->add_option("--first-scored", o.first_scored,
-                  "first scored position per chunk (-1 = ctx/2, as llama-perplexity)")
+                  "first scored position per chunk (-1 = ctx/8; ctx/2 = llama-perplexity's)")
       ->capture_default_str();
   cmd->add_option("--rel-tol", o.stop.rel_tol, "stop when se <= rel*|Δ| + abs")->capture_default_str();
   cmd->add_option("--abs-tol", o.stop.abs_tol_nats, "absolute ΔKLD tolerance, nats")->capture_default_str();

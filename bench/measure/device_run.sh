@@ -3,6 +3,8 @@
 # cores; the GPU is not used): one call of the `run` device tool, repo root, $OUT set.
 #
 #   bash bench/measure/device_run.sh prep  SECONDS   # build; sample sweep; truth (resumable)
+#   bash bench/measure/device_run.sh truth SECONDS   # build; truth only (resumable)
+#   bash bench/measure/device_run.sh split SECONDS K # bench/measure/original_split.sh
 #   bash bench/measure/device_run.sh bench THREADS   # truth (finish) + ours vs original, timed
 #
 # Needs (carried, ignored): .device/common/{llama-src.tar.xz, deps/usr, docs-en-calib.txt},
@@ -34,10 +36,16 @@ left() { echo $(( $2 - ($(date +%s) - T0) )); }
 truth() {  # finish (or continue) the truth within $1 seconds
   timeout "$1" bash bench/measure_vs_original.sh --truth-only --truth-threads "$(nproc)" \
     --build "$B/cb" --work "$W"
+  tail -c 600 "$W/truth.log"; echo
   echo "truth: $(grep -c '"measurement"' "$W/truth.jsonl") of 86 tensors"
   cp "$W/truth.jsonl" "$OUT/truth.jsonl"
 }
 case "${1:-}" in
+  truth) truth "$(left x "${2:-560}")" ;;
+  split)  # ours vs the original's serial cost on K tensors + its PPLs for the rest in parallel
+    timeout "$(left x "${2:-560}")" bash bench/measure/original_split.sh "$B/cb/cerebellum" "$LLAMA_BIN" \
+      "$MODEL" "$TEXT" "$W/split" 2 "${3:-8}" "$(( $(nproc) / 2 - 1 ))"
+    for f in ours.jsonl original.txt timing.json base.ppl.log; do cp "$W/split/$f" "$OUT/" 2>/dev/null; done ;;
   prep)
     rm -f "$W"/samples.jsonl*
     t=$(date +%s)

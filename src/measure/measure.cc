@@ -52,6 +52,7 @@ json settings_json(const MeasureOptions& o) {
   return json{{"ctx", o.ctx},
               {"max_chunks", o.stop.max_chunks},
               {"min_chunks", o.stop.min_chunks},
+              {"step_chunks", o.stop.step_chunks},
               {"rel_tol", o.stop.rel_tol},
               {"abs_tol_nats", o.stop.abs_tol_nats},
               {"sep_z", o.stop.sep_z},
@@ -152,7 +153,7 @@ class Sweep {
     e.n_gpu_layers = o_.n_gpu_layers;
     e.n_batch = o_.ctx * chunks_per_step();
     e.top_k = o_.top_k;
-    e.first_scored = o_.first_scored;
+    e.first_scored = o_.first_scored < 0 ? o_.ctx / 8 : o_.first_scored;
     return e;
   }
   std::string reference_path(const std::string& domain) const;
@@ -219,7 +220,8 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive) {
   const int n = ref_.key().n_chunks;
   const int blocks = o_.stop.blocks_per_chunk;
   for (int done = 0; done < n;) {
-    const int count = std::min(chunks_per_step(), n - done);
+    const int next_check = done == 0 ? o_.stop.min_chunks : done + o_.stop.step_chunks;
+    const int count = std::min(next_check, n) - done;
     ensure_chunks(done + count, overrides);
     for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
       const eval::ChunkResult& b = base_chunks_.at(r.chunk);
@@ -493,6 +495,7 @@ MeasureSummary run_measure(const MeasureOptions& o) {
                                  o.stop.max_chunks));
   }
   if (o.stop.blocks_per_chunk < 1) throw UsageError("--blocks must be >= 1");
+  if (o.stop.step_chunks < 1) throw UsageError("--step-chunks must be >= 1");
   std::set<std::string> domains;
   for (const auto& t : o.texts) {
     if (!domains.insert(t.domain).second) throw UsageError("domain \"" + t.domain + "\" given twice");
