@@ -106,11 +106,11 @@ else
 fi
 t_truth=$(sub "$(now)" "$t0")
 
-python3 - "$WORK" "$t_ours" "$t_orig" "$t_truth" "$base_ppl" <<'PY'
+python3 - "$WORK" "$t_ours" "$t_orig" "$t_truth" "$base_ppl" "$ROOT/bench/measure" <<'PY'
 import json, sys
+sys.path.insert(0, sys.argv[6])
+from ranking import journal, spearman
 work, t_ours, t_orig, t_truth, base_ppl = sys.argv[1], *map(float, sys.argv[2:6])
-def journal(p):
-    return {r["unit"]["id"]: r for r in map(json.loads, open(p)) if r.get("kind") == "measurement"}
 ours, truth = journal(f"{work}/ours.jsonl"), journal(f"{work}/truth.jsonl")
 orig = json.load(open(f"{work}/original.json"))
 names = sorted(set(ours) & set(truth) & set(orig))

@@ -1,18 +1,9 @@
 # Ranks of bench/measure/original_split.sh results against a truth journal.
 # usage: rank_split.py TRUTH.jsonl OURS.jsonl ORIGINAL.txt TIMING.json
-import json, collections, sys
-def J(p): return {r["unit"]["id"]: r for r in map(json.loads, open(p)) if r.get("kind")=="measurement"}
-def ranks(v):
-    o=sorted(range(len(v)),key=lambda i:v[i]); r=[0]*len(v); i=0
-    while i<len(v):
-        j=i
-        while j+1<len(v) and v[o[j+1]]==v[o[i]]: j+=1
-        for k in range(i,j+1): r[o[k]]=(i+j)/2
-        i=j+1
-    return r
-def sp(a,b):
-    ra,rb=ranks(a),ranks(b); n=len(a); ma=sum(ra)/n; mb=sum(rb)/n
-    c=sum((x-ma)*(y-mb) for x,y in zip(ra,rb)); return c/(sum((x-ma)**2 for x in ra)**.5*sum((y-mb)**2 for y in rb)**.5)
+import collections, json, os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ranking import journal as J, spearman as sp  # noqa: E402
 T=J(sys.argv[1]); O=J(sys.argv[2])
 orig={}
 for l in open(sys.argv[3]):

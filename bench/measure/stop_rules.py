@@ -3,24 +3,10 @@
 --max-chunks N, whose records carry delta_kld_samples) and ranks each rule's
 estimates against a truth journal: Spearman and mean chunks per tensor.
 usage: stop_rules.py TRUTH.jsonl SAMPLES.jsonl [BLOCKS_PER_CHUNK=4]"""
-import json, math, statistics as st, sys
+import math, os, statistics as st, sys
 
-def journal(p):
-    return {r["unit"]["id"]: r for r in map(json.loads, open(p)) if r.get("kind") == "measurement"}
-
-def ranks(v):
-    o = sorted(range(len(v)), key=lambda i: v[i]); r = [0.0] * len(v); i = 0
-    while i < len(v):
-        j = i
-        while j + 1 < len(v) and v[o[j + 1]] == v[o[i]]: j += 1
-        for k in range(i, j + 1): r[o[k]] = (i + j) / 2
-        i = j + 1
-    return r
-
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b); n = len(a); ma, mb = sum(ra) / n, sum(rb) / n
-    c = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return c / (sum((x - ma) ** 2 for x in ra) ** .5 * sum((y - mb) ** 2 for y in rb) ** .5)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ranking import journal, spearman  # noqa: E402
 
 truth, samples = journal(sys.argv[1]), journal(sys.argv[2])
 B = int(sys.argv[3]) if len(sys.argv) > 3 else 4
