@@ -11,6 +11,7 @@ of delta_kld relative to its standard error. Python 3 standard library only.
 import argparse
 import json
 import math
+import os
 import sys
 
 
@@ -31,18 +32,8 @@ def load(path):
     return base, units
 
 
-def ranks(xs):
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    r = [0.0] * len(xs)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            r[order[k]] = (i + j) / 2.0 + 1
-        i = j + 1
-    return r
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "measure"))
+from ranking import spearman  # noqa: E402  (shared with the measure benchmarks)
 
 
 def pearson(a, b):
@@ -52,10 +43,6 @@ def pearson(a, b):
     saa = sum((x - ma) ** 2 for x in a)
     sbb = sum((y - mb) ** 2 for y in b)
     return sab / math.sqrt(saa * sbb) if saa > 0 and sbb > 0 else float("nan")
-
-
-def spearman(a, b):
-    return pearson(ranks(a), ranks(b))
 
 
 def main():
