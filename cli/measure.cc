@@ -1,7 +1,7 @@
 // cerebellum measure --source SRC.gguf --base PRESET|RECIPE --text T [--text T2]
 //   [--domain en,code] --plan tensors|groups|layers|auto --targets q2_K[,..]
 //   [--promote q6_K,..] [--ctx 512] [--max-chunks 40] [--min-chunks 4] [--top-k 32]
-//   [--mode simulated|exact] [--probes] [--resume] --out measurements.jsonl
+//   [--mode resident|simulated|exact] [--probes] [--resume] --out measurements.jsonl
 // cerebellum measure export-original --journal M.jsonl --out ablation_results.json
 // cerebellum measure import-original --in ablation_results.json --out M.jsonl
 #include <filesystem>
@@ -21,7 +21,7 @@ namespace {
 
 struct MeasureArgs {
   measure::MeasureOptions o;
-  std::string source, base = "Q4_K_M", plan = "tensors", mode = "simulated", out;
+  std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out;
   std::vector<std::string> texts, domains, targets, promote;
 };
 
@@ -151,11 +151,14 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--threads", o.n_threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--gpu-layers", o.n_gpu_layers, "layers offloaded to the GPU (999 = all; CPU builds ignore it)")
       ->capture_default_str();
-  cmd->add_option("--mode", a->mode, "simulated|exact")->capture_default_str();
+  cmd->add_option("--mode", a->mode, "resident (base mix in real types, swaps in place) | simulated (F16 model, quant->dequant swaps) | exact (reload per unit)")->capture_default_str();
   cmd->add_flag("--probes", o.probes.enabled, "interaction probes: pairs and a ladder");
   cmd->add_option("--ladder", o.probes.ladder_max, "ladder steps")->capture_default_str();
   cmd->add_option("--reference-dir", o.reference_dir, "reference store cache (default: next to --out)");
   cmd->add_flag("--resume", o.resume, "continue an existing journal");
+  cmd->add_flag("--reference-only", o.reference_only,
+                "only compute the full-precision reference store(s) for every chunk a unit may reach, "
+                "then stop (a later sweep with the same settings never loads the full-precision model)");
   cmd->add_option("--out", a->out, "journal (measurements.jsonl)");
   setup_export(cmd);
   setup_import(cmd);

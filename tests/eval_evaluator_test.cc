@@ -87,6 +87,54 @@ TEST(EvalEvaluator, SwapsRestoreExactlyAndTrackExactMode) {
   EXPECT_NEAR(s1.kld.mean_nats, s2.kld.mean_nats, 0.1 * s2.kld.mean_nats + 1e-4);
 }
 
+// The resident mode's claim: a base mix loaded in real types with a unit
+// swapped in place computes exactly what a model loaded fresh with the same
+// types computes (same bytes, same kernels), and restore gives the base back.
+TEST(EvalEvaluator, InPlaceRealSwapEqualsFreshLoad) {
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  EvalOptions opts{.ctx = 128, .max_chunks = 3, .n_threads = 2, .top_k = 64};
+  ReferenceStore store;
+  {
+    Evaluator ref(kModel, text, opts);
+    store = ref.build_reference();
+  }
+  const std::map<std::string, std::string> base = {{"blk.1.attn_v.weight", "q4_K"},
+                                                   {"blk.2.ffn_down.weight", "q4_K"},
+                                                   {"blk.4.ffn_up.weight", "q5_K"},
+                                                   {"output.weight", "q6_K"}};
+  opts.work_dir = test::temp_dir("eval-swap");
+  opts.tensor_types = base;
+  Evaluator ev(kModel, text, opts);
+  TokenSeries b0;
+  ev.run(&store, {}, &b0);
+
+  // Swap two tensors: one from its base type, one the base left at F16.
+  ev.set_tensor_type("blk.2.ffn_down.weight", "q2_K");
+  ev.set_tensor_type("blk.7.attn_q.weight", "iq4_nl");
+  TokenSeries swapped;
+  const EvalSummary s1 = ev.run(&store, {}, &swapped);
+
+  EvalOptions fresh_opts = opts;
+  fresh_opts.tensor_types["blk.2.ffn_down.weight"] = "q2_K";
+  fresh_opts.tensor_types["blk.7.attn_q.weight"] = "iq4_nl";
+  TokenSeries fresh;
+  {
+    Evaluator f(kModel, text, fresh_opts);
+    f.run(&store, {}, &fresh);
+  }
+  EXPECT_EQ(swapped.kld_nats, fresh.kld_nats);  // bit-identical on the CPU backend
+  EXPECT_EQ(swapped.nll_nats, fresh.nll_nats);
+  const MeanSe d = paired_delta(swapped.kld_nats, b0.kld_nats);
+  EXPECT_GT(d.mean, 3 * d.se) << s1.kld.mean_nats;
+
+  ev.restore_all();
+  TokenSeries back;
+  ev.run(&store, {}, &back);
+  EXPECT_EQ(back.nll_nats, b0.nll_nats);
+  EXPECT_EQ(ev.tensor_types().at("blk.2.ffn_down.weight"), "q4_K");
+  EXPECT_THROW(ev.set_tensor_type("no.such.weight", "q2_K"), RecipeError);
+}
+
 TEST(EvalEvaluator, ReferenceStoreRefusesOtherSettings) {
   const std::string dir = test::temp_dir("eval-ref");
   const std::string text = read_file(test::data("docs-en-calib.txt"));

@@ -33,7 +33,7 @@ TEST(EvalLlamaModel, TokenizeDecodeAndInMemoryLoadAgree) {
 
   const auto a = last_logits(*m, toks);
   auto mem = LlamaModel::load(test::model("cb-dense-12l-F16.gguf"),
-                              {.n_threads = 2, .in_memory = true});
+                              {.n_threads = 2, .swappable = true});
   EXPECT_FALSE(mem->tensor_handles("blk.0.attn_q.weight").empty());
   const auto b = last_logits(*mem, toks);
   double max_diff = 0;
@@ -45,7 +45,7 @@ TEST(EvalLlamaModel, TokenizeDecodeAndInMemoryLoadAgree) {
 
   // A requantized tensor changes the output, but not by much.
   auto q = LlamaModel::load(test::model("cb-dense-12l-F16.gguf"),
-                            {.n_threads = 2, .in_memory = true,
+                            {.n_threads = 2, .swappable = true,
                              .tensor_types = {{"blk.3.ffn_down.weight", "q4_K"}}});
   const auto c = last_logits(*q, toks);
   double diff_q = 0;

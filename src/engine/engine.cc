@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,11 @@ void ensure_backend() {
     // Silence the engine by default; ScopedLogCapture re-routes it.
     llama_log_set(engine_log_callback, nullptr);
     ggml_log_set(engine_log_callback, nullptr);
+    // In-place type swaps (eval_swap.h) change a weight's type and data under
+    // a graph: never reuse a compute graph (llama.cpp) or a captured CUDA
+    // graph across decodes. Set before any context reads them.
+    setenv("LLAMA_GRAPH_REUSE_DISABLE", "1", 1);
+    setenv("GGML_CUDA_DISABLE_GRAPHS", "1", 1);
     llama_backend_init();
   });
 }

@@ -10,7 +10,6 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"
 #include "ggml.h"
-#include "gguf.h"
 
 namespace cb::engine {
 
@@ -105,41 +104,6 @@ std::vector<uint8_t> convert_from_f32(int type, const float* src, int64_t n_per_
     return out;
   }
   return quantize_from_f32(type, src, n_per_row, n_rows, rows_per_matrix, imatrix, n_threads);
-}
-
-void write_requantized_gguf(const std::string& src_path, const std::string& dst_path,
-                            const std::map<std::string, std::string>& types,
-                            const std::map<std::string, std::vector<float>>& imatrix) {
-  ggml_context* data_ctx = nullptr;
-  gguf_init_params gp{/*no_alloc=*/false, &data_ctx};
-  gguf_context* g = gguf_init_from_file(src_path.c_str(), gp);
-  if (!g) throw InputError(fmt::format("{}: cannot read GGUF", src_path));
-  std::unique_ptr<gguf_context, void (*)(gguf_context*)> g_owner(g, gguf_free);
-  std::unique_ptr<ggml_context, void (*)(ggml_context*)> d_owner(data_ctx, ggml_free);
-  // A fresh context, as llama-quantize does: same keys, tensors re-added.
-  gguf_context* out = gguf_init_empty();
-  std::unique_ptr<gguf_context, void (*)(gguf_context*)> out_owner(out, gguf_free);
-  gguf_set_kv(out, g);
-  for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
-    gguf_add_tensor(out, ggml_get_tensor(data_ctx, gguf_get_tensor_name(g, i)));
-  }
-  g = out;
-  std::vector<std::vector<uint8_t>> converted;  // alive until written
-  for (const auto& [name, type_name] : types) {
-    ggml_tensor* t = ggml_get_tensor(data_ctx, name.c_str());
-    if (!t) throw RecipeError(fmt::format("{}: no tensor named {}", src_path, name));
-    const int type = ggml_type_id(type_name);
-    if (type == static_cast<int>(t->type)) continue;
-    const auto f32 = dequantize_to_f32(t->type, t->data, ggml_nelements(t));
-    const auto im = imatrix.find(name);
-    converted.push_back(convert_from_f32(type, f32.data(), t->ne[0], ggml_nrows(t), t->ne[1],
-                                         im == imatrix.end() ? nullptr : &im->second));
-    gguf_set_tensor_type(g, name.c_str(), static_cast<ggml_type>(type));
-    gguf_set_tensor_data(g, name.c_str(), converted.back().data());
-  }
-  if (!gguf_write_to_file(g, dst_path.c_str(), /*only_meta=*/false)) {
-    throw IoError(fmt::format("{}: cannot write GGUF", dst_path));
-  }
 }
 
 }  // namespace cb::engine

@@ -1,6 +1,5 @@
 // Quantize / dequantize helpers over ggml's type traits, shared by the
-// in-memory model loader (exact mode) and the in-place tensor swaps
-// (simulated mode). Types are ggml_type values as ints.
+// quantization-error table and the simulated in-place swaps. Types are ggml_type values as ints.
 #pragma once
 
 #include <cstdint>
@@ -29,12 +28,5 @@ std::vector<uint8_t> quantize_from_f32(int type, const float* src, int64_t n_per
 std::vector<uint8_t> convert_from_f32(int type, const float* src, int64_t n_per_row,
                                       int64_t n_rows, int64_t rows_per_matrix,
                                       const std::vector<float>* imatrix, int n_threads = 1);
-
-// Copies the GGUF `src_path` to `dst_path` with the listed tensors converted
-// to other types (name -> ggml type name); imatrix per tensor name optional.
-// Throws RecipeError (unknown tensor / type does not fit), IoError.
-void write_requantized_gguf(const std::string& src_path, const std::string& dst_path,
-                            const std::map<std::string, std::string>& types,
-                            const std::map<std::string, std::vector<float>>& imatrix);
 
 }  // namespace cb::engine

@@ -1,95 +1,173 @@
 #include "engine/eval_swap.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
 #include "engine/eval_quant.h"
+#include "engine/quantize.h"
 #include "ggml-backend.h"
+#include "ggml-cpu.h"
 #include "ggml.h"
 
 namespace cb::engine {
+
+// One loaded tensor handle and what it pointed at before the swap.
+struct Saved {
+  ggml_tensor* t = nullptr;
+  ggml_type type = GGML_TYPE_F32;
+  size_t nb[GGML_MAX_DIMS] = {};
+  void* data = nullptr;
+  ggml_backend_buffer_t buffer = nullptr;
+  ggml_backend_buffer_t scratch = nullptr;
+};
+
+struct TensorSwapper::Swap {
+  std::vector<Saved> handles;
+  int64_t scratch_bytes = 0;
+};
+
 namespace {
 
-ggml_tensor* first_handle(const LlamaModel& model, const std::string& name) {
-  const auto handles = model.tensor_handles(name);
-  if (handles.empty()) {
-    throw RecipeError(fmt::format("no swappable tensor named {} (model loaded in_memory?)", name));
+// A buffer of `bytes` next to where `t` lives: device memory for a device
+// tensor, plain host memory for a host (mmap'd or copied) one.
+ggml_backend_buffer_t scratch_like(const ggml_tensor* t, size_t bytes) {
+  ggml_backend_buffer_type_t buft = ggml_backend_buffer_get_type(t->buffer);
+  if (ggml_backend_buft_is_host(buft)) buft = ggml_backend_cpu_buffer_type();
+  ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, bytes);
+  if (!buf) {
+    throw EngineError(fmt::format("no memory for a {}-byte swap buffer of {} ({})", bytes, t->name,
+                                  ggml_backend_buft_name(buft)));
   }
-  return handles.front();
+  // The scheduler places a weight's ops by the usage of its buffer.
+  ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  return buf;
 }
 
-void set_all(const LlamaModel& model, const std::string& name, const std::vector<uint8_t>& bytes) {
-  for (ggml_tensor* t : model.tensor_handles(name)) {
-    ggml_backend_tensor_set(t, bytes.data(), 0, bytes.size());
-  }
+void point_at(ggml_tensor* t, ggml_type type, ggml_backend_buffer_t buf) {
+  t->type = type;
+  t->nb[0] = ggml_type_size(type);
+  t->nb[1] = ggml_row_size(type, t->ne[0]);
+  for (int i = 2; i < GGML_MAX_DIMS; ++i) t->nb[i] = t->nb[i - 1] * t->ne[i - 1];
+  t->data = ggml_backend_buffer_get_base(buf);
+  t->buffer = buf;
+}
+
+void put_back(Saved& s) {
+  s.t->type = s.type;
+  std::memcpy(s.t->nb, s.nb, sizeof(s.nb));
+  s.t->data = s.data;
+  s.t->buffer = s.buffer;
+  if (s.scratch) ggml_backend_buffer_free(s.scratch);
+  s.scratch = nullptr;
 }
 
 }  // namespace
 
-TensorSwapper::TensorSwapper(LlamaModel& model) : model_(model) {}
+TensorSwapper::TensorSwapper(LlamaModel& model, const std::string& source_path)
+    : model_(model), source_(std::make_unique<TensorSource>(source_path)) {}
+
+TensorSwapper::~TensorSwapper() { restore_all(); }
+
+void TensorSwapper::set_type(const std::string& name, const std::string& type_name,
+                             const std::vector<float>* imatrix) {
+  swap_in(name, ggml_type_id(type_name), false, imatrix);
+}
 
 void TensorSwapper::set_simulated(const std::string& name, const std::string& type_name,
                                   const std::vector<float>* imatrix) {
-  ggml_tensor* t = first_handle(model_, name);
-  const int target = ggml_type_id(type_name);
-  auto it = originals_.find(name);
-  if (target == static_cast<int>(t->type)) {
-    restore(name);
-    return;
+  swap_in(name, ggml_type_id(type_name), true, imatrix);
+}
+
+void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
+                            const std::vector<float>* imatrix) {
+  const std::vector<ggml_tensor*> handles = model_.tensor_handles(name);
+  if (handles.empty()) {
+    throw RecipeError(fmt::format("no swappable tensor named {} (model loaded swappable?)", name));
   }
-  if (it == originals_.end()) {
-    Original o;
-    o.bytes.resize(ggml_nbytes(t));
-    ggml_backend_tensor_get(t, o.bytes.data(), 0, o.bytes.size());
-    it = originals_.emplace(name, std::move(o)).first;
+  restore(name);
+  const ggml_type loaded = handles.front()->type;
+  if (type == static_cast<int>(loaded)) return;
+  const ggml_type stored = simulated ? loaded : static_cast<ggml_type>(type);
+  const ggml_tensor* t0 = handles.front();
+  const size_t bytes = ggml_row_size(stored, t0->ne[0]) * ggml_nrows(t0);
+  auto swap = std::make_unique<Swap>();
+  for (ggml_tensor* h : handles) {
+    Saved s{h, h->type, {}, h->data, h->buffer, nullptr};
+    std::memcpy(s.nb, h->nb, sizeof(s.nb));
+    s.scratch = scratch_like(h, bytes);
+    swap->handles.push_back(s);
   }
-  const int64_t n = ggml_nelements(t);
-  const int n_threads = model_.n_threads();
-  const auto key = std::make_pair(name, target);
-  auto cached = cache_.find(key);
-  std::vector<uint8_t> fresh;
-  if (cached == cache_.end()) {
-    const std::vector<float> f32 = dequantize_to_f32(t->type, it->second.bytes.data(), n);
-    fresh = convert_from_f32(target, f32.data(), t->ne[0], ggml_nrows(t), t->ne[1], imatrix,
-                             n_threads);
-    if (cache_bytes_ + static_cast<int64_t>(fresh.size()) <= cache_limit_bytes_) {
-      cache_bytes_ += static_cast<int64_t>(fresh.size());
-      cached = cache_.emplace(key, std::move(fresh)).first;
+  auto fail = [&] {
+    for (Saved& s : swap->handles) put_back(s);
+  };
+  try {
+    for (Saved& s : swap->handles) point_at(s.t, stored, s.scratch);
+    const std::vector<float> im = imatrix ? *imatrix : std::vector<float>{};
+    const char* type_name = ggml_type_name(static_cast<ggml_type>(type));
+    if (!simulated) {
+      size_t offset = 0;
+      source_->convert(name, type_name, im, model_.n_threads(), [&](const void* data, size_t n) {
+        for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, data, offset, n);
+        offset += n;
+      });
+      if (offset != bytes) throw EngineError(fmt::format("{}: source gave {} bytes, expected {}", name, offset, bytes));
+    } else {
+      std::vector<uint8_t> q;
+      source_->convert(name, type_name, im, model_.n_threads(), [&](const void* data, size_t n) {
+        q.insert(q.end(), static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + n);
+      });
+      const int64_t n = ggml_nelements(t0);
+      const std::vector<float> back = dequantize_to_f32(type, q.data(), n);
+      // Back to the loaded type (F16 rounding of the dequantized values is far
+      // below the quantization error being simulated).
+      const std::vector<uint8_t> out = convert_from_f32(stored, back.data(), t0->ne[0], ggml_nrows(t0), t0->ne[1],
+                                                        nullptr, model_.n_threads());
+      for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, out.data(), 0, out.size());
     }
+  } catch (...) {
+    fail();
+    throw;
   }
-  const std::vector<uint8_t>& q = cached == cache_.end() ? fresh : cached->second;
-  const std::vector<float> back = dequantize_to_f32(target, q.data(), n);
-  // Back to the tensor's own type (F16 rounding of the dequantized values is
-  // far below the quantization error being simulated).
-  const std::vector<uint8_t> bytes = convert_from_f32(t->type, back.data(), t->ne[0],
-                                                      ggml_nrows(t), t->ne[1], nullptr, n_threads);
-  set_all(model_, name, bytes);
+  swap->scratch_bytes = static_cast<int64_t>(bytes * handles.size());
+  swaps_[name] = std::move(swap);
 }
 
 void TensorSwapper::restore(const std::string& name) {
-  auto it = originals_.find(name);
-  if (it == originals_.end()) return;
-  set_all(model_, name, it->second.bytes);
-  originals_.erase(it);
+  auto it = swaps_.find(name);
+  if (it == swaps_.end()) return;
+  for (Saved& s : it->second->handles) put_back(s);
+  swaps_.erase(it);
 }
 
 void TensorSwapper::restore_all() {
-  for (const auto& [name, o] : originals_) set_all(model_, name, o.bytes);
-  originals_.clear();
+  for (auto& [name, swap] : swaps_) {
+    for (Saved& s : swap->handles) put_back(s);
+  }
+  swaps_.clear();
 }
 
 std::map<std::string, std::string> TensorSwapper::tensor_types() const {
   std::map<std::string, std::string> out;
   for (const auto& [name, handles] : model_.all_tensor_handles()) {
-    out[name] = ggml_type_name(handles.front()->type);
+    auto it = swaps_.find(name);
+    const ggml_type t = it == swaps_.end() ? handles.front()->type : it->second->handles.front().type;
+    out[name] = ggml_type_name(t);
   }
   return out;
 }
 
 std::vector<std::string> TensorSwapper::swapped() const {
   std::vector<std::string> out;
-  for (const auto& [name, o] : originals_) out.push_back(name);
+  for (const auto& [name, s] : swaps_) out.push_back(name);
   return out;
+}
+
+int64_t TensorSwapper::scratch_bytes() const {
+  int64_t total = 0;
+  for (const auto& [name, s] : swaps_) total += s->scratch_bytes;
+  return total;
 }
 
 }  // namespace cb::engine

@@ -1,10 +1,23 @@
-// In-place tensor swaps on a loaded model ("simulated" quantization): a
-// tensor keeps its in-memory type (F16/F32) but its data becomes
-// dequant(quant(original)); restore() puts the original bytes back. Nothing
-// is reloaded, so one measurement costs only the evaluation.
+// In-place type swaps on a loaded model. A swapped tensor is re-pointed at a
+// scratch buffer of the same backend buffer type (host or device) holding the
+// tensor converted from the source GGUF, with the new type and strides;
+// restore() points it back at the loaded bytes, which are never written. So
+// nothing is reloaded, no copy of the model is kept, and a measurement runs
+// the real kernels of the real types.
+//
+// Two kinds of swap:
+//   set_type       the real type (q2_K bytes, q2_K kernels);
+//   set_simulated  the tensor keeps its loaded type but holds
+//                  dequant(quant_type(source)) ("simulated" quantization).
+//
+// The process must not reuse compute graphs across a swap (a reused graph or
+// CUDA graph could run a stale kernel for a changed type at an unchanged
+// address): ensure_backend() turns llama.cpp's graph reuse and ggml-cuda's
+// CUDA graphs off for this reason.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,40 +25,38 @@
 
 namespace cb::engine {
 
+class TensorSource;
+
 class TensorSwapper {
  public:
-  // `model` must be loaded with ModelLoadOptions::in_memory.
-  explicit TensorSwapper(LlamaModel& model);
+  // `model` must have been loaded with ModelLoadOptions::swappable; tensors
+  // are converted from the GGUF at `source_path` (same tensor names/shapes).
+  TensorSwapper(LlamaModel& model, const std::string& source_path);
+  ~TensorSwapper();
+  TensorSwapper(const TensorSwapper&) = delete;
+  TensorSwapper& operator=(const TensorSwapper&) = delete;
 
-  // Simulates `type_name` on tensor `name`, always from the original data
-  // (so swaps do not compound). Type equal to the stored type restores.
-  // imatrix: optional importance weights for the quantizer.
-  // Throws RecipeError (unknown tensor, type does not fit), EngineError.
+  // Throws RecipeError (unknown tensor, type does not fit, imatrix needed),
+  // EngineError (no memory for the scratch buffer). A type equal to the
+  // loaded type restores. imatrix: importance weights or null.
+  void set_type(const std::string& name, const std::string& type_name,
+                const std::vector<float>* imatrix = nullptr);
   void set_simulated(const std::string& name, const std::string& type_name,
                      const std::vector<float>* imatrix = nullptr);
   void restore(const std::string& name);
   void restore_all();
-  // Names of swappable tensors (weights the graph reads) and their types.
+  // Names of swappable tensors (weights the graph reads) and their loaded types.
   std::map<std::string, std::string> tensor_types() const;
   std::vector<std::string> swapped() const;
-
-  // Quantized bytes are memoised per (tensor, type) up to this many bytes, so
-  // a tensor going back to its base type after a measurement (and the whole
-  // model going back to the base after the reference) is a dequantization,
-  // not a re-quantization. Assumes a tensor's importance weights do not
-  // change between calls (true for one evaluator).
-  void set_cache_limit_bytes(int64_t limit_bytes) { cache_limit_bytes_ = limit_bytes; }
-  int64_t cache_bytes() const { return cache_bytes_; }
+  // Bytes held in scratch buffers now.
+  int64_t scratch_bytes() const;
 
  private:
-  struct Original {
-    std::vector<uint8_t> bytes;
-  };
+  struct Swap;
+  void swap_in(const std::string& name, int type, bool simulated, const std::vector<float>* imatrix);
   LlamaModel& model_;
-  std::map<std::string, Original> originals_;
-  std::map<std::pair<std::string, int>, std::vector<uint8_t>> cache_;
-  int64_t cache_bytes_ = 0;
-  int64_t cache_limit_bytes_ = int64_t{2} << 30;
+  std::unique_ptr<TensorSource> source_;
+  std::map<std::string, std::unique_ptr<Swap>> swaps_;
 };
 
 }  // namespace cb::engine

@@ -13,7 +13,8 @@
 
 #include "cerebellum/common/error.h"
 #include "engine/engine.h"
-#include "engine/eval_quant.h"
+#include "cerebellum/common/io.h"
+#include "engine/quantize.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "gguf.h"
@@ -52,18 +53,62 @@ llama_model_params model_params(const ModelLoadOptions& opts) {
   llama_model_params p = llama_model_default_params();
   p.n_gpu_layers = opts.n_gpu_layers;
   p.use_extra_bufts = false;  // AMX repacking segfaults on quantized cb-* models
-  // mmap'd weights are read-only: in-place swaps need them copied in.
-  if (opts.in_memory) p.load_mode = LLAMA_LOAD_MODE_NONE;
   return p;
 }
 
-// A temporary GGUF with the requested types, removed when this goes away.
+// A temporary GGUF, removed when this goes away (a mapping keeps it readable).
 struct TempModelFile {
   std::string path;
   ~TempModelFile() {
     if (!path.empty()) std::filesystem::remove(path);
   }
 };
+
+// Identifies a built GGUF: the source file (path, size, mtime), the types and
+// the imatrix. Stored in the file as a string key and compared on reuse.
+std::string built_key(const std::string& source, const ModelLoadOptions& opts) {
+  namespace fs = std::filesystem;
+  std::string k = fs::absolute(source).string();
+  k += fmt::format("|{}|{}", fs::file_size(source), fs::last_write_time(source).time_since_epoch().count());
+  for (const auto& [name, type] : opts.tensor_types) k += "|" + name + "=" + type;
+  for (const auto& [name, w] : opts.imatrix) {
+    k += "|im:" + name + ":" + sha256_bytes(w.data(), w.size() * sizeof(float));
+  }
+  return sha256_bytes(k.data(), k.size());
+}
+
+constexpr const char* kBuiltKey = "cerebellum.built_from";
+
+// Builds (or reuses) the GGUF with opts.tensor_types; returns its path.
+std::string build_typed_model(const std::string& source, const ModelLoadOptions& opts, TempModelFile& temp) {
+  namespace fs = std::filesystem;
+  const std::string key = built_key(source, opts);
+  std::string out = opts.built_path;
+  if (!out.empty() && fs::exists(out)) {
+    try {
+      if (GgufFile(out).get_string(kBuiltKey) == key) return out;
+    } catch (const Error&) {
+      // unreadable (e.g. torn by a crash): rebuilt below
+    }
+  }
+  if (out.empty()) {
+    static std::atomic<int> counter{0};
+    const fs::path dir = opts.work_dir.empty() ? fs::temp_directory_path() : fs::path(opts.work_dir);
+    out = temp.path = (dir / fmt::format("cb-eval-{}-{}.gguf", ::getpid(), counter++)).string();
+  }
+  QuantizeJob job;
+  job.source = source;
+  job.out = out;
+  job.types = opts.tensor_types;
+  job.imatrix_for = [&](const std::string& name) {
+    auto it = opts.imatrix.find(name);
+    return it == opts.imatrix.end() ? std::vector<float>{} : it->second;
+  };
+  job.string_kvs = {{kBuiltKey, key}};
+  job.n_threads = opts.n_threads;
+  quantize_gguf(job, opts.logger, {});
+  return out;
+}
 
 }  // namespace
 
@@ -75,16 +120,10 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   m->path_ = path;
   m->n_threads_ = opts.n_threads > 0 ? opts.n_threads
                                      : std::max(1u, std::thread::hardware_concurrency());
-  ScopedLogCapture capture(opts.logger);
   TempModelFile temp;
   std::string load_path = path;
-  if (!opts.tensor_types.empty()) {
-    static std::atomic<int> counter{0};
-    temp.path = (std::filesystem::temp_directory_path() /
-                 fmt::format("cb-eval-{}-{}.gguf", ::getpid(), counter++)).string();
-    write_requantized_gguf(path, temp.path, opts.tensor_types, opts.imatrix);
-    load_path = temp.path;
-  }
+  if (!opts.tensor_types.empty()) load_path = build_typed_model(path, opts, temp);
+  ScopedLogCapture capture(opts.logger);
   m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(opts));
   if (!m->model_) {
     std::string why = capture.text();
@@ -94,7 +133,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
     throw EngineError(fmt::format("{}: llama.cpp failed to load the model{}{}", path,
                                   why.empty() ? "" : ": ", why));
   }
-  if (opts.in_memory) ModelLoader::discover(*m);
+  if (opts.swappable) ModelLoader::discover(*m);
   return m;
 }
 

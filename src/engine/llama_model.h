@@ -34,13 +34,18 @@ using Token = int32_t;
 struct ModelLoadOptions {
   int n_threads = 0;     // 0 = std::thread::hardware_concurrency()
   int n_gpu_layers = 0;  // layers to offload (CPU-only builds ignore it)
-  // Copy the weights into writable memory (no mmap) and record the tensor
-  // handles (tensor_handles()) so they can be swapped in place.
-  bool in_memory = false;
-  // Tensor name -> ggml type name ("q4_K"): each listed tensor is converted
-  // from the file's data (dequantized to F32 first) into a temporary GGUF
-  // that is loaded and deleted: the model runs with the real types.
+  // Record the weight tensors' handles (tensor_handles()) so a TensorSwapper
+  // can re-point them (eval_swap.h). The weights stay memory-mapped.
+  bool swappable = false;
+  // Tensor name -> ggml type name ("q4_K"): the model is loaded from a GGUF
+  // built from the file with these types (the same writer and bytes as
+  // `build`, one slab at a time), so it runs with the real types.
   std::map<std::string, std::string> tensor_types;
+  // Where that GGUF goes: "" = a temporary file in `work_dir` (or the system
+  // temp dir), removed after loading (the mapping keeps it readable); a path
+  // = kept there and reused by a later load with the same source and types.
+  std::string built_path;
+  std::string work_dir;
   // Optional importance matrix per tensor name (sums / counts, n_per_row
   // floats or n_expert*n_per_row for 3-D) used by the quantizer for
   // tensor_types; absent names quantize without one.
@@ -57,7 +62,7 @@ class LlamaModel {
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // the file given to load()
   int n_threads() const { return n_threads_; }
   int32_t n_vocab() const;
   int32_t n_ctx_train() const;
@@ -78,8 +83,8 @@ class LlamaModel {
   std::string detokenize(const std::vector<Token>& tokens, bool remove_special = false,
                          bool unparse_special = false) const;
 
-  // In-memory models only: the loaded tensors of a GGUF name (empty if absent
-  // or not in_memory; more than one when the model duplicates a tensor, e.g.
+  // Swappable models only: the loaded tensors of a GGUF name (empty if absent
+  // or not swappable; more than one when the model duplicates a tensor, e.g.
   // tied embeddings). Data lives in backend buffers: ggml_backend_tensor_get/set.
   std::vector<ggml_tensor*> tensor_handles(const std::string& name) const;
   const std::map<std::string, std::vector<ggml_tensor*>>& all_tensor_handles() const {

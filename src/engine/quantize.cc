@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -134,9 +135,8 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
   if (!valid) throw EngineError(fmt::format("tensor {}: quantized data failed validation", a.w->out->name));
 }
 
-std::vector<float> checked_imatrix(const QuantizeJob& job, const TensorWork& w, const Logger& logger) {
-  if (!job.imatrix_for || !ggml_is_quantized(w.out->type)) return {};
-  std::vector<float> im = job.imatrix_for(w.out->name);
+std::vector<float> checked_imatrix(std::vector<float> im, const TensorWork& w, const Logger& logger) {
+  if (!ggml_is_quantized(w.out->type)) return {};
   const size_t expected = static_cast<size_t>(w.out->ne[0] * w.out->ne[2]);
   if (im.empty() || im.size() == expected) return im;
   // As stock: a size mismatch is fatal except for token_embd (never collected).
@@ -148,34 +148,42 @@ std::vector<float> checked_imatrix(const QuantizeJob& job, const TensorWork& w, 
                                   w.out->name, im.size(), expected));
 }
 
-void write_tensor(const QuantizeJob& job, const SourceFile& src, const TensorWork& w, AtomicOutputFile& out,
-                  int n_threads, const Logger& logger, bool& used_imatrix) {
+// Converts one tensor slab by slab; `sink` receives the output bytes in order.
+void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vector<float>& im, int n_threads,
+                    int64_t max_slab_bytes, const std::function<void(const void*, size_t)>& sink) {
   const ggml_type to = w.out->type;
   if (to == w.from) {  // copied byte for byte, in slabs
-    std::vector<uint8_t> buf(std::min<size_t>(w.src_bytes, static_cast<size_t>(job.max_slab_bytes)));
+    std::vector<uint8_t> buf(std::min<size_t>(w.src_bytes, static_cast<size_t>(max_slab_bytes)));
     for (size_t off = 0; off < w.src_bytes; off += buf.size()) {
       const size_t n = std::min(buf.size(), w.src_bytes - off);
       src.read(w.src_offset + off, n, buf.data());
-      out.write(buf.data(), n);
+      sink(buf.data(), n);
     }
     return;
   }
-  const std::vector<float> im = checked_imatrix(job, w, logger);
-  used_imatrix = !im.empty();
   if (ggml_quantize_requires_imatrix(to) && im.empty()) {
     throw RecipeError(fmt::format("tensor {}: type {} needs an imatrix entry for it", w.out->name, ggml_type_name(to)));
   }
   const int64_t n_cols = w.out->ne[0];
   const int64_t n_rows = ggml_nrows(w.out);
   const size_t src_row = ggml_row_size(w.from, n_cols), dst_row = ggml_row_size(to, n_cols);
-  const int64_t slab_rows = std::clamp<int64_t>(job.max_slab_bytes / static_cast<int64_t>(src_row + dst_row), 1, n_rows);
+  const int64_t slab_rows = std::clamp<int64_t>(max_slab_bytes / static_cast<int64_t>(src_row + dst_row), 1, n_rows);
   std::vector<uint8_t> sbuf(slab_rows * src_row), dbuf(slab_rows * dst_row);
   for (int64_t r = 0; r < n_rows; r += slab_rows) {
     const int64_t n = std::min(slab_rows, n_rows - r);
     src.read(w.src_offset + r * src_row, n * src_row, sbuf.data());
     quantize_slab({&w, sbuf.data(), dbuf.data(), r, n, &im}, n_threads);
-    out.write(dbuf.data(), n * dst_row);
+    sink(dbuf.data(), n * dst_row);
   }
+}
+
+void write_tensor(const QuantizeJob& job, const SourceFile& src, const TensorWork& w, AtomicOutputFile& out,
+                  int n_threads, const Logger& logger, bool& used_imatrix) {
+  std::vector<float> im;
+  if (w.out->type != w.from && job.imatrix_for) im = checked_imatrix(job.imatrix_for(w.out->name), w, logger);
+  used_imatrix = !im.empty();
+  convert_tensor(src, w, im, n_threads, job.max_slab_bytes,
+                 [&](const void* data, size_t n) { out.write(data, n); });
 }
 
 std::vector<TensorWork> plan_tensors(const QuantizeJob& job, const GgufFile& src, ggml_context* ctx) {
@@ -263,6 +271,44 @@ QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const
   out.commit();
   if (progress) progress({"build", static_cast<int64_t>(work.size()), static_cast<int64_t>(work.size()), ""});
   return result;
+}
+
+struct TensorSource::Impl {
+  explicit Impl(const std::string& path) : gguf(path), file(path) {
+    const size_t bytes = 2 * ggml_tensor_overhead();
+    ctx.reset(ggml_init({bytes, nullptr, /*no_alloc=*/true}));
+  }
+  GgufFile gguf;
+  SourceFile file;
+  std::unique_ptr<ggml_context, GgmlDeleter> ctx;
+  std::mutex mutex;  // guards ctx (one descriptor at a time)
+};
+
+TensorSource::TensorSource(const std::string& path) : impl_(std::make_unique<Impl>(path)) { ensure_backend(); }
+TensorSource::~TensorSource() = default;
+const std::string& TensorSource::path() const { return impl_->gguf.path(); }
+
+int64_t TensorSource::convert(const std::string& name, const std::string& type, const std::vector<float>& imatrix,
+                              int n_threads, const std::function<void(const void*, size_t)>& sink,
+                              int64_t max_slab_bytes) const {
+  const GgufFile& g = impl_->gguf;
+  const int64_t i = g.find_tensor(name);
+  if (i < 0) throw RecipeError(fmt::format("{}: no tensor named {}", g.path(), name));
+  const auto from = static_cast<ggml_type>(g.tensor_type(i));
+  const auto to = static_cast<ggml_type>(parse_type(type, name));
+  const int64_t* ne = gguf_get_tensor_ne(g.ctx(), i);
+  if (ne[0] % ggml_blck_size(to) != 0) {
+    throw RecipeError(fmt::format("tensor {}: rows of {} elements do not fit {} blocks of {}", name, ne[0],
+                                  ggml_type_name(to), ggml_blck_size(to)));
+  }
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  ggml_reset(impl_->ctx.get());
+  ggml_tensor* t = ggml_new_tensor(impl_->ctx.get(), to, GGML_MAX_DIMS, ne);
+  ggml_set_name(t, name.c_str());
+  const TensorWork w{i, t, from, g.data_offset() + g.tensor_offset(i), g.tensor_size_bytes(i)};
+  const std::vector<float> im = to == from ? std::vector<float>{} : checked_imatrix(imatrix, w, Logger{});
+  convert_tensor(impl_->file, w, im, n_threads > 0 ? n_threads : 1, max_slab_bytes, sink);
+  return static_cast<int64_t>(ggml_nbytes(t));
 }
 
 }  // namespace cb::engine

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -49,5 +50,28 @@ struct QuantizeResult {
 // Throws InputError (bad source), RecipeError (type does not fit rows),
 // MismatchError (imatrix size), EngineError (quantizer validation), IoError.
 QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress);
+
+// Converts single tensors of a GGUF to other types, slab by slab (pread, the
+// file is never mapped or read whole): the in-memory side of quantize_gguf,
+// with the same bytes. Used for in-place type swaps on a loaded model.
+class TensorSource {
+ public:
+  explicit TensorSource(const std::string& path);  // InputError: bad file
+  ~TensorSource();
+  TensorSource(const TensorSource&) = delete;
+  TensorSource& operator=(const TensorSource&) = delete;
+  const std::string& path() const;
+  // Converts tensor `name` to `type` (ggml name); `sink` receives the output
+  // bytes in order. imatrix: sums/counts (expert-major) or empty. Returns the
+  // output size in bytes. Throws RecipeError (no such tensor, rows do not fit,
+  // needs an imatrix), MismatchError (imatrix size), EngineError.
+  int64_t convert(const std::string& name, const std::string& type, const std::vector<float>& imatrix,
+                  int n_threads, const std::function<void(const void*, size_t)>& sink,
+                  int64_t max_slab_bytes = 64ll << 20) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace cb::engine

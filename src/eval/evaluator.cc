@@ -73,8 +73,10 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   engine::ModelLoadOptions lo;
   lo.n_threads = opts.n_threads;
   lo.n_gpu_layers = opts.n_gpu_layers;
-  lo.in_memory = true;
+  lo.swappable = true;
   lo.tensor_types = opts.tensor_types;
+  lo.built_path = opts.built_model_path;
+  lo.work_dir = opts.work_dir;
   lo.imatrix = imatrix_weights(opts);
   lo.logger = logger;
   impl_->model = engine::LlamaModel::load(model_path, lo);
@@ -103,7 +105,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
                                             .n_seq = impl_->n_seq,
                                             .n_threads = opts.n_threads});
   impl_->batch = std::make_unique<engine::TokenBatch>(impl_->n_seq * opts.ctx);
-  impl_->swapper = std::make_unique<engine::TensorSwapper>(*impl_->model);
+  impl_->swapper = std::make_unique<engine::TensorSwapper>(*impl_->model, model_path);
 }
 
 Evaluator::~Evaluator() = default;
@@ -274,6 +276,12 @@ ReferenceStore Evaluator::build_reference(const ProgressFn& progress) {
   ReferenceStore store = empty_reference();
   extend_reference(store, n_chunks(), progress);
   return store;
+}
+
+void Evaluator::set_tensor_type(const std::string& tensor, const std::string& type) {
+  std::vector<float> weights;
+  if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
+  impl_->swapper->set_type(tensor, type, weights.empty() ? nullptr : &weights);
 }
 
 void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::string& type) {

@@ -1,5 +1,7 @@
 #include "config_eval.h"
 
+#include <utility>
+
 #include "cerebellum/common/quant_types.h"
 
 namespace cb::measure {
@@ -60,6 +62,56 @@ class SimulatedEval : public ConfigEval {
   bool at_source_ = true;  // every tensor holds its source data (reference state)
 };
 
+// The base mix loaded once in its real types; a configuration is a set of
+// in-place swaps to real types (converted from the source). The reference
+// pass loads the source on its own, with the base released.
+class ResidentEval : public ConfigEval {
+ public:
+  ResidentEval(std::unique_ptr<eval::Evaluator> base_ev, std::string source, std::string text,
+               eval::EvalOptions opts, Logger logger)
+      : source_(std::move(source)), text_(std::move(text)), opts_(std::move(opts)),
+        logger_(std::move(logger)), ev_(std::move(base_ev)) {}
+
+  void set(const TypeMap& overrides) override {
+    load();
+    for (const auto& [name, type] : current_) {
+      if (!overrides.count(name)) ev_->restore_tensor(name);
+    }
+    for (const auto& [name, type] : overrides) {
+      auto it = current_.find(name);
+      if (it == current_.end() || it->second != type) ev_->set_tensor_type(name, type);
+    }
+    current_ = overrides;
+  }
+
+  std::vector<eval::ChunkResult> evaluate(int first, int count,
+                                          const eval::ReferenceStore& ref) override {
+    load();
+    return ev_->evaluate(first, count, &ref);
+  }
+
+  void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
+    if (ref.n_filled() >= n_chunks) return;
+    ev_.reset();  // never both models at once
+    current_.clear();
+    eval::EvalOptions o = opts_;
+    o.tensor_types.clear();
+    o.built_model_path.clear();
+    eval::Evaluator source(source_, text_, o, logger_);
+    source.extend_reference(ref, n_chunks);
+  }
+
+ private:
+  void load() {
+    if (!ev_) ev_ = std::make_unique<eval::Evaluator>(source_, text_, opts_, logger_);
+  }
+  std::string source_, text_;
+  eval::EvalOptions opts_;
+  Logger logger_;
+  TypeMap current_;
+  std::unique_ptr<eval::Evaluator> ev_;
+};
+
 class ExactEval : public ConfigEval {
  public:
   ExactEval(std::string source, std::string text, eval::EvalOptions opts, TypeMap base,
@@ -104,6 +156,12 @@ class ExactEval : public ConfigEval {
 
 std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& base) {
   return std::make_unique<SimulatedEval>(ev, base);
+}
+
+std::unique_ptr<ConfigEval> make_resident(std::unique_ptr<eval::Evaluator> base_ev,
+                                          const std::string& source, const std::string& text,
+                                          const eval::EvalOptions& opts, const Logger& logger) {
+  return std::make_unique<ResidentEval>(std::move(base_ev), source, text, opts, logger);
 }
 
 std::unique_ptr<ConfigEval> make_exact(const std::string& source, const std::string& text,

@@ -1,6 +1,7 @@
 // Internal: evaluates "base + overrides" configurations of one model on one
-// text, either by in-place simulated swaps on one loaded F16 model or, in
-// exact mode, by loading a model built with the real types per configuration.
+// text: by in-place swaps to real types on the base mix loaded once
+// (resident, the default), by in-place simulated swaps on the F16 model, or
+// by loading a model built with the real types per configuration (exact).
 #pragma once
 
 #include <map>
@@ -29,6 +30,13 @@ class ConfigEval {
 // Takes the F16 evaluator and brings every swappable tensor to its base type;
 // extend_reference restores the source data for the reference chunks.
 std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& base);
+
+// `base_ev` holds the source loaded with the base types (EvalOptions::
+// tensor_types = base, as in `opts`); swaps convert from `source`, and
+// extend_reference releases the base and loads `source` alone.
+std::unique_ptr<ConfigEval> make_resident(std::unique_ptr<eval::Evaluator> base_ev,
+                                          const std::string& source, const std::string& text,
+                                          const eval::EvalOptions& opts, const Logger& logger);
 
 // Rebuilds the model from `source` with real types for each new configuration
 // (the reference needs the source model: it is loaded for extend_reference).

@@ -129,16 +129,20 @@ void fill_deltas(const Outcome& out, R* r) {
 
 class Sweep {
  public:
-  Sweep(const MeasureOptions& o, const ModelInfo& model, TypeMap base, JournalWriter& w)
+  Sweep(const MeasureOptions& o, const ModelInfo& model, TypeMap base, JournalWriter* w)
       : o_(o), model_(model), base_(std::move(base)), w_(w) {
-    for (const auto& m : w.existing().measurements) {
+    if (!w) return;
+    for (const auto& m : w->existing().measurements) {
       done_[measurement_key(m.domain, m.direction, m.unit.id, m.types)] = m;
     }
-    for (const auto& p : w.existing().probes) done_probes_.insert(probe_key(p.domain, p.probe, p.units));
-    for (const auto& b : w.existing().baselines) have_baseline_.insert(b.domain);
+    for (const auto& p : w->existing().probes) done_probes_.insert(probe_key(p.domain, p.probe, p.units));
+    for (const auto& b : w->existing().baselines) have_baseline_.insert(b.domain);
   }
 
   void run_domain(const MeasureText& text);
+  // Fills the domain's reference store for every chunk a unit may reach
+  // (stop.max_chunks) with the full-precision model alone, and saves it.
+  void reference_only(const MeasureText& text);
   MeasureSummary summary;
 
  private:
@@ -157,6 +161,7 @@ class Sweep {
     return e;
   }
   std::string reference_path(const std::string& domain) const;
+  std::string base_model_path() const { return o_.out_path + ".base.gguf"; }
   void ensure_chunks(int need, const TypeMap& restore);
   void record_baseline(const std::string& domain);
   void save_reference(const std::string& path);
@@ -175,7 +180,7 @@ class Sweep {
   const MeasureOptions& o_;
   const ModelInfo& model_;
   TypeMap base_;
-  JournalWriter& w_;
+  JournalWriter* w_;  // null for reference_only
   std::map<std::string, JournalMeasurement> done_;
   std::set<std::string> done_probes_;
   std::set<std::string> have_baseline_;
@@ -251,7 +256,10 @@ void Sweep::ensure_chunks(int need, const TypeMap& restore) {
   if (need <= have) return;
   const int to = std::min(n_total, std::max({need, 2 * have, o_.stop.min_chunks}));
   if (ref_.n_filled() < to) {
-    cfg_->extend_reference(ref_, to);
+    // The reference grows faster than the baseline: each extension loads the
+    // full-precision model on its own (resident mode), so do it rarely.
+    const int ref_to = std::min(n_total, std::max({to, 2 * ref_.n_filled(), 4 * o_.stop.min_chunks}));
+    cfg_->extend_reference(ref_, ref_to);
     ref_dirty_ = true;
   }
   cfg_->set({});
@@ -275,7 +283,7 @@ void Sweep::record_baseline(const std::string& domain) {
   JournalBaseline b;
   b.domain = domain;
   b.metrics = metrics_of(series, static_cast<int>(base_chunks_.size()));
-  w_.append(b);
+  w_->append(b);
 }
 
 const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUnit& u) {
@@ -294,7 +302,7 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
     m.stopped = out.stopped;
     fill_deltas(out, &m);
     m.delta_kld_samples = out.d_kld;
-    w_.append(m);
+    w_->append(m);
     ++summary.n_measured;
     ++summary.stopped[m.stopped];
     it = done_.emplace(key, std::move(m)).first;
@@ -347,11 +355,40 @@ void Sweep::save_reference(const std::string& path) {
   ref_dirty_ = false;
 }
 
+void Sweep::reference_only(const MeasureText& text) {
+  const std::string ref_path = reference_path(text.domain);
+  eval::Evaluator ev(o_.source_path, read_file(text.path), eval_options(), o_.logger);
+  ref_ = ev.empty_reference();
+  if (fs::exists(ref_path)) {
+    try {
+      ref_ = eval::ReferenceStore::load(ref_path, ev.reference_key());
+    } catch (const MismatchError& e) {
+      o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
+    }
+  }
+  const int n = ref_.key().n_chunks;
+  if (ref_.n_filled() < n) {
+    ev.extend_reference(ref_, n, [&](const Progress& p) {
+      if (o_.progress) o_.progress({"reference", p.done, p.total, text.domain});
+    });
+    ref_dirty_ = true;
+  }
+  summary.chunks_evaluated += n;
+  save_reference(ref_path);
+}
+
 void Sweep::run_domain(const MeasureText& text) {
   const std::string body = read_file(text.path);
-  const eval::EvalOptions eo = eval_options();
-  auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
   const std::string ref_path = reference_path(text.domain);
+  eval::EvalOptions eo = eval_options();
+  eo.work_dir = fs::path(ref_path).parent_path().string();
+  if (o_.mode == EvalMode::kResident) {
+    // The base mix in real types, built once next to the journal (kept for a
+    // resume; removed when the sweep ends).
+    eo.tensor_types = base_;
+    eo.built_model_path = base_model_path();
+  }
+  auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
   ref_ = ev->empty_reference();
   if (fs::exists(ref_path)) {
     try {
@@ -363,7 +400,9 @@ void Sweep::run_domain(const MeasureText& text) {
   }
   for (const auto& [name, type] : ev->tensor_types()) swappable_.push_back(name);
   base_chunks_.clear();
-  if (o_.mode == EvalMode::kSimulated) {
+  if (o_.mode == EvalMode::kResident) {
+    cfg_ = make_resident(std::move(ev), o_.source_path, body, eo, o_.logger);
+  } else if (o_.mode == EvalMode::kSimulated) {
     cfg_ = make_simulated(*ev, base_);
   } else {
     ev.reset();
@@ -397,7 +436,7 @@ void Sweep::probe(const std::string& domain, const std::string& kind,
   p.stopped = out.stopped;
   p.predicted_delta_kld = pred;
   p.predicted_delta_kld_se = std::sqrt(pred_se2);
-  w_.append(p);
+  w_->append(p);
   ++summary.n_probes;
 }
 
@@ -503,6 +542,13 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   for (const auto& t : o.targets) type_by_name(t);
   for (const auto& t : o.promote) type_by_name(t);
   std::error_code ec;
+  if (o.reference_only) {
+    const ModelInfo model = inspect_model(o.source_path);
+    Sweep sweep(o, model, {}, nullptr);
+    for (const MeasureText& t : o.texts) sweep.reference_only(t);
+    sweep.summary.elapsed_s = now_s() - t0;
+    return sweep.summary;
+  }
   if (o.resume) {
     drop_torn_header(o.out_path);
   } else if (fs::exists(o.out_path, ec) && fs::file_size(o.out_path, ec) > 0) {
@@ -518,8 +564,9 @@ MeasureSummary run_measure(const MeasureOptions& o) {
     check_resume_header(read_journal(o.out_path).header, header, o.out_path);
   }
   JournalWriter writer(o.out_path, header);
-  Sweep sweep(o, model, base, writer);
+  Sweep sweep(o, model, base, &writer);
   for (const MeasureText& t : o.texts) sweep.run_domain(t);
+  fs::remove(o.out_path + ".base.gguf", ec);  // the resident base mix (kept only for a resume)
   sweep.summary.elapsed_s = now_s() - t0;
   return sweep.summary;
 }

@@ -23,9 +23,10 @@ PlanLevel parse_plan_level(const std::string& s) {
 }
 
 EvalMode parse_eval_mode(const std::string& s) {
+  if (s == "resident") return EvalMode::kResident;
   if (s == "simulated") return EvalMode::kSimulated;
   if (s == "exact") return EvalMode::kExact;
-  throw UsageError(fmt::format("mode \"{}\" is not simulated|exact", s));
+  throw UsageError(fmt::format("mode \"{}\" is not resident|simulated|exact", s));
 }
 
 std::string to_string(PlanLevel p) {
@@ -38,7 +39,14 @@ std::string to_string(PlanLevel p) {
   return "?";
 }
 
-std::string to_string(EvalMode m) { return m == EvalMode::kExact ? "exact" : "simulated"; }
+std::string to_string(EvalMode m) {
+  switch (m) {
+    case EvalMode::kResident: return "resident";
+    case EvalMode::kSimulated: return "simulated";
+    case EvalMode::kExact: return "exact";
+  }
+  return "?";
+}
 
 ChunkStats chunk_stats(const std::vector<double>& values) {
   ChunkStats s;

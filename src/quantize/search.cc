@@ -1,5 +1,6 @@
 // The measured local search: moves from moves.cc, each evaluated end to end
-// with simulated swaps on calibration chunks against the F16 reference.
+// with in-place swaps to the real types on calibration chunks against the F16
+// reference.
 #include "cerebellum/quantize/search.h"
 
 #include <chrono>
@@ -39,21 +40,29 @@ double mean_of(const std::vector<double>& v) {
   return v.empty() ? 0 : s / static_cast<double>(v.size());
 }
 
-// One F16 model in memory, its reference, and the configuration it holds now.
+// The reference from the F16 model (loaded alone, then released), and the
+// base mix loaded in its real types, swapped in place to each plan's types.
 class SwapBench {
  public:
-  SwapBench(const std::string& source, const SearchOptions& o) : o_(o) {
+  SwapBench(const std::string& source, const std::map<std::string, std::string>& base, const SearchOptions& o)
+      : o_(o) {
     if (!o.imatrix_path.empty()) imatrix_ = std::make_unique<Imatrix>(read_imatrix(o.imatrix_path));
     if (o.n_chunks < 2) throw UsageError("search: --search-chunks must be at least 2 (paired standard errors)");
     eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.first_chunk + o.n_chunks, .n_threads = o.n_threads,
                          .top_k = o.top_k};
     eo.imatrix = imatrix_.get();
-    ev_ = std::make_unique<eval::Evaluator>(source, read_file(o.text_path), eo, o.logger);
-    if (ev_->n_chunks() < o.first_chunk + o.n_chunks) {
-      throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o.text_path,
-                                   ev_->n_chunks(), o.ctx, o.first_chunk + o.n_chunks, o.first_chunk, o.n_chunks));
+    const std::string text = read_file(o.text_path);
+    {
+      eval::Evaluator f16(source, text, eo, o.logger);
+      if (f16.n_chunks() < o.first_chunk + o.n_chunks) {
+        throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o.text_path,
+                                     f16.n_chunks(), o.ctx, o.first_chunk + o.n_chunks, o.first_chunk, o.n_chunks));
+      }
+      ref_ = f16.empty_reference();
+      f16.extend_reference(ref_, o.first_chunk + o.n_chunks);
     }
-    ref_ = ev_->build_reference();
+    eo.tensor_types = base;
+    ev_ = std::make_unique<eval::Evaluator>(source, text, eo, o.logger);
     memory_ = ev_->tensor_types();
   }
 
@@ -66,7 +75,7 @@ class SwapBench {
       auto it = current_.find(name);
       const std::string& now = it == current_.end() ? memory_.at(name) : it->second;
       if (now == type) continue;
-      ev_->set_tensor_type_simulated(name, type);  // the in-memory type restores
+      ev_->set_tensor_type(name, type);  // the loaded (base) type restores
       current_[name] = type;
     }
   }
@@ -178,7 +187,7 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
   SearchResult r;
   r.initial_choice = r.final_choice = choice;
   r.n_chunks = o.n_chunks;
-  SwapBench bench(source, o);
+  SwapBench bench(source, base_types(p), o);
   MoveOptions mo = o.moves;
   mo.max_moves = 1;  // first improvement: re-ranked after every measurement
   for (const auto& t : p.tensors) {

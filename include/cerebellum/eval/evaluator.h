@@ -6,10 +6,12 @@
 // (the measurement sweep) can evaluate chunk by chunk, stop adaptively and
 // form paired deltas between configurations on the same tokens.
 //
-//   Evaluator ref(f16_path, text, {.ctx = 512, .max_chunks = 40});
-//   ReferenceStore store = ref.build_reference();
-//   Evaluator ev(f16_path, text, opts);            // or a quantized file
-//   ev.set_tensor_type_simulated("blk.5.ffn_down.weight", "q2_K");
+//   ReferenceStore store;
+//   { Evaluator ref(f16_path, text, {.ctx = 512, .max_chunks = 40});
+//     store = ref.build_reference(); }               // F16 released here
+//   EvalOptions o = ...; o.tensor_types = base_mix;  // real types, built once
+//   Evaluator ev(f16_path, text, o);
+//   ev.set_tensor_type("blk.5.ffn_down.weight", "q2_K");  // swap in place
 //   ChunkResult r = ev.evaluate_chunk(0, &store);  // nll / kld / top1 per token
 #pragma once
 
@@ -35,9 +37,14 @@ struct EvalOptions {
   int n_threads = 0;      // 0 = all cores (-t)
   int n_batch = 2048;     // tokens per decode (-b); ctx <= n_batch packs n_batch/ctx chunks
   int top_k = 32;         // reference store: log-probs kept per token (8*K+8 B/token)
-  // Build the model with these real types (tensor -> ggml type name): the
-  // "exact" mode. Empty = the file's types.
+  // Load the model with these real types (tensor -> ggml type name), built
+  // from the file one tensor at a time (the `build` writer): e.g. the base
+  // mix a sweep measures from. Empty = the file's types.
   std::map<std::string, std::string> tensor_types;
+  // Where that built GGUF goes: "" = a temporary file in `work_dir` (or the
+  // system temp dir); a path = kept and reused while source and types match.
+  std::string built_model_path;
+  std::string work_dir;
   const Imatrix* imatrix = nullptr;  // for quantizing tensor_types / swaps (optional)
   int n_gpu_layers = 0;   // layers offloaded to the GPU (-ngl; CPU-only builds ignore it)
   // First scored position in a chunk; -1 = ctx/2 (llama-perplexity's layout).
@@ -82,7 +89,7 @@ EvalSummary summarize(const TokenSeries& s);
 
 class Evaluator {
  public:
-  // Loads the model (writable, for swaps) and tokenizes the text.
+  // Loads the model (memory-mapped, swappable) and tokenizes the text.
   // Throws InputError (bad model file, text too short: < 2*ctx tokens, as
   // llama-perplexity), EngineError (llama.cpp failure), RecipeError.
   Evaluator(const std::string& model_path, const std::string& text, const EvalOptions& opts = {},
@@ -119,8 +126,11 @@ class Evaluator {
   // with this model's current distributions.
   void extend_reference(ReferenceStore& store, int n_chunks, const ProgressFn& progress = {});
 
-  // Simulated quantization in place (see engine/eval_swap.h): tensor data
-  // becomes dequant(quant_type(original)); restore puts the original back.
+  // In-place type swaps (see engine/eval_swap.h), always converted from the
+  // model file (the full-precision source): set_tensor_type runs the tensor
+  // in the real type; set_tensor_type_simulated keeps the loaded type with
+  // data dequant(quant_type(source)). restore points back at the loaded bytes.
+  void set_tensor_type(const std::string& tensor, const std::string& type);
   void set_tensor_type_simulated(const std::string& tensor, const std::string& type);
   void restore_tensor(const std::string& tensor);
   void restore_all();

@@ -26,6 +26,8 @@ namespace cb::measure {
 
 enum class PlanLevel { kTensors, kGroups, kLayers, kAuto };
 enum class EvalMode {
+  kResident,   // the base mix loaded once in real types; units swapped in place to
+               // real types converted from the source (no F16 copy, no reload)
   kSimulated,  // in-place quantize->dequantize swaps on the F16 model (no reload)
   kExact,      // a model built with the real types per configuration (reload each)
 };
@@ -114,10 +116,14 @@ struct MeasureOptions {
   int first_scored = -1;
   int n_threads = 0;                       // 0 = all cores
   int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
-  EvalMode mode = EvalMode::kSimulated;
+  EvalMode mode = EvalMode::kResident;
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
   ProbeOptions probes;
   bool resume = false;                     // continue an existing journal (else it is an error)
+  // Only fill the reference stores (every chunk up to stop.max_chunks) with
+  // the full-precision model, then stop: no journal is written. A later
+  // sweep with the same settings then never loads the full-precision model.
+  bool reference_only = false;
   std::string out_path;                    // the journal (measurements.jsonl)
   std::string reference_dir;               // reference store cache ("" = next to the journal)
   std::string tool_version = "0.1.0";
