@@ -24,8 +24,14 @@ void setup_qerror(CLI::App& app) {
   cmd->add_option("--imatrix", a->o.imatrix_path, "weight the quantizer and the error by this imatrix");
   cmd->add_option("--types", a->types, "types to price, comma-separated (default: allocate's candidate types)")
       ->delimiter(',');
+  cmd->add_option("--min-elements", a->o.min_elements_per_tensor,
+                  "first row sample per tensor, in elements (evenly spaced rows)")
+      ->capture_default_str();
   cmd->add_option("--max-elements", a->o.max_elements_per_tensor,
-                  "above this many elements a tensor is priced on evenly spaced rows")
+                  "largest row sample per tensor (1073741824 with --min-elements equal: exact)")
+      ->capture_default_str();
+  cmd->add_option("--target-rel-se", a->o.target_rel_se,
+                  "double the sample while a value's relative standard error is above this")
       ->capture_default_str();
   cmd->add_option("--threads", a->o.n_threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out", a->out, "table JSON (cerebellum.qerror/1)")->required();
@@ -35,8 +41,8 @@ void setup_qerror(CLI::App& app) {
     const QuantErrorReport r = compute_quant_error_table(a->source, a->o, stderr_logger(), progress.fn());
     progress.finish();
     write_file_atomic(a->out, to_json(r).dump(1) + "\n");
-    fmt::print(stderr, "wrote {} ({} values over {} tensors, {} sampled, {:.1f} s)\n", a->out, r.n_values,
-               r.n_tensors, r.n_sampled_tensors, r.elapsed_s);
+    fmt::print(stderr, "wrote {} ({} values over {} tensors, {} sampled, largest relative se {:.3f}, {:.1f} s)\n",
+               a->out, r.n_values, r.n_tensors, r.n_sampled_tensors, r.max_rel_se, r.elapsed_s);
   });
 }
 

@@ -121,10 +121,40 @@ TEST(BuildQuantError, OrderedDeterministicAndSampled) {
   EXPECT_EQ(k.rows_total, 128);
 }
 
+// The default row sample against the exact table (every row) on cb-dense-12l:
+// each sampled value within 4 of its own standard errors of the exact one,
+// and every standard error within the target.
+TEST(BuildQuantError, DefaultSampleHoldsItsStatedBound) {
+  QuantErrorOptions exact, sampled;
+  exact.types = sampled.types = {"q2_K", "q4_K", "q6_K", "iq4_xs", "q5_0"};
+  exact.n_threads = sampled.n_threads = 2;
+  exact.min_elements_per_tensor = exact.max_elements_per_tensor = int64_t{1} << 30;
+  const QuantErrorReport e = compute_quant_error_table(dense_path(), exact);
+  const QuantErrorReport s = compute_quant_error_table(dense_path(), sampled);
+  EXPECT_EQ(e.n_sampled_tensors, 0);
+  EXPECT_GE(s.n_sampled_tensors, 2);  // token_embd and output (2 Mi elements) at least
+  EXPECT_LE(s.max_rel_se, sampled.target_rel_se);
+  int n_checked = 0;
+  for (const auto& [tensor, by_type] : s.table.rel_mse) {
+    for (const auto& [type, v] : by_type) {
+      const double truth = e.table.rel_mse.at(tensor).at(type);
+      const double se = s.rel_mse_se.at(tensor).at(type);
+      if (se == 0) {
+        EXPECT_EQ(v, truth) << tensor << " " << type;
+      } else {
+        EXPECT_LE(std::abs(v - truth), 4 * se) << tensor << " " << type << " truth " << truth;
+        ++n_checked;
+      }
+    }
+  }
+  EXPECT_GT(n_checked, 0);
+}
+
 TEST(BuildQuantError, TableCoversCandidatesAndBadInputFails) {
   QuantErrorOptions o;
   o.types = {"q4_K", "iq4_xs", "iq2_xs", "iq3_xxs"};
   o.n_threads = 2;
+  o.min_elements_per_tensor = o.max_elements_per_tensor;  // a fixed sample: all rows here
   const QuantErrorReport r = compute_quant_error_table(dense_path(), o);
   EXPECT_EQ(r.n_tensors, 86);  // every stock-quantizable tensor
   EXPECT_EQ(r.n_sampled_tensors, 0);

@@ -1,5 +1,6 @@
 #include "cerebellum/build/quant_error.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -27,7 +28,9 @@ QuantErrorReport compute_quant_error_table(const std::string& source, const Quan
   engine::QuantErrorJob job;
   job.source = source;
   job.n_threads = o.n_threads;
+  job.min_elements_per_tensor = o.min_elements_per_tensor;
   job.max_elements_per_tensor = o.max_elements_per_tensor;
+  job.target_rel_se = o.target_rel_se;
   if (im) job.imatrix_for = [im](const std::string& name) { return im->weights_for(name); };
   for (const auto& t : model.tensors) {
     if (!t.stock_quantizable) continue;
@@ -44,12 +47,16 @@ QuantErrorReport compute_quant_error_table(const std::string& source, const Quan
   r.source = source;
   r.source_sha256 = sha256_file(source);
   r.imatrix_path = o.imatrix_path;
+  r.min_elements_per_tensor = o.min_elements_per_tensor;
   r.max_elements_per_tensor = o.max_elements_per_tensor;
+  r.target_rel_se = o.target_rel_se;
   r.table.weighting = im ? "imatrix" : "uniform";
   for (const auto& [tensor, by_type] : values) {
     bool sampled = false;
     for (const auto& [type, v] : by_type) {
       r.table.rel_mse[tensor][type] = v.rel_mse;
+      r.rel_mse_se[tensor][type] = v.rel_mse_se;
+      if (v.rel_mse > 0) r.max_rel_se = std::max(r.max_rel_se, v.rel_mse_se / v.rel_mse);
       sampled = sampled || v.rows_used < v.rows_total;
       ++r.n_values;
     }
@@ -57,8 +64,9 @@ QuantErrorReport compute_quant_error_table(const std::string& source, const Quan
     r.n_sampled_tensors += sampled ? 1 : 0;
   }
   r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  logger.info(fmt::format("quantization-error table: {} values over {} tensors ({} sampled) in {:.1f} s",
-                          r.n_values, r.n_tensors, r.n_sampled_tensors, r.elapsed_s));
+  logger.info(fmt::format("quantization-error table: {} values over {} tensors ({} sampled, largest relative "
+                          "se {:.3f}) in {:.1f} s", r.n_values, r.n_tensors, r.n_sampled_tensors, r.max_rel_se,
+                          r.elapsed_s));
   return r;
 }
 
@@ -68,7 +76,11 @@ nlohmann::json to_json(const QuantErrorReport& r) {
           {"source_sha256", r.source_sha256},
           {"weighting", r.table.weighting},
           {"imatrix", r.imatrix_path},
+          {"min_elements_per_tensor", r.min_elements_per_tensor},
           {"max_elements_per_tensor", r.max_elements_per_tensor},
+          {"target_rel_se", r.target_rel_se},
+          {"max_rel_se", r.max_rel_se},
+          {"rel_mse_se", r.rel_mse_se},
           {"n_tensors", r.n_tensors},
           {"n_values", r.n_values},
           {"n_sampled_tensors", r.n_sampled_tensors},

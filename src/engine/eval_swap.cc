@@ -89,6 +89,10 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
   restore(name);
   const ggml_type loaded = handles.front()->type;
   if (type == static_cast<int>(loaded)) return;
+  if (!simulated && !model_.takes_any_type(name)) {
+    throw RecipeError(fmt::format("tensor {} feeds an op that needs a float type; it cannot run as {}", name,
+                                  ggml_type_name(static_cast<ggml_type>(type))));
+  }
   const ggml_type stored = simulated ? loaded : static_cast<ggml_type>(type);
   const ggml_tensor* t0 = handles.front();
   const size_t bytes = ggml_row_size(stored, t0->ne[0]) * ggml_nrows(t0);

@@ -27,20 +27,26 @@ namespace cb::engine {
 // accessor for a loaded model's tensors.)
 struct ModelLoader {
   static bool collect(ggml_tensor* t, bool ask, void* ud) {
-    auto* out = static_cast<std::map<std::string, std::vector<ggml_tensor*>>*>(ud);
+    auto* m = static_cast<LlamaModel*>(ud);
     if (!ask) return true;
-    for (ggml_tensor* src : t->src) {
+    for (int i = 0; i < GGML_MAX_SRC; ++i) {
+      ggml_tensor* src = t->src[i];
       if (!src || !src->buffer || src->name[0] == '\0') continue;
       if (ggml_backend_buffer_get_usage(src->buffer) != GGML_BACKEND_BUFFER_USAGE_WEIGHTS) continue;
-      auto& v = (*out)[src->name];
+      auto& v = m->tensors_[src->name];
       if (std::find(v.begin(), v.end(), src) == v.end()) v.push_back(src);
+      // Any type runs where the weight is a matrix product's or a row
+      // lookup's first operand; other ops (ssm_conv, elementwise) need floats.
+      const bool any_type = i == 0 && (t->op == GGML_OP_MUL_MAT || t->op == GGML_OP_MUL_MAT_ID ||
+                                       t->op == GGML_OP_GET_ROWS);
+      if (!any_type) m->float_only_.insert(src->name);
     }
     return false;  // never ask for the computed data
   }
 
   static void discover(LlamaModel& m) {
     LlamaContext ctx(m, {.n_ctx = 16, .n_batch = 16, .n_ubatch = 16, .n_seq = 1,
-                         .cb_eval = &collect, .cb_eval_user_data = &m.tensors_});
+                         .cb_eval = &collect, .cb_eval_user_data = &m});
     TokenBatch batch(2);
     batch.add(m.bos() >= 0 ? m.bos() : 0, 0, 0, true);
     ctx.decode(batch);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,10 @@ class LlamaModel {
     return tensors_;
   }
 
+  // Swappable models only: whether every op reading the tensor takes any
+  // type (matrix products, row lookups); false e.g. for ssm_conv1d (F32 only).
+  bool takes_any_type(const std::string& name) const { return tensors_.count(name) && !float_only_.count(name); }
+
   llama_model* raw() const { return model_; }
   const llama_vocab* vocab() const;
 
@@ -101,6 +106,7 @@ class LlamaModel {
   int n_threads_ = 1;
   llama_model* model_ = nullptr;
   std::map<std::string, std::vector<ggml_tensor*>> tensors_;
+  std::set<std::string> float_only_;
 };
 
 // Evaluation callback (ggml_backend_sched_eval_callback): called with

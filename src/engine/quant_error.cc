@@ -1,6 +1,7 @@
 #include "engine/quant_error.h"
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -27,7 +28,7 @@ struct Sample {
   int64_t n_rows() const { return static_cast<int64_t>(expert.size()); }
 };
 
-Sample read_sample(const GgufFile& src, int64_t index, int64_t max_elements) {
+Sample read_sample(const GgufFile& src, int64_t index, int64_t n_elements) {
   Sample s;
   const std::vector<int64_t> shape = src.tensor_shape(index);
   const auto type = static_cast<ggml_type>(src.tensor_type(index));
@@ -36,7 +37,8 @@ Sample read_sample(const GgufFile& src, int64_t index, int64_t max_elements) {
   s.n_rows_total = 1;
   for (size_t d = 1; d < shape.size(); ++d) s.n_rows_total *= shape[d];
   const int64_t n_sample =
-      std::clamp<int64_t>(max_elements / std::max<int64_t>(1, s.n_cols), 1, s.n_rows_total);
+      std::clamp<int64_t>(n_elements / std::max<int64_t>(1, s.n_cols), std::min<int64_t>(32, s.n_rows_total),
+                          s.n_rows_total);
   const size_t row_bytes = ggml_row_size(type, s.n_cols);
   std::ifstream in(src.path(), std::ios::binary);
   std::vector<uint8_t> raw(row_bytes * n_sample);
@@ -72,36 +74,56 @@ const float* weights_of(const Sample& s, const std::vector<float>& w, int64_t r)
   return w.empty() ? nullptr : w.data() + s.expert[r] * s.n_cols;
 }
 
-// Σ w·(x − x̂)² over one chunk after quantize → dequantize at `type`.
-double chunk_error(const Sample& s, const Chunk& c, ggml_type type, const std::vector<float>& w) {
-  if (type == GGML_TYPE_F32) return 0.0;
+// Σ w·(x − x̂)² of each row of one chunk after quantize → dequantize at
+// `type`, into row_err[c.first ..).
+void chunk_error(const Sample& s, const Chunk& c, ggml_type type, const std::vector<float>& w, double* row_err) {
+  if (type == GGML_TYPE_F32) return;
   const float* x = s.f32.data() + c.first * s.n_cols;
   const int64_t n = c.n * s.n_cols;
   std::vector<float> back(static_cast<size_t>(n));
   std::vector<uint8_t> q(ggml_row_size(type, s.n_cols) * c.n);
   ggml_quantize_chunk(type, x, q.data(), 0, c.n, s.n_cols, weights_of(s, w, c.first));
   ggml_get_type_traits(type)->to_float(q.data(), back.data(), n);
-  double err = 0;
   for (int64_t r = 0; r < c.n; ++r) {
     const float* wr = weights_of(s, w, c.first + r);
+    double err = 0;
     for (int64_t j = 0; j < s.n_cols; ++j) {
       const double d = static_cast<double>(x[r * s.n_cols + j]) - back[r * s.n_cols + j];
       err += (wr ? wr[j] : 1.0) * d * d;
     }
+    row_err[c.first + r] = err;
   }
-  return err;
 }
 
-double weighted_energy(const Sample& s, const std::vector<float>& w) {
-  double e = 0;
+std::vector<double> row_energy(const Sample& s, const std::vector<float>& w) {
+  std::vector<double> e(static_cast<size_t>(s.n_rows()), 0.0);
   for (int64_t r = 0; r < s.n_rows(); ++r) {
     const float* wr = weights_of(s, w, r);
     for (int64_t j = 0; j < s.n_cols; ++j) {
       const double x = s.f32[r * s.n_cols + j];
-      e += (wr ? wr[j] : 1.0) * x * x;
+      e[r] += (wr ? wr[j] : 1.0) * x * x;
     }
   }
   return e;
+}
+
+// Ratio estimate Σerr/Σenergy and its standard error over the sampled rows,
+// with the finite-population correction (0 when all rows are used).
+std::pair<double, double> ratio_estimate(const double* err, const std::vector<double>& energy, int64_t n_total) {
+  const size_t n = energy.size();
+  double se_sum = 0, x_sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    se_sum += err[i];
+    x_sum += energy[i];
+  }
+  if (x_sum <= 0) return {0.0, 0.0};
+  const double r = se_sum / x_sum;
+  if (n < 2 || static_cast<int64_t>(n) >= n_total) return {r, 0.0};
+  double v = 0;
+  for (size_t i = 0; i < n; ++i) v += (err[i] - r * energy[i]) * (err[i] - r * energy[i]);
+  const double fpc = 1.0 - static_cast<double>(n) / static_cast<double>(n_total);
+  const double mean_x = x_sum / static_cast<double>(n);
+  return {r, std::sqrt(fpc * v / (static_cast<double>(n) * static_cast<double>(n - 1))) / mean_x};
 }
 
 // Types of `names` that can be priced on this tensor, as ggml types.
@@ -140,11 +162,13 @@ std::map<std::string, QuantErrorValue> price_tensor(const Sample& s, const std::
                                                     const std::vector<float>& w, int n_threads) {
   const std::vector<Chunk> chunks = make_chunks(s);
   const size_t n_items = types.size() * chunks.size();
-  std::vector<double> err(n_items, 0.0);
+  const size_t n_rows = static_cast<size_t>(s.n_rows());
+  std::vector<double> err(types.size() * n_rows, 0.0);  // per type, per sampled row
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < n_items; i = next++) {
-      err[i] = chunk_error(s, chunks[i % chunks.size()], types[i / chunks.size()], w);
+      const size_t k = i / chunks.size();
+      chunk_error(s, chunks[i % chunks.size()], types[k], w, err.data() + k * n_rows);
     }
   };
   std::vector<std::thread> pool;
@@ -152,12 +176,11 @@ std::map<std::string, QuantErrorValue> price_tensor(const Sample& s, const std::
   for (int k = 1; k < n_workers; ++k) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
-  const double energy = weighted_energy(s, w);
+  const std::vector<double> energy = row_energy(s, w);
   std::map<std::string, QuantErrorValue> out;
   for (size_t k = 0; k < types.size(); ++k) {
-    double sum = 0;
-    for (size_t c = 0; c < chunks.size(); ++c) sum += err[k * chunks.size() + c];
-    out[ggml_type_name(types[k])] = {energy > 0 ? sum / energy : 0.0, s.n_rows(), s.n_rows_total, !w.empty()};
+    const auto [r, se] = ratio_estimate(err.data() + k * n_rows, energy, s.n_rows_total);
+    out[ggml_type_name(types[k])] = {r, se, s.n_rows(), s.n_rows_total, !w.empty()};
   }
   return out;
 }
@@ -182,9 +205,18 @@ std::map<std::string, std::map<std::string, QuantErrorValue>> compute_quant_erro
     const std::vector<ggml_type> types = priceable(type_names, shape.at(0), !w.empty());
     ++done;
     if (types.empty()) continue;
-    const Sample s = read_sample(src, index, job.max_elements_per_tensor);
-    table[name] = price_tensor(s, types, w, n_threads);
-    logger.debug(fmt::format("qerror {}: {} types on {}/{} rows", name, types.size(), s.n_rows(), s.n_rows_total));
+    // Grow the sample until every type's relative SE is within the target.
+    int64_t n_elements = job.min_elements_per_tensor > 0 ? job.min_elements_per_tensor : job.max_elements_per_tensor;
+    for (;;) {
+      const Sample s = read_sample(src, index, n_elements);
+      table[name] = price_tensor(s, types, w, n_threads);
+      double worst = 0;
+      for (const auto& [t, v] : table[name]) worst = std::max(worst, v.rel_mse > 0 ? v.rel_mse_se / v.rel_mse : 0.0);
+      logger.debug(fmt::format("qerror {}: {} types on {}/{} rows, worst rel se {:.3f}", name, types.size(),
+                               s.n_rows(), s.n_rows_total, worst));
+      if (worst <= job.target_rel_se || s.n_rows() >= s.n_rows_total || n_elements >= job.max_elements_per_tensor) break;
+      n_elements = std::min(2 * n_elements, job.max_elements_per_tensor);
+    }
   }
   if (progress) progress({"qerror", total, total, ""});
   return table;

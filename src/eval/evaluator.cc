@@ -292,6 +292,10 @@ void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::
 
 void Evaluator::restore_tensor(const std::string& tensor) { impl_->swapper->restore(tensor); }
 void Evaluator::restore_all() { impl_->swapper->restore_all(); }
+bool Evaluator::takes_any_type(const std::string& tensor) const {
+  return impl_->model->takes_any_type(tensor);
+}
+
 std::map<std::string, std::string> Evaluator::tensor_types() const {
   return impl_->swapper->tensor_types();
 }

@@ -398,7 +398,10 @@ void Sweep::run_domain(const MeasureText& text) {
       o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
     }
   }
-  for (const auto& [name, type] : ev->tensor_types()) swappable_.push_back(name);
+  for (const auto& [name, type] : ev->tensor_types()) {
+    // Real types only where the graph's ops take them (not ssm_conv1d).
+    if (o_.mode != EvalMode::kResident || ev->takes_any_type(name)) swappable_.push_back(name);
+  }
   base_chunks_.clear();
   if (o_.mode == EvalMode::kResident) {
     cfg_ = make_resident(std::move(ev), o_.source_path, body, eo, o_.logger);

@@ -272,8 +272,11 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   const std::string text = read_file(eval_path);
   eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
                        .top_k = o.eval_top_k};
-  eval::Evaluator ref_ev(o.source, text, eo, o.logger);
-  const eval::ReferenceStore ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress);
+  eval::ReferenceStore ref;
+  {  // the F16 model is released before any candidate loads
+    eval::Evaluator ref_ev(o.source, text, eo, o.logger);
+    ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress);
+  }
   const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
   const Scored base = score_model(o, "stock " + r.baseline_preset, baseline_path, text, ref);
   r.ours = ours.record;

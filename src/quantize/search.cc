@@ -63,7 +63,9 @@ class SwapBench {
     }
     eo.tensor_types = base;
     ev_ = std::make_unique<eval::Evaluator>(source, text, eo, o.logger);
-    memory_ = ev_->tensor_types();
+    for (const auto& [name, type] : ev_->tensor_types()) {
+      if (ev_->takes_any_type(name)) memory_[name] = type;  // the rest stays as loaded
+    }
   }
 
   const std::map<std::string, std::string>& memory_types() const { return memory_; }

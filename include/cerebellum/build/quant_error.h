@@ -24,10 +24,14 @@ struct QuantErrorOptions {
   std::vector<std::string> types;
   std::string imatrix_path;                   // "" = uniform weights, no imatrix
   int n_threads = 0;                          // 0 = all hardware threads
-  // Tensors larger than this are priced on an evenly spaced sample of rows
-  // (quantization is row-independent). 4 Mi elements: every tensor of
-  // cb-dense-12l is priced exactly.
+  // Row sampling (quantization is row-independent): each tensor is priced on
+  // about min_elements of evenly spaced rows, doubled while some type's
+  // relative standard error is above target_rel_se, up to max_elements.
+  // min = max: a fixed sample (min = max = 1 << 30: every row, exact).
+  // Defaults checked against the exact table in docs/allocate.md.
+  int64_t min_elements_per_tensor = 1 << 18;
   int64_t max_elements_per_tensor = 1 << 22;
+  double target_rel_se = 0.02;
 };
 
 struct QuantErrorReport {
@@ -35,7 +39,10 @@ struct QuantErrorReport {
   std::string source, source_sha256, imatrix_path;
   int n_tensors = 0, n_values = 0;
   int n_sampled_tensors = 0;                  // priced on a row sample
-  int64_t max_elements_per_tensor = 0;
+  int64_t min_elements_per_tensor = 0, max_elements_per_tensor = 0;
+  double target_rel_se = 0;
+  double max_rel_se = 0;                      // largest se/value over the table
+  std::map<std::string, std::map<std::string, double>> rel_mse_se;  // tensor -> type -> se
   double elapsed_s = 0;
 };
 

@@ -134,8 +134,11 @@ class Evaluator {
   void set_tensor_type_simulated(const std::string& tensor, const std::string& type);
   void restore_tensor(const std::string& tensor);
   void restore_all();
-  // Swappable tensors and their in-memory types.
+  // Swappable tensors and their loaded types.
   std::map<std::string, std::string> tensor_types() const;
+  // Whether set_tensor_type can give the tensor any type (false where an op
+  // needs floats, e.g. ssm_conv1d).
+  bool takes_any_type(const std::string& tensor) const;
 
  private:
   std::vector<ChunkResult> evaluate_impl(int first, int count, const ReferenceStore* ref,

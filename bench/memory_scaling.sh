@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Peak memory of our stages next to stock llama-perplexity on the stock
+# base-mix (Q4_K_M) file of the same model, on the cb models and on generated
+# models of realistic shape (random weights: time and memory only).
+#
+#   bash bench/memory_scaling.sh [--models "dense hybrid gen:0.2b gen:0.8b"] [--threads 2]
+#                                [--work DIR] [--gpu-layers N] [--out results.json]
+#
+# Peak RSS is the kernel's high-water mark (GNU time %M, VmHWM): it counts
+# memory-mapped model pages too, for us and for stock alike. With
+# --gpu-layers, peak VRAM is sampled from nvidia-smi every 0.2 s as well.
+# Rows:
+#   stock ppl Q4_K_M   llama-perplexity -nr on the stock Q4_K_M file (the bar: 1.0x)
+#   stock ppl F16      llama-perplexity on the F16 file (what any F16 reference costs)
+#   reference          cerebellum measure --reference-only (F16 pass alone)
+#   measure            cerebellum measure, 3 units, reference already stored
+#   qerror             cerebellum qerror (all candidate types), with stock llama-quantize's time next to it
+#   eval               cerebellum eval on the stock Q4_K_M file (PPL)
+#   quantize           cerebellum quantize, short (groups plan, no search, no table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SHARED="$(cd .. && pwd)/shared"
+MODELS="dense hybrid gen:0.2b gen:0.8b"
+THREADS=2
+WORK="${TMPDIR:-/tmp}/cb-memory-scaling"
+NGL=0
+OUT_JSON=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --models) MODELS="$2"; shift ;;
+    --threads) THREADS="$2"; shift ;;
+    --work) WORK="$2"; shift ;;
+    --gpu-layers) NGL="$2"; shift ;;
+    --out) OUT_JSON="$2"; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+CB="$ROOT/build/cerebellum"
+GEN="$ROOT/build/cb-gen-model"
+LLAMA_BIN=$(sed -n 's/^LLAMA_BIN_DIR:[A-Z]*=//p' build/CMakeCache.txt)
+[ -x "$LLAMA_BIN/llama-perplexity" ] || LLAMA_BIN="$(dirname "$(sed -n 's/^LLAMA_LIB:FILEPATH=//p' build/CMakeCache.txt)")/../bin"
+CALIB="$SHARED/data/docs-en-calib.txt"
+EVAL="$SHARED/data/wikitext-2-raw/wiki.test.raw"
+mkdir -p "$WORK"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+
+# run NAME MODEL CMD...: records peak RSS (and VRAM) and wall seconds.
+run() {
+  local row="$1" model="$2"; shift 2
+  local vram_log="$WORK/vram.$$" sampler=""
+  if [ "$NGL" != 0 ] && command -v nvidia-smi >/dev/null; then
+    (while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.2; done) >"$vram_log" 2>/dev/null &
+    sampler=$!
+  fi
+  local base_vram=0
+  [ -n "$sampler" ] && base_vram=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+  if ! /usr/bin/time -f "%M %e" -o "$WORK/time.$$" "$@" >"$WORK/$row.log" 2>&1; then
+    echo "FAILED: $row on $model (log: $WORK/$row.log)" >&2; tail -5 "$WORK/$row.log" >&2
+    [ -n "$sampler" ] && kill "$sampler"
+    return 1
+  fi
+  local vram=null
+  if [ -n "$sampler" ]; then
+    kill "$sampler"; wait "$sampler" 2>/dev/null || true
+    vram=$(( $(sort -n "$vram_log" | tail -1) - base_vram ))
+  fi
+  read -r rss_kb secs <"$WORK/time.$$"
+  echo "{\"model\": \"$model\", \"row\": \"$row\", \"rss_mb\": $((rss_kb / 1024)), \"seconds\": $secs, \"vram_mb\": $vram}" >>"$RESULTS"
+}
+
+bench_model() {
+  local tag="$1" f16 name
+  case "$tag" in
+    dense) f16="$SHARED/models/cb-dense-12l-F16.gguf" ;;
+    hybrid) f16="$SHARED/models/cb-hybrid-moe-F16.gguf" ;;
+    gen:*) f16="$WORK/gen-${tag#gen:}-F16.gguf"
+           [ -f "$f16" ] || "$GEN" --preset "${tag#gen:}" --vocab-from "$SHARED/models/cb-dense-12l-F16.gguf" \
+                              --out "$f16" --threads "$THREADS" >/dev/null ;;
+    *) echo "unknown model $tag" >&2; return 2 ;;
+  esac
+  name=$(basename "$f16" .gguf)
+  local q4="$WORK/$name-Q4_K_M.gguf" d="$WORK/$name.run"
+  rm -rf "$d"; mkdir -p "$d"
+  local ctx=128 chunks=4
+  local common=(--ctx "$ctx" --threads "$THREADS")
+  local gpu=(); [ "$NGL" != 0 ] && gpu=(--gpu-layers "$NGL")
+  local sgpu=(); [ "$NGL" != 0 ] && sgpu=(-ngl "$NGL")
+  run "stock_quantize" "$name" "$LLAMA_BIN/llama-quantize" "$f16" "$q4" Q4_K_M "$THREADS"
+  run "stock_ppl_q4km" "$name" "$LLAMA_BIN/llama-perplexity" -m "$q4" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr -t "$THREADS" "${sgpu[@]}"
+  run "stock_ppl_f16" "$name" "$LLAMA_BIN/llama-perplexity" -m "$f16" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr -t "$THREADS" "${sgpu[@]}"
+  local m=(--source "$f16" --base Q4_K_M --text "$CALIB" --min-chunks 2 --max-chunks "$chunks" "${common[@]}" "${gpu[@]}" --out "$d/m.jsonl")
+  run "reference" "$name" "$CB" measure "${m[@]}" --reference-only
+  run "measure" "$name" "$CB" measure "${m[@]}" --limit 3
+  run "qerror" "$name" "$CB" qerror --source "$f16" --threads "$THREADS" --out "$d/qerror.json"
+  run "eval" "$name" "$CB" eval --model "$q4" --text "$CALIB" --chunks "$chunks" "${common[@]}" "${gpu[@]}"
+  run "quantize" "$name" "$CB" quantize --source "$f16" --budget Q4_K_M --text "$CALIB" --eval-text "$EVAL" \
+      --plan groups --targets q2_K --promote q6_K --min-chunks 2 --max-chunks "$chunks" --eval-chunks "$chunks" \
+      --search-evals 0 --quant-error none --force "${common[@]}" --out "$d/out.gguf"
+}
+
+for tag in $MODELS; do bench_model "$tag"; done
+
+python3 - "$RESULTS" "$OUT_JSON" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+models = list(dict.fromkeys(r["model"] for r in rows))
+order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "eval", "quantize", "stock_quantize"]
+by = {(r["model"], r["row"]): r for r in rows}
+print(f"{'model':<28} {'row':<16} {'peak RSS MB':>12} {'x stock ppl':>12} {'VRAM MB':>9} {'seconds':>9}")
+for m in models:
+    bar = by[(m, "stock_ppl_q4km")]["rss_mb"]
+    for k in order:
+        r = by.get((m, k))
+        if not r: continue
+        v = "" if r["vram_mb"] is None else r["vram_mb"]
+        print(f"{m:<28} {k:<16} {r['rss_mb']:>12} {r['rss_mb']/bar:>11.2f}x {v:>9} {r['seconds']:>9}")
+    q, s = by.get((m, "qerror")), by.get((m, "stock_quantize"))
+    if q and s:
+        print(f"{m:<28} qerror / stock llama-quantize time: {float(q['seconds'])/max(0.01, float(s['seconds'])):.2f}x")
+if sys.argv[2]:
+    json.dump({"schema": "cerebellum.bench.memory/1", "rows": rows}, open(sys.argv[2], "w"), indent=1)
+EOF
