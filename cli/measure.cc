@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/measure/measure.h"
@@ -21,7 +22,7 @@ namespace {
 
 struct MeasureArgs {
   measure::MeasureOptions o;
-  std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out;
+  std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out, max_vram;
   std::vector<std::string> texts, domains, targets, promote;
 };
 
@@ -48,6 +49,7 @@ void run_sweep(MeasureArgs& a) {
   o.out_path = a.out;
   o.plan = measure::parse_plan_level(a.plan);
   o.mode = measure::parse_eval_mode(a.mode);
+  if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
   o.targets = split_commas(a.targets);
   o.promote = split_commas(a.promote);
   const std::vector<std::string> domains = split_commas(a.domains);
@@ -151,6 +153,9 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--threads", o.n_threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--gpu-layers", o.n_gpu_layers, "layers offloaded to the GPU (999 = all; CPU builds ignore it)")
       ->capture_default_str();
+  cmd->add_option("--max-vram", a->max_vram,
+                  "device memory cap per loaded model, e.g. 24GiB: the F16 reference pass offloads only the layers "
+                  "that fit (default: no cap)");
   cmd->add_option("--mode", a->mode, "resident (base mix in real types, swaps in place) | simulated (F16 model, quant->dequant swaps) | exact (reload per unit)")->capture_default_str();
   cmd->add_flag("--probes", o.probes.enabled, "interaction probes: pairs and a ladder");
   cmd->add_option("--ladder", o.probes.ladder_max, "ladder steps")->capture_default_str();

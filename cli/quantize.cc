@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cerebellum/allocate/allocate.h"
 #include "cerebellum/card/card.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/quantize/quantize.h"
@@ -17,7 +18,7 @@ namespace {
 struct QuantizeArgs {
   QuantizeOptions o;
   std::vector<std::string> texts, domains, targets, promote;
-  std::string plan = "tensors";
+  std::string plan = "tensors", max_vram;
   int min_chunks = 4, max_chunks = 16;
   bool card = false;
 };
@@ -73,6 +74,7 @@ void run(QuantizeArgs& a, const std::string& command_line) {
   if (!a.targets.empty()) o.targets = split_commas(a.targets);
   if (!a.promote.empty()) o.promote = split_commas(a.promote);
   o.plan = measure::parse_plan_level(a.plan);
+  if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
   o.stop.min_chunks = a.min_chunks;
   o.stop.max_chunks = a.max_chunks;
   o.command_line = command_line;
@@ -132,6 +134,9 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--eval-chunks", a->o.eval_chunks, "chunks of the eval text for the gate")->capture_default_str();
   cmd->add_option("--curve", a->o.curve_presets, "extra stock mixes to evaluate for the card's curve");
   cmd->add_option("--threads", a->o.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--gpu-layers", a->o.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
+      ->capture_default_str();
+  cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");
   cmd->add_flag("--force", a->o.force, "write the output even if it does not beat the stock mix");
   cmd->add_flag("--card", a->card, "render RUN_DIR/CARD.md afterwards");
   cmd->callback([a, cmd] {

@@ -73,6 +73,7 @@ int64_t parse_budget_bytes(const std::string& spec, int64_t n_elements) {
                                  "bpw)", spec, unit));
   }
   if (!(bytes > 0)) throw UsageError(fmt::format("budget '{}' must be positive", spec));
+  if (!(bytes < 9.2e18)) throw UsageError(fmt::format("budget '{}' is too large", spec));
   return static_cast<int64_t>(std::floor(bytes));
 }
 

@@ -55,9 +55,37 @@ struct ModelLoader {
 
 namespace {
 
-llama_model_params model_params(const ModelLoadOptions& opts) {
+// The most of `requested` layers (llama.cpp offloads the last ones; one past
+// the block count is the output layer) whose weights fit `max_bytes` with
+// `reserve_bytes` left for the KV cache and compute buffers.
+int fit_gpu_layers(const std::string& path, int requested, int64_t max_bytes, int64_t reserve_bytes) {
+  const GgufFile g(path);
+  const int64_t n_layer = g.get_int(g.get_string("general.architecture") + ".block_count", 0);
+  std::vector<int64_t> layer_bytes(static_cast<size_t>(std::max<int64_t>(n_layer, 0)), 0);
+  int64_t output_bytes = 0;
+  for (int64_t i = 0; i < g.n_tensors(); ++i) {
+    const std::string name = g.tensor_name(i);
+    int layer = -1;
+    if (std::sscanf(name.c_str(), "blk.%d.", &layer) == 1 && layer >= 0 && layer < n_layer) {
+      layer_bytes[layer] += static_cast<int64_t>(g.tensor_size_bytes(i));
+    } else if (name.rfind("output", 0) == 0) {
+      output_bytes += static_cast<int64_t>(g.tensor_size_bytes(i));
+    }
+  }
+  const int max_k = static_cast<int>(std::min<int64_t>(requested, n_layer + 1));
+  int best = 0;
+  int64_t bytes = 0;
+  for (int k = 1; k <= max_k; ++k) {
+    bytes += k <= n_layer ? layer_bytes[n_layer - k] : output_bytes;
+    if (bytes + reserve_bytes > max_bytes) break;
+    best = k;
+  }
+  return best;
+}
+
+llama_model_params model_params(const ModelLoadOptions& opts, int n_gpu_layers) {
   llama_model_params p = llama_model_default_params();
-  p.n_gpu_layers = opts.n_gpu_layers;
+  p.n_gpu_layers = n_gpu_layers;
   p.use_extra_bufts = false;  // AMX repacking segfaults on quantized cb-* models
   return p;
 }
@@ -129,8 +157,14 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   TempModelFile temp;
   std::string load_path = path;
   if (!opts.tensor_types.empty()) load_path = build_typed_model(path, opts, temp);
+  m->n_gpu_layers_ = opts.n_gpu_layers;
+  if (opts.n_gpu_layers > 0 && opts.max_device_bytes > 0) {
+    m->n_gpu_layers_ = fit_gpu_layers(load_path, opts.n_gpu_layers, opts.max_device_bytes, opts.device_reserve_bytes);
+    opts.logger.info(fmt::format("{}: {} layers on the device to stay within {:.2f} GiB", path, m->n_gpu_layers_,
+                                 static_cast<double>(opts.max_device_bytes) / (1 << 30)));
+  }
   ScopedLogCapture capture(opts.logger);
-  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(opts));
+  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(opts, m->n_gpu_layers_));
   if (!m->model_) {
     std::string why = capture.text();
     const auto pos = why.rfind("error");

@@ -35,6 +35,11 @@ using Token = int32_t;
 struct ModelLoadOptions {
   int n_threads = 0;     // 0 = std::thread::hardware_concurrency()
   int n_gpu_layers = 0;  // layers to offload (CPU-only builds ignore it)
+  // Cap on the model's device bytes: n_gpu_layers is lowered to the most
+  // layers whose weights plus `device_reserve_bytes` (KV cache, compute
+  // buffers) fit. 0 = no cap.
+  int64_t max_device_bytes = 0;
+  int64_t device_reserve_bytes = int64_t{3} << 29;  // 1.5 GiB
   // Record the weight tensors' handles (tensor_handles()) so a TensorSwapper
   // can re-point them (eval_swap.h). The weights stay memory-mapped.
   bool swappable = false;
@@ -64,6 +69,7 @@ class LlamaModel {
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const std::string& path() const { return path_; }  // the file given to load()
+  int n_gpu_layers() const { return n_gpu_layers_; }  // after the device cap
   int n_threads() const { return n_threads_; }
   int32_t n_vocab() const;
   int32_t n_ctx_train() const;
@@ -104,6 +110,7 @@ class LlamaModel {
   friend struct ModelLoader;
   std::string path_;
   int n_threads_ = 1;
+  int n_gpu_layers_ = 0;
   llama_model* model_ = nullptr;
   std::map<std::string, std::vector<ggml_tensor*>> tensors_;
   std::set<std::string> float_only_;

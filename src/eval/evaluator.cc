@@ -73,6 +73,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   engine::ModelLoadOptions lo;
   lo.n_threads = opts.n_threads;
   lo.n_gpu_layers = opts.n_gpu_layers;
+  lo.max_device_bytes = opts.max_device_bytes;
   lo.swappable = true;
   lo.tensor_types = opts.tensor_types;
   lo.built_path = opts.built_model_path;

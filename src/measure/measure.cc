@@ -155,6 +155,7 @@ class Sweep {
     e.max_chunks = o_.stop.max_chunks;
     e.n_threads = o_.n_threads;
     e.n_gpu_layers = o_.n_gpu_layers;
+    e.max_device_bytes = o_.max_device_bytes;
     e.n_batch = o_.ctx * chunks_per_step();
     e.top_k = o_.top_k;
     e.first_scored = o_.first_scored < 0 ? o_.ctx / 8 : o_.first_scored;

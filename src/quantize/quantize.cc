@@ -67,7 +67,8 @@ struct Scored {
 Scored score_model(const QuantizeOptions& o, const std::string& name, const std::string& path,
                    const std::string& text, const eval::ReferenceStore& ref) {
   eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
-                       .top_k = o.eval_top_k};
+                       .top_k = o.eval_top_k, .n_gpu_layers = o.n_gpu_layers,
+                       .max_device_bytes = o.max_device_bytes};
   eval::Evaluator ev(path, text, eo, o.logger);
   Scored s;
   const eval::EvalSummary sum = ev.run(&ref, o.progress, &s.series);
@@ -94,6 +95,8 @@ void run_sweep(const QuantizeOptions& o, const std::string& run_dir, const std::
   m.stop = o.stop;
   m.top_k = o.top_k;
   m.n_threads = o.n_threads;
+  m.n_gpu_layers = o.n_gpu_layers;
+  m.max_device_bytes = o.max_device_bytes;
   m.resume = fs::exists(journal_path);
   m.out_path = journal_path;
   m.reference_dir = run_dir;
@@ -122,6 +125,8 @@ Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const All
   so.max_seconds = o.search_seconds;
   so.imatrix_path = o.imatrix_path;
   so.n_threads = o.n_threads;
+  so.n_gpu_layers = o.n_gpu_layers;
+  so.max_device_bytes = o.max_device_bytes;
   so.logger = o.logger;
   so.progress = o.progress;
   const SearchResult sr = refine_plan(o.source, p, choice_of(p, plan), plan.budget_bytes - plan.fixed_overhead_bytes, so);
@@ -271,7 +276,8 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   const std::string eval_path = o.eval_text.empty() ? o.texts.front().path : o.eval_text;
   const std::string text = read_file(eval_path);
   eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
-                       .top_k = o.eval_top_k};
+                       .top_k = o.eval_top_k, .n_gpu_layers = o.n_gpu_layers,
+                       .max_device_bytes = o.max_device_bytes};
   eval::ReferenceStore ref;
   {  // the F16 model is released before any candidate loads
     eval::Evaluator ref_ev(o.source, text, eo, o.logger);

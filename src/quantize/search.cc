@@ -49,7 +49,8 @@ class SwapBench {
     if (!o.imatrix_path.empty()) imatrix_ = std::make_unique<Imatrix>(read_imatrix(o.imatrix_path));
     if (o.n_chunks < 2) throw UsageError("search: --search-chunks must be at least 2 (paired standard errors)");
     eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.first_chunk + o.n_chunks, .n_threads = o.n_threads,
-                         .top_k = o.top_k};
+                         .top_k = o.top_k, .n_gpu_layers = o.n_gpu_layers,
+                         .max_device_bytes = o.max_device_bytes};
     eo.imatrix = imatrix_.get();
     const std::string text = read_file(o.text_path);
     {

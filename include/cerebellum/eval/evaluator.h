@@ -47,6 +47,9 @@ struct EvalOptions {
   std::string work_dir;
   const Imatrix* imatrix = nullptr;  // for quantizing tensor_types / swaps (optional)
   int n_gpu_layers = 0;   // layers offloaded to the GPU (-ngl; CPU-only builds ignore it)
+  // Cap on the model's device memory (weights + 1.5 GiB for KV and compute):
+  // fewer layers are offloaded when the model would not fit. 0 = no cap.
+  int64_t max_device_bytes = 0;
   // First scored position in a chunk; -1 = ctx/2 (llama-perplexity's layout).
   // The sweep scores from ctx/8: 1.75x the scored tokens for the same compute
   // (docs/measure.md); PPL comparable with llama-perplexity needs -1.

@@ -58,6 +58,8 @@ struct QuantizeOptions {
   // Extra stock mixes evaluated for the card's KLD/PPL-vs-size curve.
   std::vector<std::string> curve_presets;
   int n_threads = 0;                      // 0 = all cores
+  int n_gpu_layers = 0;                   // layers offloaded in every evaluation (999 = all)
+  int64_t max_device_bytes = 0;           // cap per loaded model (fewer layers offloaded); 0 = none
   bool force = false;                     // write even when the gate fails
   std::string command_line;               // recorded in commands.txt
   Logger logger;

@@ -72,6 +72,8 @@ struct SearchOptions {
   MoveOptions moves;
   std::string imatrix_path;  // the build's imatrix: swaps quantize with it too
   int n_threads = 0;         // 0 = all cores
+  int n_gpu_layers = 0;      // layers offloaded (999 = all)
+  int64_t max_device_bytes = 0;  // cap per loaded model; 0 = none
   Logger logger;
   ProgressFn progress;       // ("search", evaluations done, max_evals, move)
 };
