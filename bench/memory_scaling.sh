@@ -4,7 +4,10 @@
 # models of realistic shape (random weights: time and memory only).
 #
 #   bash bench/memory_scaling.sh [--models "dense hybrid gen:0.2b gen:0.8b"] [--threads 2]
-#                                [--work DIR] [--gpu-layers N] [--out results.json]
+#                                [--work DIR] [--gpu-layers N] [--max-vram 24GiB]
+#                                [--rows "stock_quantize ... quantize"] [--out results.json]
+# --rows runs only those rows (in a kept --work dir; results accumulate there).
+# CB_BUILD=DIR: the build directory to use (default build/).
 #
 # Peak RSS is the kernel's high-water mark (GNU time %M, VmHWM): it counts
 # memory-mapped model pages too, for us and for stock alike. With
@@ -26,6 +29,8 @@ THREADS=2
 WORK="${TMPDIR:-/tmp}/cb-memory-scaling"
 NGL=0
 OUT_JSON=""
+MAX_VRAM=""
+ROWS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift ;;
@@ -33,23 +38,28 @@ while [ $# -gt 0 ]; do
     --work) WORK="$2"; shift ;;
     --gpu-layers) NGL="$2"; shift ;;
     --out) OUT_JSON="$2"; shift ;;
+    --max-vram) MAX_VRAM="$2"; shift ;;
+    --rows) ROWS="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
-CB="$ROOT/build/cerebellum"
-GEN="$ROOT/build/cb-gen-model"
-LLAMA_BIN=$(sed -n 's/^LLAMA_BIN_DIR:[A-Z]*=//p' build/CMakeCache.txt)
-[ -x "$LLAMA_BIN/llama-perplexity" ] || LLAMA_BIN="$(dirname "$(sed -n 's/^LLAMA_LIB:FILEPATH=//p' build/CMakeCache.txt)")/../bin"
+BUILD="${CB_BUILD:-$ROOT/build}"
+CB="$BUILD/cerebellum"
+GEN="$BUILD/cb-gen-model"
+LLAMA_BIN="$(dirname "$(sed -n 's/^LLAMA_LIB:FILEPATH=//p' "$BUILD/CMakeCache.txt")")/../bin"
 CALIB="$SHARED/data/docs-en-calib.txt"
 EVAL="$SHARED/data/wikitext-2-raw/wiki.test.raw"
 mkdir -p "$WORK"
 RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
+[ -z "$ROWS" ] && : >"$RESULTS"
+touch "$RESULTS"
+want() { [ -z "$ROWS" ] || [[ " $ROWS " == *" $1 "* ]]; }
 
 # run NAME MODEL CMD...: records peak RSS (and VRAM) and wall seconds.
 run() {
   local row="$1" model="$2"; shift 2
+  want "$row" || return 0
   local vram_log="$WORK/vram.$$" sampler=""
   if [ "$NGL" != 0 ] && command -v nvidia-smi >/dev/null; then
     (while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.2; done) >"$vram_log" 2>/dev/null &
@@ -83,10 +93,12 @@ bench_model() {
   esac
   name=$(basename "$f16" .gguf)
   local q4="$WORK/$name-Q4_K_M.gguf" d="$WORK/$name.run"
-  rm -rf "$d"; mkdir -p "$d"
+  want reference && rm -rf "$d"
+  mkdir -p "$d"
   local ctx=128 chunks=4
   local common=(--ctx "$ctx" --threads "$THREADS")
   local gpu=(); [ "$NGL" != 0 ] && gpu=(--gpu-layers "$NGL")
+  [ -n "$MAX_VRAM" ] && gpu+=(--max-vram "$MAX_VRAM")
   local sgpu=(); [ "$NGL" != 0 ] && sgpu=(-ngl "$NGL")
   run "stock_quantize" "$name" "$LLAMA_BIN/llama-quantize" "$f16" "$q4" Q4_K_M "$THREADS"
   run "stock_ppl_q4km" "$name" "$LLAMA_BIN/llama-perplexity" -m "$q4" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr -t "$THREADS" "${sgpu[@]}"
@@ -95,7 +107,8 @@ bench_model() {
   run "reference" "$name" "$CB" measure "${m[@]}" --reference-only
   run "measure" "$name" "$CB" measure "${m[@]}" --limit 3
   run "qerror" "$name" "$CB" qerror --source "$f16" --threads "$THREADS" --out "$d/qerror.json"
-  run "eval" "$name" "$CB" eval --model "$q4" --text "$CALIB" --chunks "$chunks" "${common[@]}" "${gpu[@]}"
+  local egpu=(); [ "$NGL" != 0 ] && egpu=(--gpu-layers "$NGL")
+  run "eval" "$name" "$CB" eval --model "$q4" --text "$CALIB" --chunks "$chunks" "${common[@]}" "${egpu[@]}"
   run "quantize" "$name" "$CB" quantize --source "$f16" --budget Q4_K_M --text "$CALIB" --eval-text "$EVAL" \
       --plan groups --targets q2_K --promote q6_K --min-chunks 2 --max-chunks "$chunks" --eval-chunks "$chunks" \
       --search-evals 0 --quant-error none --force "${common[@]}" --out "$d/out.gguf"
@@ -109,14 +122,16 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 models = list(dict.fromkeys(r["model"] for r in rows))
 order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "eval", "quantize", "stock_quantize"]
 by = {(r["model"], r["row"]): r for r in rows}
-print(f"{'model':<28} {'row':<16} {'peak RSS MB':>12} {'x stock ppl':>12} {'VRAM MB':>9} {'seconds':>9}")
+print(f"{'model':<28} {'row':<16} {'peak RSS MB':>12} {'x stock ppl':>12} {'VRAM MB':>9} {'x stock':>8} {'seconds':>9}")
 for m in models:
-    bar = by[(m, "stock_ppl_q4km")]["rss_mb"]
+    bar = by.get((m, "stock_ppl_q4km"), {}).get("rss_mb") or 1
+    vbar = by.get((m, "stock_ppl_q4km"), {}).get("vram_mb")
     for k in order:
         r = by.get((m, k))
         if not r: continue
         v = "" if r["vram_mb"] is None else r["vram_mb"]
-        print(f"{m:<28} {k:<16} {r['rss_mb']:>12} {r['rss_mb']/bar:>11.2f}x {v:>9} {r['seconds']:>9}")
+        vx = f"{r['vram_mb']/vbar:.2f}x" if r["vram_mb"] is not None and vbar else ""
+        print(f"{m:<28} {k:<16} {r['rss_mb']:>12} {r['rss_mb']/bar:>11.2f}x {v:>9} {vx:>8} {r['seconds']:>9}")
     q, s = by.get((m, "qerror")), by.get((m, "stock_quantize"))
     if q and s:
         print(f"{m:<28} qerror / stock llama-quantize time: {float(q['seconds'])/max(0.01, float(s['seconds'])):.2f}x")

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -70,6 +72,21 @@ std::string read_file(const std::string& path) {
 }
 
 std::string sha256_file(const std::string& path) {
+  // Hashing a model of tens of GB takes minutes: remembered per process for
+  // an unchanged file (same path, size and modification time).
+  static std::mutex mutex;
+  static std::map<std::string, std::string> memo;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+  const std::string key = fmt::format("{}|{}|{}", std::filesystem::absolute(path, ec).string(), size, mtime);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!ec) {
+      auto it = memo.find(key);
+      if (it != memo.end()) return it->second;
+    }
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
   Sha256 h;
@@ -78,7 +95,10 @@ std::string sha256_file(const std::string& path) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     h.update(buf.data(), static_cast<size_t>(in.gcount()));
   }
-  return h.hex();
+  const std::string hex = h.hex();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!ec) memo[key] = hex;
+  return hex;
 }
 
 std::string sha256_bytes(const void* data, size_t size_bytes) {

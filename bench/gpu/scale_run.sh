@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU machine's scale bench (one `run` call of the device tool, repo root,
+# $OUT set): builds the pinned llama.cpp with CUDA and Cerebellum against it
+# (cached in build-cuda/ while the machine stays warm), generates a model of
+# realistic shape with random weights, and runs bench/memory_scaling.sh on
+# it with every layer offloaded (peak VRAM read from nvidia-smi).
+#
+#   bash bench/gpu/scale_run.sh PRESET "ROWS" [MAX_VRAM]
+#     PRESET    cb-gen-model preset (8b, 14b, ...)
+#     ROWS      memory_scaling.sh rows to run now (the rest in a later call)
+#     MAX_VRAM  --max-vram for our rows (e.g. 24GiB): the F16 reference pass
+#               then offloads only the layers that fit
+# Needs (carried, ignored): .device/common/{llama-src.tar.xz, deps/usr,
+# cb-dense-12l-F16.gguf, docs-en-calib.txt, wiki.test.raw}. docs/gpu.md.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"; cd "$root"
+OUT="${OUT:-/tmp/cb-out}"; mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log") 2>&1
+PRESET="${1:-8b}"; ROWS="${2:-}"; MAX_VRAM="${3:-}"
+D="$root/.device/common"
+B="$root/build-cuda"
+mkdir -p "$B"
+export CEREBELLUM_CACHE="$B/cache"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader; nproc; df -h "$root" | tail -1
+if [ ! -x "$B/cb/cerebellum" ] || [ ! -x "$B/cb/cb-gen-model" ]; then
+  t=$(date +%s)
+  [ -f "$B/llama-src/CMakeLists.txt" ] || { mkdir -p "$B/llama-src" && tar -xJf "$D/llama-src.tar.xz" -C "$B/llama-src"; }
+  CB_SKIP_APT=1 BUILD_DIR="$B/cb" JOBS="$(nproc)" \
+    CB_CMAKE_ARGS="-DCB_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH=$D/deps/usr" \
+    bash scripts/setup.sh --cuda --cuda-arch 90 --source "$B/llama-src" >"$OUT/build.log" 2>&1 || {
+      tail -40 "$OUT/build.log"; tail -40 "$CEREBELLUM_CACHE"/.work-*/build.log 2>/dev/null; exit 1; }
+  echo "build: $(( $(date +%s) - t )) s"
+else
+  # The tree is re-sent each call: rebuild only what changed.
+  cmake --build "$B/cb" -j "$(nproc)" >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+fi
+export LD_LIBRARY_PATH="$D/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# memory_scaling.sh reads ../shared: lay out the carried copies there.
+mkdir -p "$root/../shared/models" "$root/../shared/data/wikitext-2-raw"
+cp -n "$D/cb-dense-12l-F16.gguf" "$root/../shared/models/" 2>/dev/null
+cp -n "$D/docs-en-calib.txt" "$root/../shared/data/" 2>/dev/null
+cp -n "$D/wiki.test.raw" "$root/../shared/data/wikitext-2-raw/" 2>/dev/null
+WORK="$B/work"; mkdir -p "$WORK"
+args=(--models "gen:$PRESET" --threads "$(nproc)" --work "$WORK" --gpu-layers 999 --out "$OUT/memory-$PRESET.json")
+[ -n "$ROWS" ] && args+=(--rows "$ROWS")
+[ -n "$MAX_VRAM" ] && args+=(--max-vram "$MAX_VRAM")
+CB_BUILD="$B/cb" bash bench/memory_scaling.sh "${args[@]}"
+cp "$WORK"/*.run/*.jsonl "$OUT/" 2>/dev/null
+for f in "$WORK"/*.log; do tail -3 "$f" >"$OUT/$(basename "$f")"; done 2>/dev/null
+df -h "$root" | tail -1
