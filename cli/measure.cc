@@ -22,7 +22,7 @@ namespace {
 
 struct MeasureArgs {
   measure::MeasureOptions o;
-  std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out, max_vram;
+  std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out, max_vram, max_memory;
   std::vector<std::string> texts, domains, targets, promote;
 };
 
@@ -50,6 +50,7 @@ void run_sweep(MeasureArgs& a) {
   o.plan = measure::parse_plan_level(a.plan);
   o.mode = measure::parse_eval_mode(a.mode);
   if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
+  if (!a.max_memory.empty()) o.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
   o.targets = split_commas(a.targets);
   o.promote = split_commas(a.promote);
   const std::vector<std::string> domains = split_commas(a.domains);
@@ -156,6 +157,8 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--max-vram", a->max_vram,
                   "device memory cap per loaded model, e.g. 24GiB: the F16 reference pass offloads only the layers "
                   "that fit (default: no cap)");
+  cmd->add_option("--max-memory", a->max_memory,
+                  "refuse before starting when the projected host memory exceeds this, e.g. 32GiB");
   cmd->add_option("--mode", a->mode, "resident (base mix in real types, swaps in place) | simulated (F16 model, quant->dequant swaps) | exact (reload per unit)")->capture_default_str();
   cmd->add_flag("--probes", o.probes.enabled, "interaction probes: pairs and a ladder");
   cmd->add_option("--ladder", o.probes.ladder_max, "ladder steps")->capture_default_str();

@@ -18,7 +18,7 @@ namespace {
 struct QuantizeArgs {
   QuantizeOptions o;
   std::vector<std::string> texts, domains, targets, promote;
-  std::string plan = "tensors", max_vram;
+  std::string plan = "tensors", max_vram, max_memory;
   int min_chunks = 4, max_chunks = 16;
   bool card = false;
 };
@@ -75,6 +75,7 @@ void run(QuantizeArgs& a, const std::string& command_line) {
   if (!a.promote.empty()) o.promote = split_commas(a.promote);
   o.plan = measure::parse_plan_level(a.plan);
   if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
+  if (!a.max_memory.empty()) o.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
   o.stop.min_chunks = a.min_chunks;
   o.stop.max_chunks = a.max_chunks;
   o.command_line = command_line;
@@ -137,6 +138,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--gpu-layers", a->o.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");
+  cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
   cmd->add_flag("--force", a->o.force, "write the output even if it does not beat the stock mix");
   cmd->add_flag("--card", a->card, "render RUN_DIR/CARD.md afterwards");
   cmd->callback([a, cmd] {

@@ -9,6 +9,8 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/measure/measure.h"
+#include "cerebellum/measure/memory.h"
+#include "cerebellum/recipe/recipe.h"
 #include "test_paths.h"
 
 namespace cb::measure {
@@ -132,6 +134,33 @@ TEST(MeasureSweep, HybridMoeRoutersExpertsSsm) {
   for (const auto& id : ids) router = router || id.find("gate_inp") != std::string::npos ||
                                        id.find("router") != std::string::npos;
   EXPECT_TRUE(router) << "routers are measured like the rest";
+}
+
+// The projection is said before anything runs, and a cap below it is refused
+// up front (BudgetError, nothing written); the reference-only pass fills the
+// store so the sweep after it never loads the full-precision model.
+TEST(MeasureSweep, MemoryProjectionRefusesAndReferenceOnlyFills) {
+  const std::string dir = test::temp_dir("measure_mem");
+  MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);
+  o.limit_units = 2;
+  const ModelInfo model = inspect_model(o.source_path);
+  const MemoryProjection p = project_memory(o, model, stock_preset_types(o.source_path, "Q4_K_M", false));
+  EXPECT_GT(p.base_model_bytes, 0);
+  EXPECT_LT(p.base_model_bytes, model.file_size_bytes / 2);  // Q4_K_M < half of F16
+  EXPECT_EQ(p.reference_model_bytes, model.file_size_bytes);
+  EXPECT_GE(p.host_bytes, p.base_model_bytes + p.reference_store_bytes);
+  o.max_host_bytes = p.host_bytes - 1;
+  EXPECT_THROW(run_measure(o), BudgetError);
+  EXPECT_FALSE(std::filesystem::exists(o.out_path));
+  o.max_host_bytes = 0;
+  o.reference_only = true;
+  const MeasureSummary r = run_measure(o);
+  EXPECT_EQ(r.chunks_evaluated, o.stop.max_chunks);
+  EXPECT_FALSE(std::filesystem::exists(o.out_path));  // no journal
+  o.reference_only = false;
+  const MeasureSummary s = run_measure(o);
+  EXPECT_EQ(s.n_measured, 2);
+  EXPECT_FALSE(std::filesystem::exists(o.out_path + ".base.gguf"));  // removed at the end
 }
 
 TEST(MeasureSweep, StoriesFallbackTypes) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <vector>
@@ -15,6 +16,10 @@
 
 #include "cerebellum/common/error.h"
 #include "common/sha256.h"
+
+#ifdef CB_HAVE_OPENSSL
+#include <openssl/evp.h>
+#endif
 
 namespace cb {
 
@@ -89,13 +94,28 @@ std::string sha256_file(const std::string& path) {
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
+  std::vector<char> buf(4 << 20);
+#ifdef CB_HAVE_OPENSSL
+  // OpenSSL's SHA-256 uses the CPU's SHA instructions: ~10x ours.
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &md_len);
+  std::string hex;
+  for (unsigned int i = 0; i < md_len; ++i) hex += fmt::format("{:02x}", md[i]);
+#else
   Sha256 h;
-  std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     h.update(buf.data(), static_cast<size_t>(in.gcount()));
   }
   const std::string hex = h.hex();
+#endif
   std::lock_guard<std::mutex> lock(mutex);
   if (!ec) memo[key] = hex;
   return hex;

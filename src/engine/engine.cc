@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "ggml-backend.h"
 #include "ggml.h"
 #include "gguf.h"
 #include "llama.h"
@@ -60,6 +61,18 @@ void ScopedLogCapture::append(int level, const char* msg) {
   if (level == GGML_LOG_LEVEL_WARN) lv = LogLevel::kWarn;
   if (level == GGML_LOG_LEVEL_ERROR) lv = LogLevel::kError;
   if (logger_) logger_->log(lv, msg);
+}
+
+DeviceMemory gpu_memory() {
+  ensure_backend();
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+    if (ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_GPU) continue;
+    size_t free = 0, total = 0;
+    ggml_backend_dev_memory(dev, &free, &total);
+    return {static_cast<int64_t>(free), static_cast<int64_t>(total)};
+  }
+  return {};
 }
 
 std::string engine_version() {

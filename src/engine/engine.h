@@ -36,6 +36,12 @@ class ScopedLogCapture {
   ScopedLogCapture* prev_;
 };
 
+// Free and total bytes of the first GPU device; {0, 0} without one.
+struct DeviceMemory {
+  int64_t free_bytes = 0, total_bytes = 0;
+};
+DeviceMemory gpu_memory();
+
 // Engine version string, e.g. "llama.cpp de3ff815 (build 1234)".
 std::string engine_version();
 

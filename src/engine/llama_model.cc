@@ -83,7 +83,7 @@ int fit_gpu_layers(const std::string& path, int requested, int64_t max_bytes, in
   return best;
 }
 
-llama_model_params model_params(const ModelLoadOptions& opts, int n_gpu_layers) {
+llama_model_params model_params(int n_gpu_layers) {
   llama_model_params p = llama_model_default_params();
   p.n_gpu_layers = n_gpu_layers;
   p.use_extra_bufts = false;  // AMX repacking segfaults on quantized cb-* models
@@ -164,7 +164,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
                                  static_cast<double>(opts.max_device_bytes) / (1 << 30)));
   }
   ScopedLogCapture capture(opts.logger);
-  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(opts, m->n_gpu_layers_));
+  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(m->n_gpu_layers_));
   if (!m->model_) {
     std::string why = capture.text();
     const auto pos = why.rfind("error");

@@ -94,6 +94,13 @@ TEST(Inspect, BadInputs) {
 TEST(Sha256, KnownVectors) {
   EXPECT_EQ(sha256_bytes("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_bytes("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // Files hash the same through either implementation (OpenSSL when built in).
+  const std::string path = ::testing::TempDir() + "/cb-sha-abc.txt";
+  write_file_atomic(path, "abc");
+  EXPECT_EQ(sha256_file(path), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  std::string big(5 << 20, 'x');  // more than one read buffer
+  write_file_atomic(path + ".big", big);
+  EXPECT_EQ(sha256_file(path + ".big"), sha256_bytes(big.data(), big.size()));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // auto splitting, probes). The configuration evaluators are in config_eval.cc,
 // the unit planning and stopping rule in plan.cc.
 #include "cerebellum/measure/measure.h"
+#include "cerebellum/measure/memory.h"
 
 #include <algorithm>
 #include <chrono>
@@ -562,6 +563,11 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   const ModelInfo model = inspect_model(o.source_path);
   std::string base_name;
   const TypeMap base = resolve_base(o.base, model, &base_name);
+  if (o.mode == EvalMode::kResident) {
+    const MemoryProjection need = project_memory(o, model, base);
+    o.logger.info(need.describe());
+    check_memory(o, need);
+  }
   JournalHeader header = make_header(o, model, base);
   header.base_name = base_name;
   if (fs::exists(o.out_path, ec)) {

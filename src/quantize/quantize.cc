@@ -97,6 +97,7 @@ void run_sweep(const QuantizeOptions& o, const std::string& run_dir, const std::
   m.n_threads = o.n_threads;
   m.n_gpu_layers = o.n_gpu_layers;
   m.max_device_bytes = o.max_device_bytes;
+  m.max_host_bytes = o.max_host_bytes;
   m.resume = fs::exists(journal_path);
   m.out_path = journal_path;
   m.reference_dir = run_dir;

@@ -117,6 +117,7 @@ struct MeasureOptions {
   int n_threads = 0;                       // 0 = all cores
   int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
   int64_t max_device_bytes = 0;            // cap per loaded model (the F16 reference offloads fewer layers); 0 = none
+  int64_t max_host_bytes = 0;              // refuse up front when the projection exceeds it (memory.h); 0 = none
   EvalMode mode = EvalMode::kResident;
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
   ProbeOptions probes;

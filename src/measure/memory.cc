@@ -1,0 +1,118 @@
+#include "cerebellum/measure/memory.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "cerebellum/allocate/allocate.h"
+#include "cerebellum/build/build.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/quant_types.h"
+#include "engine/engine.h"
+
+namespace cb::measure {
+namespace {
+
+double gib(int64_t b) { return static_cast<double>(b) / (1 << 30); }
+
+// The largest type a sweep swaps in (by bits per weight).
+std::string largest_type(const MeasureOptions& o) {
+  std::string best = o.targets.empty() ? o.promote.front() : o.targets.front();
+  for (const auto* list : {&o.targets, &o.promote}) {
+    for (const auto& t : *list) {
+      if (type_by_name(t).bits_per_weight() > type_by_name(best).bits_per_weight()) best = t;
+    }
+  }
+  return best;
+}
+
+// Bytes of the largest unit at `type`: one tensor, or a role / a layer summed.
+int64_t largest_unit_bytes(const ModelInfo& model, PlanLevel plan, const std::string& type) {
+  std::map<std::string, int64_t> by_role, by_layer;
+  int64_t one = 0;
+  for (const auto& t : model.tensors) {
+    if (t.shape.size() < 2 || !row_fits(type_by_name(type), t.row_elems())) continue;
+    const int64_t b = tensor_bytes_at(t, type, model.alignment_bytes);
+    one = std::max(one, b);
+    by_role[t.role.empty() ? t.name : t.role] += b;
+    by_layer[std::to_string(t.layer)] += b;
+  }
+  if (plan == PlanLevel::kTensors) return one;
+  int64_t most = one;
+  for (const auto& [k, b] : by_role) most = std::max(most, b);
+  if (plan == PlanLevel::kLayers) {
+    for (const auto& [k, b] : by_layer) most = std::max(most, b);
+  }
+  return most;
+}
+
+// KV cache (F16 K and V rows of every attention layer), logits of one decode,
+// and an allowance for llama.cpp's compute buffers.
+int64_t context_bytes(const MeasureOptions& o, const ModelInfo& model) {
+  const int n_seq = std::clamp(std::min(2048 / std::max(1, o.ctx), o.stop.min_chunks), 1, 4);
+  const int64_t n_ctx = static_cast<int64_t>(n_seq) * o.ctx;
+  int64_t kv_rows = 0, n_vocab = 0;
+  for (const auto& t : model.tensors) {
+    if (t.shape.size() < 2) continue;
+    if (t.role == "attn_k" || t.role == "attn_v") kv_rows += t.shape[1];
+    if (t.name == "token_embd.weight") n_vocab = t.shape[1];
+  }
+  return n_ctx * kv_rows * 2 + n_ctx * n_vocab * 4 + (int64_t{256} << 20);
+}
+
+}  // namespace
+
+MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
+                                const std::map<std::string, std::string>& base_types) {
+  MemoryProjection p;
+  p.base_model_bytes = predict_output_size_bytes(o.source_path, base_types, "");
+  p.reference_model_bytes = model.file_size_bytes;
+  int64_t n_vocab = 0;
+  for (const auto& t : model.tensors) {
+    if (t.name == "token_embd.weight" && t.shape.size() > 1) n_vocab = t.shape[1];
+  }
+  const int first_scored = o.first_scored < 0 ? o.ctx / 8 : o.first_scored;
+  const int64_t k = o.top_k <= 0 ? n_vocab : std::min<int64_t>(o.top_k, std::max<int64_t>(n_vocab, 1));
+  p.reference_store_bytes = static_cast<int64_t>(o.stop.max_chunks) * (o.ctx - 1 - first_scored) * (8 * k + 8);
+  p.swap_bytes = largest_unit_bytes(model, o.plan, largest_type(o));
+  p.context_bytes = context_bytes(o, model);
+  const bool gpu = o.n_gpu_layers > 0;
+  p.host_bytes = p.base_model_bytes + p.reference_store_bytes + (gpu ? 0 : p.swap_bytes + p.context_bytes);
+  p.device_bytes = gpu ? p.base_model_bytes + p.swap_bytes + p.context_bytes : 0;
+  p.reference_pass_host_bytes = p.reference_model_bytes + p.reference_store_bytes + (gpu ? 0 : p.context_bytes);
+  p.reference_pass_device_bytes = gpu ? std::min(p.reference_model_bytes + p.context_bytes,
+                                                 o.max_device_bytes > 0 ? o.max_device_bytes : INT64_MAX)
+                                      : 0;
+  return p;
+}
+
+std::string MemoryProjection::describe() const {
+  std::string s = fmt::format(
+      "memory: measuring needs about {:.2f} GiB host{} (base mix {:.2f} GiB memory-mapped, reference store "
+      "{:.0f} MiB, largest swap {:.0f} MiB, context {:.0f} MiB); the reference pass maps the {:.2f} GiB "
+      "full-precision file{}",
+      gib(host_bytes), device_bytes ? fmt::format(" and {:.2f} GiB device", gib(device_bytes)) : "",
+      gib(base_model_bytes), reference_store_bytes / 1048576.0, swap_bytes / 1048576.0, context_bytes / 1048576.0,
+      gib(reference_model_bytes),
+      reference_pass_device_bytes ? fmt::format(" ({:.2f} GiB on the device)", gib(reference_pass_device_bytes)) : "");
+  return s;
+}
+
+void check_memory(const MeasureOptions& o, const MemoryProjection& p) {
+  if (o.max_host_bytes > 0 && p.host_bytes > o.max_host_bytes) {
+    throw BudgetError(fmt::format("measuring needs about {:.2f} GiB of host memory, over --max-memory {:.2f} GiB ({})",
+                                  gib(p.host_bytes), gib(o.max_host_bytes), p.describe()));
+  }
+  if (o.n_gpu_layers <= 0) return;
+  const engine::DeviceMemory dev = engine::gpu_memory();
+  int64_t cap = o.max_device_bytes;
+  if (dev.total_bytes > 0) cap = cap > 0 ? std::min(cap, dev.free_bytes) : dev.free_bytes;
+  if (cap > 0 && p.device_bytes > cap) {
+    throw BudgetError(fmt::format("measuring needs about {:.2f} GiB of device memory, {:.2f} GiB is available{} ({})",
+                                  gib(p.device_bytes), gib(cap),
+                                  o.max_device_bytes > 0 ? " under --max-vram" : "", p.describe()));
+  }
+}
+
+}  // namespace cb::measure
