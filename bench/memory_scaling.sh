@@ -9,8 +9,9 @@
 # --rows runs only those rows (in a kept --work dir; results accumulate there).
 # CB_BUILD=DIR: the build directory to use (default build/).
 #
-# Peak RSS is the kernel's high-water mark (GNU time %M, VmHWM): it counts
-# memory-mapped model pages too, for us and for stock alike. With
+# Peak RSS is the kernel's high-water mark (getrusage, as GNU time %M): it
+# counts memory-mapped model pages too, for us and for stock alike; peak
+# anonymous and file-backed RSS are sampled apart (bench/peak_mem.py). With
 # --gpu-layers, peak VRAM is sampled from nvidia-smi every 0.2 s as well.
 # Rows:
 #   stock ppl Q4_K_M   llama-perplexity -nr on the stock Q4_K_M file (the bar: 1.0x)
@@ -67,7 +68,7 @@ run() {
   fi
   local base_vram=0
   [ -n "$sampler" ] && base_vram=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
-  if ! /usr/bin/time -f "%M %e" -o "$WORK/time.$$" "$@" >"$WORK/$row.log" 2>&1; then
+  if ! python3 "$ROOT/bench/peak_mem.py" "$WORK/mem.$$" -- "$@" >"$WORK/$row.log" 2>&1; then
     echo "FAILED: $row on $model (log: $WORK/$row.log)" >&2; tail -5 "$WORK/$row.log" >&2
     [ -n "$sampler" ] && kill "$sampler"
     return 1
@@ -77,8 +78,8 @@ run() {
     kill "$sampler"; wait "$sampler" 2>/dev/null || true
     vram=$(( $(sort -n "$vram_log" | tail -1) - base_vram ))
   fi
-  read -r rss_kb secs <"$WORK/time.$$"
-  echo "{\"model\": \"$model\", \"row\": \"$row\", \"rss_mb\": $((rss_kb / 1024)), \"seconds\": $secs, \"vram_mb\": $vram}" >>"$RESULTS"
+  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m.update(model=sys.argv[2], row=sys.argv[3], vram_mb=None if sys.argv[4]=="null" else int(sys.argv[4])); print(json.dumps(m))' \
+    "$WORK/mem.$$" "$model" "$row" "$vram" >>"$RESULTS"
 }
 
 bench_model() {
@@ -111,7 +112,7 @@ bench_model() {
   run "eval" "$name" "$CB" eval --model "$q4" --text "$CALIB" --chunks "$chunks" "${common[@]}" "${egpu[@]}"
   run "quantize" "$name" "$CB" quantize --source "$f16" --budget Q4_K_M --text "$CALIB" --eval-text "$EVAL" \
       --plan groups --targets q2_K --promote q6_K --min-chunks 2 --max-chunks "$chunks" --eval-chunks "$chunks" \
-      --search-evals 0 --quant-error none --force "${common[@]}" --out "$d/out.gguf"
+      --search-evals 0 --quant-error none --force "${common[@]}" "${gpu[@]}" --out "$d/out.gguf"
 }
 
 for tag in $MODELS; do bench_model "$tag"; done
@@ -122,7 +123,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 models = list(dict.fromkeys(r["model"] for r in rows))
 order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "eval", "quantize", "stock_quantize"]
 by = {(r["model"], r["row"]): r for r in rows}
-print(f"{'model':<28} {'row':<16} {'peak RSS MB':>12} {'x stock ppl':>12} {'VRAM MB':>9} {'x stock':>8} {'seconds':>9}")
+print(f"{'model':<22} {'row':<15} {'RSS MB':>7} {'x stock':>8} {'anon MB':>8} {'file MB':>8} {'VRAM MB':>8} {'x stock':>8} {'seconds':>8}")
 for m in models:
     bar = by.get((m, "stock_ppl_q4km"), {}).get("rss_mb") or 1
     vbar = by.get((m, "stock_ppl_q4km"), {}).get("vram_mb")
@@ -131,10 +132,11 @@ for m in models:
         if not r: continue
         v = "" if r["vram_mb"] is None else r["vram_mb"]
         vx = f"{r['vram_mb']/vbar:.2f}x" if r["vram_mb"] is not None and vbar else ""
-        print(f"{m:<28} {k:<16} {r['rss_mb']:>12} {r['rss_mb']/bar:>11.2f}x {v:>9} {vx:>8} {r['seconds']:>9}")
+        an, fi = r.get("anon_mb", ""), r.get("file_mb", "")
+        print(f"{m:<22} {k:<15} {r['rss_mb']:>7} {r['rss_mb']/bar:>7.2f}x {an:>8} {fi:>8} {v:>8} {vx:>8} {r['seconds']:>8}")
     q, s = by.get((m, "qerror")), by.get((m, "stock_quantize"))
     if q and s:
-        print(f"{m:<28} qerror / stock llama-quantize time: {float(q['seconds'])/max(0.01, float(s['seconds'])):.2f}x")
+        print(f"{m:<22} qerror / stock llama-quantize time: {float(q['seconds'])/max(0.01, float(s['seconds'])):.2f}x")
 if sys.argv[2]:
     json.dump({"schema": "cerebellum.bench.memory/1", "rows": rows}, open(sys.argv[2], "w"), indent=1)
 EOF

@@ -157,6 +157,9 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--max-vram", a->max_vram,
                   "device memory cap per loaded model, e.g. 24GiB: the F16 reference pass offloads only the layers "
                   "that fit (default: no cap)");
+  cmd->add_option("--reference-model", o.reference_model,
+                  "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM "
+                  "(recorded in the journal; swaps still convert from --source)");
   cmd->add_option("--max-memory", a->max_memory,
                   "refuse before starting when the projected host memory exceeds this, e.g. 32GiB");
   cmd->add_option("--mode", a->mode, "resident (base mix in real types, swaps in place) | simulated (F16 model, quant->dequant swaps) | exact (reload per unit)")->capture_default_str();

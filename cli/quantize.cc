@@ -139,6 +139,8 @@ void setup_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");
   cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
+  cmd->add_option("--reference-model", a->o.reference_model,
+                  "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM");
   cmd->add_flag("--force", a->o.force, "write the output even if it does not beat the stock mix");
   cmd->add_flag("--card", a->card, "render RUN_DIR/CARD.md afterwards");
   cmd->callback([a, cmd] {

@@ -126,7 +126,10 @@ const std::string& Evaluator::model_sha256() const {
 }
 
 ReferenceKey Evaluator::reference_key() const {
-  return {model_sha256(), text_sha256_, opts_.ctx, n_chunks(), opts_.top_k, first_scored()};
+  const std::string sha = opts_.reference_model_path.empty() || opts_.reference_model_path == model_path_
+                              ? model_sha256()
+                              : sha256_file(opts_.reference_model_path);
+  return {sha, text_sha256_, opts_.ctx, n_chunks(), opts_.top_k, first_scored()};
 }
 
 namespace {

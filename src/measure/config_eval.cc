@@ -67,10 +67,12 @@ class SimulatedEval : public ConfigEval {
 // pass loads the source on its own, with the base released.
 class ResidentEval : public ConfigEval {
  public:
-  ResidentEval(std::unique_ptr<eval::Evaluator> base_ev, std::string source, std::string text,
-               eval::EvalOptions opts, Logger logger)
-      : source_(std::move(source)), text_(std::move(text)), opts_(std::move(opts)),
-        logger_(std::move(logger)), ev_(std::move(base_ev)) {}
+  ResidentEval(std::unique_ptr<eval::Evaluator> base_ev, std::string source, std::string reference,
+               std::string text, eval::EvalOptions opts, Logger logger)
+      : source_(std::move(source)), reference_(std::move(reference)), text_(std::move(text)),
+        opts_(std::move(opts)), logger_(std::move(logger)), ev_(std::move(base_ev)) {
+    if (reference_.empty()) reference_ = source_;
+  }
 
   void set(const TypeMap& overrides) override {
     load();
@@ -97,15 +99,16 @@ class ResidentEval : public ConfigEval {
     eval::EvalOptions o = opts_;
     o.tensor_types.clear();
     o.built_model_path.clear();
-    eval::Evaluator source(source_, text_, o, logger_);
-    source.extend_reference(ref, n_chunks);
+    o.reference_model_path.clear();
+    eval::Evaluator reference(reference_, text_, o, logger_);
+    reference.extend_reference(ref, n_chunks);
   }
 
  private:
   void load() {
     if (!ev_) ev_ = std::make_unique<eval::Evaluator>(source_, text_, opts_, logger_);
   }
-  std::string source_, text_;
+  std::string source_, reference_, text_;
   eval::EvalOptions opts_;
   Logger logger_;
   TypeMap current_;
@@ -159,9 +162,10 @@ std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& b
 }
 
 std::unique_ptr<ConfigEval> make_resident(std::unique_ptr<eval::Evaluator> base_ev,
-                                          const std::string& source, const std::string& text,
-                                          const eval::EvalOptions& opts, const Logger& logger) {
-  return std::make_unique<ResidentEval>(std::move(base_ev), source, text, opts, logger);
+                                          const std::string& source, const std::string& reference,
+                                          const std::string& text, const eval::EvalOptions& opts,
+                                          const Logger& logger) {
+  return std::make_unique<ResidentEval>(std::move(base_ev), source, reference, text, opts, logger);
 }
 
 std::unique_ptr<ConfigEval> make_exact(const std::string& source, const std::string& text,

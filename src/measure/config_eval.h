@@ -33,10 +33,11 @@ std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& b
 
 // `base_ev` holds the source loaded with the base types (EvalOptions::
 // tensor_types = base, as in `opts`); swaps convert from `source`, and
-// extend_reference releases the base and loads `source` alone.
+// extend_reference releases the base and loads `reference` ("" = source) alone.
 std::unique_ptr<ConfigEval> make_resident(std::unique_ptr<eval::Evaluator> base_ev,
-                                          const std::string& source, const std::string& text,
-                                          const eval::EvalOptions& opts, const Logger& logger);
+                                          const std::string& source, const std::string& reference,
+                                          const std::string& text, const eval::EvalOptions& opts,
+                                          const Logger& logger);
 
 // Rebuilds the model from `source` with real types for each new configuration
 // (the reference needs the source model: it is loaded for extend_reference).

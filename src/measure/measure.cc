@@ -65,6 +65,8 @@ json settings_json(const MeasureOptions& o) {
               {"tensor_regex", o.tensor_regex},
               {"auto_split_frac", o.auto_split_frac},
               {"first_scored", o.first_scored},
+              {"reference_model", o.reference_model.empty() ? std::string("source")
+                                                           : sha256_file(o.reference_model)},
               {"se", o.stop.blocks_per_chunk > 1
                          ? fmt::format("{} blocks per chunk", o.stop.blocks_per_chunk)
                          : std::string("per-chunk means")}};
@@ -160,6 +162,7 @@ class Sweep {
     e.n_batch = o_.ctx * chunks_per_step();
     e.top_k = o_.top_k;
     e.first_scored = o_.first_scored < 0 ? o_.ctx / 8 : o_.first_scored;
+    e.reference_model_path = o_.reference_model;
     return e;
   }
   std::string reference_path(const std::string& domain) const;
@@ -327,7 +330,6 @@ std::vector<PlannedUnit> Sweep::plan(PlanLevel level, const std::string& type,
 void Sweep::sweep_type(const std::string& domain, const std::string& type,
                        const std::string& dir) {
   const std::vector<PlannedUnit> units = plan(o_.plan, type, dir);
-  total_units_ += static_cast<int64_t>(units.size());
   std::vector<const JournalMeasurement*> results;
   for (const PlannedUnit& u : units) results.push_back(&unit(domain, u));
   if (o_.plan != PlanLevel::kAuto || results.empty()) return;
@@ -359,7 +361,8 @@ void Sweep::save_reference(const std::string& path) {
 
 void Sweep::reference_only(const MeasureText& text) {
   const std::string ref_path = reference_path(text.domain);
-  eval::Evaluator ev(o_.source_path, read_file(text.path), eval_options(), o_.logger);
+  eval::Evaluator ev(o_.reference_model.empty() ? o_.source_path : o_.reference_model, read_file(text.path),
+                     eval_options(), o_.logger);
   ref_ = ev.empty_reference();
   if (fs::exists(ref_path)) {
     try {
@@ -406,13 +409,16 @@ void Sweep::run_domain(const MeasureText& text) {
   }
   base_chunks_.clear();
   if (o_.mode == EvalMode::kResident) {
-    cfg_ = make_resident(std::move(ev), o_.source_path, body, eo, o_.logger);
+    cfg_ = make_resident(std::move(ev), o_.source_path, o_.reference_model, body, eo, o_.logger);
   } else if (o_.mode == EvalMode::kSimulated) {
     cfg_ = make_simulated(*ev, base_);
   } else {
     ev.reset();
     cfg_ = make_exact(o_.source_path, body, eo, base_, o_.logger);
   }
+  // The whole domain's units up front, so progress and its ETA cover the run.
+  for (const std::string& t : o_.targets) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "ablate").size());
+  for (const std::string& t : o_.promote) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "promote").size());
   for (const std::string& t : o_.targets) sweep_type(text.domain, t, "ablate");
   for (const std::string& t : o_.promote) sweep_type(text.domain, t, "promote");
   if (o_.probes.enabled && !o_.targets.empty()) probes(text.domain);
@@ -534,6 +540,9 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   if (o.texts.empty()) throw UsageError("measure needs at least one --text");
   if (o.out_path.empty()) throw UsageError("measure needs --out");
   if (o.targets.empty() && o.promote.empty()) throw UsageError("no --targets and no --promote");
+  if (!o.reference_model.empty() && o.mode != EvalMode::kResident) {
+    throw UsageError("--reference-model needs --mode resident");
+  }
   if (o.stop.min_chunks < 1 || o.stop.max_chunks < o.stop.min_chunks) {
     throw UsageError(fmt::format("chunks: need 1 <= min ({}) <= max ({})", o.stop.min_chunks,
                                  o.stop.max_chunks));

@@ -67,7 +67,9 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
                                 const std::map<std::string, std::string>& base_types) {
   MemoryProjection p;
   p.base_model_bytes = predict_output_size_bytes(o.source_path, base_types, "");
-  p.reference_model_bytes = model.file_size_bytes;
+  p.reference_model_bytes = o.reference_model.empty()
+                                ? model.file_size_bytes
+                                : static_cast<int64_t>(std::filesystem::file_size(o.reference_model));
   int64_t n_vocab = 0;
   for (const auto& t : model.tensors) {
     if (t.name == "token_embd.weight" && t.shape.size() > 1) n_vocab = t.shape[1];

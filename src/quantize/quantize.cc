@@ -98,6 +98,7 @@ void run_sweep(const QuantizeOptions& o, const std::string& run_dir, const std::
   m.n_gpu_layers = o.n_gpu_layers;
   m.max_device_bytes = o.max_device_bytes;
   m.max_host_bytes = o.max_host_bytes;
+  m.reference_model = o.reference_model;
   m.resume = fs::exists(journal_path);
   m.out_path = journal_path;
   m.reference_dir = run_dir;
@@ -128,6 +129,7 @@ Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const All
   so.n_threads = o.n_threads;
   so.n_gpu_layers = o.n_gpu_layers;
   so.max_device_bytes = o.max_device_bytes;
+  so.reference_model = o.reference_model;
   so.logger = o.logger;
   so.progress = o.progress;
   const SearchResult sr = refine_plan(o.source, p, choice_of(p, plan), plan.budget_bytes - plan.fixed_overhead_bytes, so);
@@ -281,7 +283,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
                        .max_device_bytes = o.max_device_bytes};
   eval::ReferenceStore ref;
   {  // the F16 model is released before any candidate loads
-    eval::Evaluator ref_ev(o.source, text, eo, o.logger);
+    eval::Evaluator ref_ev(o.reference_model.empty() ? o.source : o.reference_model, text, eo, o.logger);
     ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress);
   }
   const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
@@ -304,7 +306,9 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
     models.push_back(record_json(score_model(o, preset, path, text, ref).record, "stock"));
     fs::remove(path);
   }
-  EvalRecord f16{"F16", o.source, static_cast<int64_t>(fs::file_size(o.source))};
+  const std::string ref_model = o.reference_model.empty() ? o.source : o.reference_model;
+  EvalRecord f16{o.reference_model.empty() ? "F16" : "reference", ref_model,
+                 static_cast<int64_t>(fs::file_size(ref_model))};
   models.push_back(record_json(f16, "reference"));
   nlohmann::json ej = {{"schema", "cerebellum.runeval/1"}, {"eval_text", eval_path}, {"ctx", o.ctx},
                        {"chunks", o.eval_chunks}, {"models", models},

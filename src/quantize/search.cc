@@ -54,7 +54,7 @@ class SwapBench {
     eo.imatrix = imatrix_.get();
     const std::string text = read_file(o.text_path);
     {
-      eval::Evaluator f16(source, text, eo, o.logger);
+      eval::Evaluator f16(o.reference_model.empty() ? source : o.reference_model, text, eo, o.logger);
       if (f16.n_chunks() < o.first_chunk + o.n_chunks) {
         throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o.text_path,
                                      f16.n_chunks(), o.ctx, o.first_chunk + o.n_chunks, o.first_chunk, o.n_chunks));

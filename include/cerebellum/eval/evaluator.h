@@ -45,6 +45,10 @@ struct EvalOptions {
   // system temp dir); a path = kept and reused while source and types match.
   std::string built_model_path;
   std::string work_dir;
+  // The model reference stores are made from, when not this evaluator's
+  // file (e.g. a Q8_0 standing in for an F16 that does not fit): its sha256
+  // goes into reference_key(). "" = the model file itself.
+  std::string reference_model_path;
   const Imatrix* imatrix = nullptr;  // for quantizing tensor_types / swaps (optional)
   int n_gpu_layers = 0;   // layers offloaded to the GPU (-ngl; CPU-only builds ignore it)
   // Cap on the model's device memory (weights + 1.5 GiB for KV and compute):

@@ -100,7 +100,10 @@ struct ProbeOptions {
 };
 
 struct MeasureOptions {
-  std::string source_path;                 // full-precision GGUF (the reference)
+  std::string source_path;                 // full-precision GGUF (the reference; swaps convert from it)
+  // The reference model when not the source, e.g. the user's Q8_0 when the
+  // F16 does not fit RAM (resident mode only). Recorded in the journal.
+  std::string reference_model;
   std::string base = "Q4_K_M";             // stock preset name, or a recipe file
   std::vector<MeasureText> texts;          // one per domain (required)
   PlanLevel plan = PlanLevel::kTensors;

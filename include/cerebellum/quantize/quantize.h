@@ -61,6 +61,7 @@ struct QuantizeOptions {
   int n_gpu_layers = 0;                   // layers offloaded in every evaluation (999 = all)
   int64_t max_device_bytes = 0;           // cap per loaded model (fewer layers offloaded); 0 = none
   int64_t max_host_bytes = 0;             // refuse the sweep up front above this projection; 0 = none
+  std::string reference_model;            // reference instead of the source (e.g. a Q8_0); "" = source
   bool force = false;                     // write even when the gate fails
   std::string command_line;               // recorded in commands.txt
   Logger logger;

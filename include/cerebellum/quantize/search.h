@@ -74,6 +74,7 @@ struct SearchOptions {
   int n_threads = 0;         // 0 = all cores
   int n_gpu_layers = 0;      // layers offloaded (999 = all)
   int64_t max_device_bytes = 0;  // cap per loaded model; 0 = none
+  std::string reference_model;   // the reference's model when not the source
   Logger logger;
   ProgressFn progress;       // ("search", evaluations done, max_evals, move)
 };
