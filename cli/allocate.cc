@@ -3,6 +3,8 @@
 //   [--quant-error auto|none|TABLE.json] [--write-quant-error FILE] [--imatrix F]
 //   [--search-text CALIB --search-evals 32 --search-chunks 8 --search-seconds 0]
 //   --out plan.json --tensor-types tensor_types.txt
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
@@ -71,6 +73,7 @@ void run_allocate(const AllocateArgs& a) {
     so.text_path = a.search_text;
     so.imatrix_path = a.imatrix;
     so.n_threads = a.n_threads;
+    so.work_dir = std::filesystem::path(a.out).parent_path().string();  // the built base mix, next to the plan
     so.logger = log;
     so.progress = progress.fn();
     const SearchResult sr = refine_plan(a.source, p, choice_of(p, plan), budget - overhead, so);

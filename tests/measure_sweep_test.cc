@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <set>
 
+#include "cerebellum/build/build.h"
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/measure/memory.h"
 #include "cerebellum/recipe/recipe.h"
@@ -161,6 +163,44 @@ TEST(MeasureSweep, MemoryProjectionRefusesAndReferenceOnlyFills) {
   const MeasureSummary s = run_measure(o);
   EXPECT_EQ(s.n_measured, 2);
   EXPECT_FALSE(std::filesystem::exists(o.out_path + ".base.gguf"));  // removed at the end
+}
+
+// A smaller reference stands in for the F16 (the user's Q8_0): the store and
+// the journal say so, and the deltas stay close to the F16-referenced ones.
+TEST(MeasureSweep, ReferenceModelStandsInForTheSource) {
+  const std::string dir = test::temp_dir("measure_refmodel");
+  BuildOptions b;
+  b.source = test::model("cb-dense-12l-F16.gguf");
+  b.out = dir + "/q8.gguf";
+  b.base = "Q8_0";
+  b.n_threads = 2;
+  build_model(b);
+  MeasureOptions f16 = small("cb-dense-12l-F16.gguf", test::temp_dir("measure_refmodel_f16"));
+  f16.limit_units = 2;
+  f16.stop.min_chunks = f16.stop.max_chunks = 4;
+  run_measure(f16);
+  MeasureOptions q8 = f16;
+  q8.out_path = dir + "/q8.jsonl";
+  q8.reference_model = b.out;
+  run_measure(q8);
+  const Journal a = read_journal(f16.out_path), c = read_journal(q8.out_path);
+  ASSERT_EQ(a.measurements.size(), 2u);
+  ASSERT_EQ(c.measurements.size(), 2u);
+  EXPECT_NE(c.header.settings_json.find(sha256_file(b.out)), std::string::npos);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& x = a.measurements[i];
+    const auto& y = c.measurements[i];
+    EXPECT_EQ(x.unit.id, y.unit.id);
+    // Q8_0 is within ~1e-4 nats of F16 here: the paired deltas agree to a few se.
+    EXPECT_NEAR(x.delta_kld, y.delta_kld, 4 * (x.delta_kld_se + y.delta_kld_se)) << x.unit.id;
+  }
+  q8.resume = true;
+  q8.reference_model.clear();  // another reference: the journal refuses
+  EXPECT_THROW(run_measure(q8), MismatchError);
+  MeasureOptions sim = f16;
+  sim.mode = EvalMode::kSimulated;
+  sim.reference_model = b.out;
+  EXPECT_THROW(run_measure(sim), UsageError);
 }
 
 TEST(MeasureSweep, StoriesFallbackTypes) {

@@ -6,6 +6,10 @@
 # it with every layer offloaded (peak VRAM read from nvidia-smi).
 #
 #   bash bench/gpu/scale_run.sh PRESET "ROWS" [MAX_VRAM]
+#   bash bench/gpu/scale_run.sh --swap-check
+#     the same units measured with in-place swaps (resident) and with a model
+#     built and loaded fresh per unit (exact), on the GPU, fixed chunks: the
+#     per-unit ΔKLD must agree (the CUDA side of InPlaceRealSwapEqualsFreshLoad)
 #     PRESET    cb-gen-model preset (8b, 14b, ...)
 #     ROWS      memory_scaling.sh rows to run now (the rest in a later call)
 #     MAX_VRAM  --max-vram for our rows (e.g. 24GiB): the F16 reference pass
@@ -41,6 +45,30 @@ cp -n "$D/cb-dense-12l-F16.gguf" "$root/../shared/models/" 2>/dev/null
 cp -n "$D/docs-en-calib.txt" "$root/../shared/data/" 2>/dev/null
 cp -n "$D/wiki.test.raw" "$root/../shared/data/wikitext-2-raw/" 2>/dev/null
 WORK="$B/work"; mkdir -p "$WORK"
+if [ "$PRESET" = --swap-check ]; then
+  M="$root/../shared/models/cb-dense-12l-F16.gguf"
+  for mode in resident exact; do
+    rm -f "$WORK/swap-$mode.jsonl"*
+    "$B/cb/cerebellum" measure --source "$M" --base Q4_K_M --text "$root/../shared/data/docs-en-calib.txt" \
+      --targets q2_K --promote q8_0 --limit 6 --min-chunks 3 --max-chunks 3 --gpu-layers 999 --mode "$mode" \
+      --out "$WORK/swap-$mode.jsonl" >"$OUT/swap-$mode.log" 2>&1 || { tail -20 "$OUT/swap-$mode.log"; exit 1; }
+    cp "$WORK/swap-$mode.jsonl" "$OUT/"
+  done
+  python3 - "$WORK/swap-resident.jsonl" "$WORK/swap-exact.jsonl" <<'PY'
+import json, sys
+def recs(p):
+    return {(r["direction"], r["unit"]["id"]): r for r in map(json.loads, open(p)) if r.get("kind") == "measurement"}
+a, b = recs(sys.argv[1]), recs(sys.argv[2])
+same = 0
+for k in sorted(a):
+    x, y = a[k]["delta_kld"], b[k]["delta_kld"]
+    se = max(a[k]["delta_kld_se"], 1e-12)
+    same += x == y
+    print(f"{k[0]:<8} {k[1]:<26} resident {x:+.8f}  exact {y:+.8f}  diff/se {(x - y) / se:+.3f}")
+print(f"{same} of {len(a)} units bit-identical")
+PY
+  exit 0
+fi
 args=(--models "gen:$PRESET" --threads "$(nproc)" --work "$WORK" --gpu-layers 999 --out "$OUT/memory-$PRESET.json")
 [ -n "$ROWS" ] && args+=(--rows "$ROWS")
 [ -n "$MAX_VRAM" ] && args+=(--max-vram "$MAX_VRAM")

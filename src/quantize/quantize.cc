@@ -130,6 +130,7 @@ Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const All
   so.n_gpu_layers = o.n_gpu_layers;
   so.max_device_bytes = o.max_device_bytes;
   so.reference_model = o.reference_model;
+  so.work_dir = run_dir;
   so.logger = o.logger;
   so.progress = o.progress;
   const SearchResult sr = refine_plan(o.source, p, choice_of(p, plan), plan.budget_bytes - plan.fixed_overhead_bytes, so);

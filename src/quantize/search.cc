@@ -63,6 +63,7 @@ class SwapBench {
       f16.extend_reference(ref_, o.first_chunk + o.n_chunks);
     }
     eo.tensor_types = base;
+    eo.work_dir = o.work_dir;
     ev_ = std::make_unique<eval::Evaluator>(source, text, eo, o.logger);
     for (const auto& [name, type] : ev_->tensor_types()) {
       if (ev_->takes_any_type(name)) memory_[name] = type;  // the rest stays as loaded

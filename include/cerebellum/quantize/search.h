@@ -75,6 +75,7 @@ struct SearchOptions {
   int n_gpu_layers = 0;      // layers offloaded (999 = all)
   int64_t max_device_bytes = 0;  // cap per loaded model; 0 = none
   std::string reference_model;   // the reference's model when not the source
+  std::string work_dir;          // where the base mix is built to be loaded ("" = system temp dir)
   Logger logger;
   ProgressFn progress;       // ("search", evaluations done, max_evals, move)
 };
