@@ -12,6 +12,7 @@ inline std::string stock_tool(const std::string& name) {
   return std::string(CB_LLAMA_BIN_DIR) + "/" + name;
 }
 inline std::string cli_path() { return CB_CLI_PATH; }
+inline std::string gen_model_path() { return CB_GEN_MODEL_PATH; }
 
 // A fresh empty directory under the test temp root.
 std::string temp_dir(const std::string& tag);
