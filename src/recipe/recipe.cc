@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
+#include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -133,7 +136,24 @@ std::vector<std::string> stock_preset_names() {
 
 std::map<std::string, std::string> stock_preset_types(const std::string& model_path,
                                                       const std::string& preset, bool with_imatrix) {
-  return engine::stock_preset_plan(model_path, preset, with_imatrix, Logger{}).types;
+  // Each call is a llama-quantize dry run; `quantize` sizes every preset
+  // several times (budget, baseline choice, curve). Remembered per process
+  // for an unchanged file.
+  static std::mutex mutex;
+  static std::map<std::string, std::map<std::string, std::string>> memo;
+  std::error_code ec;
+  const std::string key = fmt::format("{}|{}|{}|{}|{}", std::filesystem::absolute(model_path, ec).string(),
+                                      std::filesystem::file_size(model_path, ec),
+                                      std::filesystem::last_write_time(model_path, ec).time_since_epoch().count(),
+                                      preset, with_imatrix);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = memo.find(key); !ec && it != memo.end()) return it->second;
+  }
+  auto types = engine::stock_preset_plan(model_path, preset, with_imatrix, Logger{}).types;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!ec) memo[key] = types;
+  return types;
 }
 
 std::string recipe_text(const std::map<std::string, std::string>& types,
