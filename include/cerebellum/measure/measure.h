@@ -1,9 +1,10 @@
-// The measure stage: an ablation sweep. The F16 source is loaded once per
-// text; every tensor is brought to its base type by simulated quantization
-// (the baseline configuration); then each unit (a tensor, a role group, a
-// layer) is swapped to a target type in place, evaluated against the
-// full-precision reference chunk by chunk until its paired delta is precise
-// enough (adaptive stopping), and restored. Results are appended to the
+// The measure stage: an ablation sweep. Per text, the full-precision
+// reference is computed with the source loaded on its own; the base mix is
+// then loaded once in its real types (the baseline configuration); each unit
+// (a tensor, a role group, a layer) is swapped in place to a target type
+// converted from the source, evaluated against the reference chunk by chunk
+// until its paired delta is precise enough (adaptive stopping), and swapped
+// back (EvalMode::kResident; docs/measure.md for the other modes). Results are appended to the
 // journal (docs/formats.md, journal.h) so a killed sweep resumes losing at
 // most the measurement in flight. See docs/measure.md.
 //
