@@ -40,6 +40,11 @@ nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
 
 void run_allocate(const AllocateArgs& a) {
   const Logger log = stderr_logger();
+  check_output_path(a.out, {a.measurements, a.source, a.constraints, a.tensor_types});
+  check_output_path(a.tensor_types, {a.measurements, a.source, a.constraints}, "--tensor-types");
+  if (!a.tensor_types.empty() && a.tensor_types == a.out) {
+    throw UsageError("--out and --tensor-types name the same file");
+  }
   const Journal journal = read_journal(a.measurements);
   if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements));
   const ModelInfo model = inspect_model(a.source);

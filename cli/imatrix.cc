@@ -25,6 +25,7 @@ void setup_imatrix(CLI::App& app) {
   cmd->add_option("--threads", a->opts.n_threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--process-output", a->opts.include_output, "also collect output.weight");
   cmd->callback([a] {
+    check_output_path(a->out, {a->model, a->text});
     ProgressPrinter progress;
     const Imatrix im = eval::compute_imatrix(a->model, read_file(a->text), a->text, a->opts,
                                              stderr_logger(), progress.fn());

@@ -89,3 +89,36 @@ TEST(BuildBadInput, FailureMidWriteLeavesNothing) {
 
 }  // namespace
 }  // namespace cb
+
+namespace cb {
+namespace {
+
+// Input is sacred: an output path that is an input of the same run (directly,
+// through "./", or through a symlink) or is not a regular file is refused
+// before anything is written, and the input's bytes are unchanged.
+TEST(BuildBadInput, OutputThatIsAnInputIsRefused) {
+  const std::string dir = test::temp_dir("out-is-input");
+  const std::string src = dir + "/m.gguf";
+  std::filesystem::copy_file(test::model("cb-dense-12l-F16.gguf"), src,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::create_symlink(src, dir + "/link.gguf");
+  const std::string sha = sha256_bytes(read_file(src).data(), read_file(src).size());
+  const std::string calib = test::data("docs-en-calib.txt");
+  for (const std::string& out : {src, dir + "/./m.gguf", dir + "/link.gguf"}) {
+    const auto r = test::run_command(fmt::format("{} build --source {} --base Q4_K_M --out {}", test::cli_path(), src, out));
+    EXPECT_EQ(r.exit_code, 2) << out << "\n" << r.output;
+  }
+  auto r = test::run_command(fmt::format("{} imatrix --model {} --text {} --chunks 1 --ctx 64 --out {}",
+                                         test::cli_path(), src, calib, src));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = test::run_command(fmt::format("{} build --source {} --base Q4_K_M --out /dev/null", test::cli_path(), src));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = test::run_command(fmt::format("{} measure --source {} --text {} --out {}", test::cli_path(), src, calib, calib));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const std::string after = read_file(src);
+  EXPECT_EQ(sha256_bytes(after.data(), after.size()), sha);
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+}
+
+}  // namespace
+}  // namespace cb

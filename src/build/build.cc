@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/imatrix/imatrix.h"
 #include "cerebellum/inspect/inspect.h"
@@ -94,6 +95,7 @@ std::function<std::vector<float>(const std::string&)> imatrix_fn(const std::shar
 
 BuildReport build_model(const BuildOptions& o, const Logger& logger, const ProgressFn& progress) {
   const auto start = Clock::now();
+  if (!o.dry_run) check_output_path(o.out, {o.source, o.imatrix_path});
   const ModelInfo model = inspect_model(o.source);
   std::shared_ptr<Imatrix> im;
   if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix(o.imatrix_path));

@@ -62,6 +62,20 @@ void AtomicOutputFile::commit() {
   committed_ = true;
 }
 
+void check_output_path(const std::string& out, const std::vector<std::string>& inputs, const std::string& flag) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (out.empty() || !fs::exists(out, ec)) return;
+  if (!fs::is_regular_file(out, ec)) {
+    throw UsageError(fmt::format("{} {} exists and is not a regular file: refusing to replace it", flag, out));
+  }
+  for (const std::string& in : inputs) {
+    if (!in.empty() && fs::exists(in, ec) && fs::equivalent(out, in, ec)) {
+      throw UsageError(fmt::format("{} {} is the input {}: refusing to overwrite an input", flag, out, in));
+    }
+  }
+}
+
 void write_file_atomic(const std::string& path, const std::string& content) {
   AtomicOutputFile out(path);
   out.write(content);

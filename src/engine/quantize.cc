@@ -251,6 +251,7 @@ QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const
                               src.tensor_shape(w.src_index), bytes, false});
   }
   if (job.dry_run) return result;
+  check_output_path(job.out, {job.source});
 
   const int n_threads = job.n_threads > 0 ? job.n_threads : std::max(1u, std::thread::hardware_concurrency());
   const SourceFile in(job.source);

@@ -539,6 +539,11 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   const double t0 = now_s();
   if (o.texts.empty()) throw UsageError("measure needs at least one --text");
   if (o.out_path.empty()) throw UsageError("measure needs --out");
+  {
+    std::vector<std::string> inputs = {o.source_path, o.reference_model};
+    for (const auto& t : o.texts) inputs.push_back(t.path);
+    check_output_path(o.out_path, inputs);
+  }
   if (o.targets.empty() && o.promote.empty()) throw UsageError("no --targets and no --promote");
   if (!o.reference_model.empty() && o.mode != EvalMode::kResident) {
     throw UsageError("--reference-model needs --mode resident");

@@ -253,6 +253,11 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (o.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
   if (o.out.empty()) throw UsageError("quantize needs --out");
+  {
+    std::vector<std::string> inputs = {o.source, o.eval_text, o.imatrix_path, o.reference_model, o.journal};
+    for (const auto& t : o.texts) inputs.push_back(t.path);
+    check_output_path(o.out, inputs);
+  }
   QuantizeResult r;
   r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
   const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;

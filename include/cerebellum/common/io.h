@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace cb {
 
@@ -35,6 +36,12 @@ class AtomicOutputFile {
 
 // Writes the whole content atomically.
 void write_file_atomic(const std::string& path, const std::string& content);
+
+// Input is sacred: throws UsageError when `out` names the same file as one of
+// `inputs` (same device and inode, links resolved), or exists and is not a
+// regular file (a device, a FIFO, a directory). `flag` names the option.
+void check_output_path(const std::string& out, const std::vector<std::string>& inputs,
+                       const std::string& flag = "--out");
 
 // Reads a whole file; throws InputError naming it.
 std::string read_file(const std::string& path);
