@@ -90,21 +90,25 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+std::string file_identity(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code e1, e2, e3;
+  const auto size = fs::file_size(path, e1);
+  const auto mtime = fs::last_write_time(path, e2).time_since_epoch().count();
+  const std::string abs = fs::absolute(path, e3).string();
+  if (e1 || e2 || e3) return "";
+  return fmt::format("{}|{}|{}", abs, size, mtime);
+}
+
 std::string sha256_file(const std::string& path) {
   // Hashing a model of tens of GB takes minutes: remembered per process for
-  // an unchanged file (same path, size and modification time).
+  // an unchanged file.
   static std::mutex mutex;
   static std::map<std::string, std::string> memo;
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
-  const std::string key = fmt::format("{}|{}|{}", std::filesystem::absolute(path, ec).string(), size, mtime);
+  const std::string key = file_identity(path);
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!ec) {
-      auto it = memo.find(key);
-      if (it != memo.end()) return it->second;
-    }
+    if (auto it = memo.find(key); !key.empty() && it != memo.end()) return it->second;
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
@@ -131,7 +135,7 @@ std::string sha256_file(const std::string& path) {
   const std::string hex = h.hex();
 #endif
   std::lock_guard<std::mutex> lock(mutex);
-  if (!ec) memo[key] = hex;
+  if (!key.empty()) memo[key] = hex;
   return hex;
 }
 

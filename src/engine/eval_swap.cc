@@ -25,7 +25,6 @@ struct Saved {
 
 struct TensorSwapper::Swap {
   std::vector<Saved> handles;
-  int64_t scratch_bytes = 0;
 };
 
 namespace {
@@ -134,7 +133,6 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
     fail();
     throw;
   }
-  swap->scratch_bytes = static_cast<int64_t>(bytes * handles.size());
   swaps_[name] = std::move(swap);
 }
 
@@ -166,12 +164,6 @@ std::vector<std::string> TensorSwapper::swapped() const {
   std::vector<std::string> out;
   for (const auto& [name, s] : swaps_) out.push_back(name);
   return out;
-}
-
-int64_t TensorSwapper::scratch_bytes() const {
-  int64_t total = 0;
-  for (const auto& [name, s] : swaps_) total += s->scratch_bytes;
-  return total;
 }
 
 }  // namespace cb::engine

@@ -48,8 +48,6 @@ class TensorSwapper {
   // Names of swappable tensors (weights the graph reads) and their loaded types.
   std::map<std::string, std::string> tensor_types() const;
   std::vector<std::string> swapped() const;
-  // Bytes held in scratch buffers now.
-  int64_t scratch_bytes() const;
 
  private:
   struct Swap;

@@ -101,9 +101,7 @@ struct TempModelFile {
 // Identifies a built GGUF: the source file (path, size, mtime), the types and
 // the imatrix. Stored in the file as a string key and compared on reuse.
 std::string built_key(const std::string& source, const ModelLoadOptions& opts) {
-  namespace fs = std::filesystem;
-  std::string k = fs::absolute(source).string();
-  k += fmt::format("|{}|{}", fs::file_size(source), fs::last_write_time(source).time_since_epoch().count());
+  std::string k = file_identity(source);
   for (const auto& [name, type] : opts.tensor_types) k += "|" + name + "=" + type;
   for (const auto& [name, w] : opts.imatrix) {
     k += "|im:" + name + ":" + sha256_bytes(w.data(), w.size() * sizeof(float));
@@ -157,14 +155,14 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   TempModelFile temp;
   std::string load_path = path;
   if (!opts.tensor_types.empty()) load_path = build_typed_model(path, opts, temp);
-  m->n_gpu_layers_ = opts.n_gpu_layers;
+  int n_gpu_layers = opts.n_gpu_layers;
   if (opts.n_gpu_layers > 0 && opts.max_device_bytes > 0) {
-    m->n_gpu_layers_ = fit_gpu_layers(load_path, opts.n_gpu_layers, opts.max_device_bytes, opts.device_reserve_bytes);
-    opts.logger.info(fmt::format("{}: {} layers on the device to stay within {:.2f} GiB", path, m->n_gpu_layers_,
+    n_gpu_layers = fit_gpu_layers(load_path, opts.n_gpu_layers, opts.max_device_bytes, opts.device_reserve_bytes);
+    opts.logger.info(fmt::format("{}: {} layers on the device to stay within {:.2f} GiB", path, n_gpu_layers,
                                  static_cast<double>(opts.max_device_bytes) / (1 << 30)));
   }
   ScopedLogCapture capture(opts.logger);
-  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(m->n_gpu_layers_));
+  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(n_gpu_layers));
   if (!m->model_) {
     std::string why = capture.text();
     const auto pos = why.rfind("error");

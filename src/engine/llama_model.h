@@ -69,7 +69,6 @@ class LlamaModel {
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const std::string& path() const { return path_; }  // the file given to load()
-  int n_gpu_layers() const { return n_gpu_layers_; }  // after the device cap
   int n_threads() const { return n_threads_; }
   int32_t n_vocab() const;
   int32_t n_ctx_train() const;
@@ -110,7 +109,6 @@ class LlamaModel {
   friend struct ModelLoader;
   std::string path_;
   int n_threads_ = 1;
-  int n_gpu_layers_ = 0;
   llama_model* model_ = nullptr;
   std::map<std::string, std::vector<ggml_tensor*>> tensors_;
   std::set<std::string> float_only_;

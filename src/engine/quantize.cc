@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -186,24 +187,32 @@ void write_tensor(const QuantizeJob& job, const SourceFile& src, const TensorWor
                  [&](const void* data, size_t n) { out.write(data, n); });
 }
 
+// Source tensor `i` going to type `to` (nullopt = unchanged): its output
+// descriptor in `ctx` (shape and type, no data) and where its bytes are.
+// Throws RecipeError (type does not fit the rows), InputError (no converter).
+TensorWork describe_tensor(const GgufFile& src, int64_t i, const std::optional<std::string>& to_name,
+                           ggml_context* ctx) {
+  const std::string name = src.tensor_name(i);
+  const auto from = static_cast<ggml_type>(src.tensor_type(i));
+  const ggml_type to = to_name ? static_cast<ggml_type>(parse_type(*to_name, name)) : from;
+  const int64_t* ne = gguf_get_tensor_ne(src.ctx(), i);
+  if (ne[0] % ggml_blck_size(to) != 0) {
+    throw RecipeError(fmt::format("tensor {}: rows of {} elements do not fit {} blocks of {}", name, ne[0],
+                                  ggml_type_name(to), ggml_blck_size(to)));
+  }
+  if (to != from && ggml_blck_size(from) > 1 && !ggml_get_type_traits(from)->to_float) {
+    throw InputError(fmt::format("tensor {}: cannot convert from type {}", name, ggml_type_name(from)));
+  }
+  ggml_tensor* t = ggml_new_tensor(ctx, to, GGML_MAX_DIMS, ne);
+  ggml_set_name(t, name.c_str());
+  return {i, t, from, src.data_offset() + src.tensor_offset(i), src.tensor_size_bytes(i)};
+}
+
 std::vector<TensorWork> plan_tensors(const QuantizeJob& job, const GgufFile& src, ggml_context* ctx) {
   std::vector<TensorWork> work;
   for (int64_t i = 0; i < src.n_tensors(); ++i) {
-    const std::string name = src.tensor_name(i);
-    const auto from = static_cast<ggml_type>(src.tensor_type(i));
-    auto it = job.types.find(name);
-    const ggml_type to = it == job.types.end() ? from : static_cast<ggml_type>(parse_type(it->second, name));
-    const int64_t* ne = gguf_get_tensor_ne(src.ctx(), i);
-    if (ne[0] % ggml_blck_size(to) != 0) {
-      throw RecipeError(fmt::format("tensor {}: rows of {} elements do not fit {} blocks of {}", name, ne[0],
-                                    ggml_type_name(to), ggml_blck_size(to)));
-    }
-    if (to != from && ggml_blck_size(from) > 1 && !ggml_get_type_traits(from)->to_float) {
-      throw InputError(fmt::format("tensor {}: cannot convert from type {}", name, ggml_type_name(from)));
-    }
-    ggml_tensor* t = ggml_new_tensor(ctx, to, GGML_MAX_DIMS, ne);
-    ggml_set_name(t, name.c_str());
-    work.push_back({i, t, from, src.data_offset() + src.tensor_offset(i), src.tensor_size_bytes(i)});
+    auto it = job.types.find(src.tensor_name(i));
+    work.push_back(describe_tensor(src, i, it == job.types.end() ? std::nullopt : std::optional(it->second), ctx));
   }
   for (const auto& [name, type] : job.types) {
     if (src.find_tensor(name) < 0) throw RecipeError(fmt::format("{}: no tensor named {}", job.source, name));
@@ -292,24 +301,14 @@ const std::string& TensorSource::path() const { return impl_->gguf.path(); }
 int64_t TensorSource::convert(const std::string& name, const std::string& type, const std::vector<float>& imatrix,
                               int n_threads, const std::function<void(const void*, size_t)>& sink,
                               int64_t max_slab_bytes) const {
-  const GgufFile& g = impl_->gguf;
-  const int64_t i = g.find_tensor(name);
-  if (i < 0) throw RecipeError(fmt::format("{}: no tensor named {}", g.path(), name));
-  const auto from = static_cast<ggml_type>(g.tensor_type(i));
-  const auto to = static_cast<ggml_type>(parse_type(type, name));
-  const int64_t* ne = gguf_get_tensor_ne(g.ctx(), i);
-  if (ne[0] % ggml_blck_size(to) != 0) {
-    throw RecipeError(fmt::format("tensor {}: rows of {} elements do not fit {} blocks of {}", name, ne[0],
-                                  ggml_type_name(to), ggml_blck_size(to)));
-  }
+  const int64_t i = impl_->gguf.find_tensor(name);
+  if (i < 0) throw RecipeError(fmt::format("{}: no tensor named {}", impl_->gguf.path(), name));
   std::lock_guard<std::mutex> lock(impl_->mutex);
   ggml_reset(impl_->ctx.get());
-  ggml_tensor* t = ggml_new_tensor(impl_->ctx.get(), to, GGML_MAX_DIMS, ne);
-  ggml_set_name(t, name.c_str());
-  const TensorWork w{i, t, from, g.data_offset() + g.tensor_offset(i), g.tensor_size_bytes(i)};
-  const std::vector<float> im = to == from ? std::vector<float>{} : checked_imatrix(imatrix, w, Logger{});
+  const TensorWork w = describe_tensor(impl_->gguf, i, type, impl_->ctx.get());
+  const std::vector<float> im = w.out->type == w.from ? std::vector<float>{} : checked_imatrix(imatrix, w, Logger{});
   convert_tensor(impl_->file, w, im, n_threads > 0 ? n_threads : 1, max_slab_bytes, sink);
-  return static_cast<int64_t>(ggml_nbytes(t));
+  return static_cast<int64_t>(ggml_nbytes(w.out));
 }
 
 }  // namespace cb::engine

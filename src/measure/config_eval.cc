@@ -1,10 +1,28 @@
 #include "config_eval.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "cerebellum/common/quant_types.h"
 
 namespace cb::measure {
+
+eval::EvalOptions sweep_eval_options(const MeasureOptions& o) {
+  eval::EvalOptions e;
+  e.ctx = o.ctx;
+  e.max_chunks = o.stop.max_chunks;
+  e.n_threads = o.n_threads;
+  e.n_gpu_layers = o.n_gpu_layers;
+  e.max_device_bytes = o.max_device_bytes;
+  // Chunks per decode: up to 2048 tokens, at most min_chunks (the first
+  // stopping check) and 4.
+  e.n_batch = o.ctx * std::clamp(std::min(2048 / std::max(1, o.ctx), o.stop.min_chunks), 1, 4);
+  e.top_k = o.top_k;
+  e.first_scored = o.first_scored < 0 ? o.ctx / 8 : o.first_scored;
+  e.reference_model_path = o.reference_model;
+  return e;
+}
+
 namespace {
 
 class SimulatedEval : public ConfigEval {

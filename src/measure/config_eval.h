@@ -10,10 +10,18 @@
 #include <vector>
 
 #include "cerebellum/eval/evaluator.h"
+#include "cerebellum/measure/measure.h"
 
 namespace cb::measure {
 
 using TypeMap = std::map<std::string, std::string>;
+
+// How a sweep evaluates (chunk layout, chunks per decode, scoring offset,
+// devices): one place for the sweep and its memory projection.
+eval::EvalOptions sweep_eval_options(const MeasureOptions& o);
+
+// Where the resident base mix is built: next to the journal, kept for a resume.
+inline std::string base_model_path(const MeasureOptions& o) { return o.out_path + ".base.gguf"; }
 
 class ConfigEval {
  public:

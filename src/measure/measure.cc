@@ -149,24 +149,12 @@ class Sweep {
   MeasureSummary summary;
 
  private:
-  int chunks_per_step() const {
-    return std::clamp(std::min(2048 / std::max(1, o_.ctx), o_.stop.min_chunks), 1, 4);
-  }
-  eval::EvalOptions eval_options() const {
-    eval::EvalOptions e;
-    e.ctx = o_.ctx;
-    e.max_chunks = o_.stop.max_chunks;
-    e.n_threads = o_.n_threads;
-    e.n_gpu_layers = o_.n_gpu_layers;
-    e.max_device_bytes = o_.max_device_bytes;
-    e.n_batch = o_.ctx * chunks_per_step();
-    e.top_k = o_.top_k;
-    e.first_scored = o_.first_scored < 0 ? o_.ctx / 8 : o_.first_scored;
-    e.reference_model_path = o_.reference_model;
-    return e;
-  }
+  int chunks_per_step() const { return eval_options().n_batch / o_.ctx; }
+  eval::EvalOptions eval_options() const { return sweep_eval_options(o_); }
   std::string reference_path(const std::string& domain) const;
-  std::string base_model_path() const { return o_.out_path + ".base.gguf"; }
+  // Loads the domain's cached store into ref_ when it was made for these
+  // settings (else starts empty: the journal header guards the results).
+  void load_reference_cache(const eval::Evaluator& ev, const std::string& path);
   void ensure_chunks(int need, const TypeMap& restore);
   void record_baseline(const std::string& domain);
   void save_reference(const std::string& path);
@@ -359,18 +347,21 @@ void Sweep::save_reference(const std::string& path) {
   ref_dirty_ = false;
 }
 
+void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& path) {
+  ref_ = ev.empty_reference();
+  if (!fs::exists(path)) return;
+  try {
+    ref_ = eval::ReferenceStore::load(path, ev.reference_key());
+  } catch (const MismatchError& e) {
+    o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", path, e.what()));
+  }
+}
+
 void Sweep::reference_only(const MeasureText& text) {
   const std::string ref_path = reference_path(text.domain);
   eval::Evaluator ev(o_.reference_model.empty() ? o_.source_path : o_.reference_model, read_file(text.path),
                      eval_options(), o_.logger);
-  ref_ = ev.empty_reference();
-  if (fs::exists(ref_path)) {
-    try {
-      ref_ = eval::ReferenceStore::load(ref_path, ev.reference_key());
-    } catch (const MismatchError& e) {
-      o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
-    }
-  }
+  load_reference_cache(ev, ref_path);
   const int n = ref_.key().n_chunks;
   if (ref_.n_filled() < n) {
     ev.extend_reference(ref_, n, [&](const Progress& p) {
@@ -391,18 +382,10 @@ void Sweep::run_domain(const MeasureText& text) {
     // The base mix in real types, built once next to the journal (kept for a
     // resume; removed when the sweep ends).
     eo.tensor_types = base_;
-    eo.built_model_path = base_model_path();
+    eo.built_model_path = base_model_path(o_);
   }
   auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
-  ref_ = ev->empty_reference();
-  if (fs::exists(ref_path)) {
-    try {
-      ref_ = eval::ReferenceStore::load(ref_path, ev->reference_key());
-    } catch (const MismatchError& e) {
-      // A cache for other settings: start over (the journal header guards results).
-      o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", ref_path, e.what()));
-    }
-  }
+  load_reference_cache(*ev, ref_path);
   for (const auto& [name, type] : ev->tensor_types()) {
     // Real types only where the graph's ops take them (not ssm_conv1d).
     if (o_.mode != EvalMode::kResident || ev->takes_any_type(name)) swappable_.push_back(name);
@@ -590,7 +573,7 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   JournalWriter writer(o.out_path, header);
   Sweep sweep(o, model, base, &writer);
   for (const MeasureText& t : o.texts) sweep.run_domain(t);
-  fs::remove(o.out_path + ".base.gguf", ec);  // the resident base mix (kept only for a resume)
+  fs::remove(base_model_path(o), ec);  // the resident base mix (kept only for a resume)
   sweep.summary.elapsed_s = now_s() - t0;
   return sweep.summary;
 }

@@ -9,6 +9,7 @@
 #include "cerebellum/build/build.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"
+#include "config_eval.h"
 #include "engine/engine.h"
 
 namespace cb::measure {
@@ -49,14 +50,11 @@ int64_t largest_unit_bytes(const ModelInfo& model, PlanLevel plan, const std::st
 
 // KV cache (F16 K and V rows of every attention layer), logits of one decode,
 // and an allowance for llama.cpp's compute buffers.
-int64_t context_bytes(const MeasureOptions& o, const ModelInfo& model) {
-  const int n_seq = std::clamp(std::min(2048 / std::max(1, o.ctx), o.stop.min_chunks), 1, 4);
-  const int64_t n_ctx = static_cast<int64_t>(n_seq) * o.ctx;
-  int64_t kv_rows = 0, n_vocab = 0;
+int64_t context_bytes(const eval::EvalOptions& e, const ModelInfo& model, int64_t n_vocab) {
+  const int64_t n_ctx = e.n_batch;  // chunks per decode x ctx
+  int64_t kv_rows = 0;
   for (const auto& t : model.tensors) {
-    if (t.shape.size() < 2) continue;
-    if (t.role == "attn_k" || t.role == "attn_v") kv_rows += t.shape[1];
-    if (t.name == "token_embd.weight") n_vocab = t.shape[1];
+    if (t.shape.size() >= 2 && (t.role == "attn_k" || t.role == "attn_v")) kv_rows += t.shape[1];
   }
   return n_ctx * kv_rows * 2 + n_ctx * n_vocab * 4 + (int64_t{256} << 20);
 }
@@ -74,11 +72,11 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
   for (const auto& t : model.tensors) {
     if (t.name == "token_embd.weight" && t.shape.size() > 1) n_vocab = t.shape[1];
   }
-  const int first_scored = o.first_scored < 0 ? o.ctx / 8 : o.first_scored;
+  const eval::EvalOptions e = sweep_eval_options(o);
   const int64_t k = o.top_k <= 0 ? n_vocab : std::min<int64_t>(o.top_k, std::max<int64_t>(n_vocab, 1));
-  p.reference_store_bytes = static_cast<int64_t>(o.stop.max_chunks) * (o.ctx - 1 - first_scored) * (8 * k + 8);
+  p.reference_store_bytes = static_cast<int64_t>(o.stop.max_chunks) * (o.ctx - 1 - e.first_scored) * (8 * k + 8);
   p.swap_bytes = largest_unit_bytes(model, o.plan, largest_type(o));
-  p.context_bytes = context_bytes(o, model);
+  p.context_bytes = context_bytes(e, model, n_vocab);
   const bool gpu = o.n_gpu_layers > 0;
   p.host_bytes = p.base_model_bytes + p.reference_store_bytes + (gpu ? 0 : p.swap_bytes + p.context_bytes);
   p.device_bytes = gpu ? p.base_model_bytes + p.swap_bytes + p.context_bytes : 0;

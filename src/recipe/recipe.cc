@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -141,18 +140,15 @@ std::map<std::string, std::string> stock_preset_types(const std::string& model_p
   // for an unchanged file.
   static std::mutex mutex;
   static std::map<std::string, std::map<std::string, std::string>> memo;
-  std::error_code ec;
-  const std::string key = fmt::format("{}|{}|{}|{}|{}", std::filesystem::absolute(model_path, ec).string(),
-                                      std::filesystem::file_size(model_path, ec),
-                                      std::filesystem::last_write_time(model_path, ec).time_since_epoch().count(),
-                                      preset, with_imatrix);
+  const std::string file = file_identity(model_path);
+  const std::string key = fmt::format("{}|{}|{}", file, preset, with_imatrix);
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = memo.find(key); !ec && it != memo.end()) return it->second;
+    if (auto it = memo.find(key); !file.empty() && it != memo.end()) return it->second;
   }
   auto types = engine::stock_preset_plan(model_path, preset, with_imatrix, Logger{}).types;
   std::lock_guard<std::mutex> lock(mutex);
-  if (!ec) memo[key] = types;
+  if (!file.empty()) memo[key] = types;
   return types;
 }
 

@@ -37,6 +37,11 @@ class AtomicOutputFile {
 // Writes the whole content atomically.
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// "absolute path|size|mtime": names an unchanged file, for per-process
+// memos of work on multi-GB models (hashes, dry runs, built files); "" when
+// the file cannot be stat'ed (then nothing is remembered).
+std::string file_identity(const std::string& path);
+
 // Input is sacred: throws UsageError when `out` names the same file as one of
 // `inputs` (same device and inode, links resolved), or exists and is not a
 // regular file (a device, a FIFO, a directory). `flag` names the option.
