@@ -165,6 +165,8 @@ TEST(MeasureSweep, MemoryProjectionRefusesAndReferenceOnlyFills) {
   EXPECT_FALSE(std::filesystem::exists(o.out_path + ".base.gguf"));  // removed at the end
 }
 
+std::string base_path_of(const MeasureOptions& o) { return o.out_path + ".base.gguf"; }
+
 // A smaller reference stands in for the F16 (the user's Q8_0): the store and
 // the journal say so, and the deltas stay close to the F16-referenced ones.
 TEST(MeasureSweep, ReferenceModelStandsInForTheSource) {
@@ -197,6 +199,24 @@ TEST(MeasureSweep, ReferenceModelStandsInForTheSource) {
   q8.resume = true;
   q8.reference_model.clear();  // another reference: the journal refuses
   EXPECT_THROW(run_measure(q8), MismatchError);
+  // Another model, a truncated or a missing file as the reference: refused
+  // before any journal or base mix is written.
+  MeasureOptions other = f16;
+  other.out_path = dir + "/other.jsonl";
+  other.reference_model = test::model("stories260K.gguf");
+  EXPECT_THROW(run_measure(other), MismatchError);
+  other.reference_model = test::model("cb-hybrid-moe-F16.gguf");
+  EXPECT_THROW(run_measure(other), MismatchError);
+  other.reference_model = dir + "/none.gguf";
+  EXPECT_THROW(run_measure(other), InputError);
+  {
+    const std::string whole = read_file(b.out);
+    write_file_atomic(dir + "/trunc.gguf", whole.substr(0, whole.size() / 2));
+  }
+  other.reference_model = dir + "/trunc.gguf";
+  EXPECT_THROW(run_measure(other), InputError);
+  EXPECT_FALSE(std::filesystem::exists(other.out_path));
+  EXPECT_FALSE(std::filesystem::exists(base_path_of(other)));
   MeasureOptions sim = f16;
   sim.mode = EvalMode::kSimulated;
   sim.reference_model = b.out;

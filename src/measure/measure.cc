@@ -518,6 +518,26 @@ void check_resume_header(const JournalHeader& existing, const JournalHeader& wan
   }
 }
 
+void check_reference_model(const std::string& path, const ModelInfo& source) {
+  if (!fs::is_regular_file(path)) {
+    throw InputError(fmt::format("--reference-model {}: no such file (or not a regular file)", path));
+  }
+  const ModelInfo ref = inspect_model(path);  // InputError: not a GGUF, truncated
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& t : ref.tensors) shapes[t.name] = t.shape;
+  for (const auto& t : source.tensors) {
+    auto it = shapes.find(t.name);
+    if (it == shapes.end() || it->second != t.shape) {
+      throw MismatchError(fmt::format("--reference-model {} is not a version of {}: tensor {} {}", path, source.path,
+                                      t.name, it == shapes.end() ? "is missing" : "has another shape"));
+    }
+  }
+  if (ref.tensors.size() != source.tensors.size() || ref.arch != source.arch) {
+    throw MismatchError(fmt::format("--reference-model {} is not a version of {}: {} {} tensors vs {} {}", path,
+                                    source.path, ref.arch, ref.tensors.size(), source.arch, source.tensors.size()));
+  }
+}
+
 MeasureSummary run_measure(const MeasureOptions& o) {
   const double t0 = now_s();
   if (o.texts.empty()) throw UsageError("measure needs at least one --text");
@@ -544,6 +564,7 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   for (const auto& t : o.targets) type_by_name(t);
   for (const auto& t : o.promote) type_by_name(t);
   std::error_code ec;
+  if (!o.reference_model.empty()) check_reference_model(o.reference_model, inspect_model(o.source_path));
   if (o.reference_only) {
     const ModelInfo model = inspect_model(o.source_path);
     Sweep sweep(o, model, {}, nullptr);

@@ -258,6 +258,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
     for (const auto& t : o.texts) inputs.push_back(t.path);
     check_output_path(o.out, inputs);
   }
+  if (!o.reference_model.empty()) measure::check_reference_model(o.reference_model, inspect_model(o.source));
   QuantizeResult r;
   r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
   const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;

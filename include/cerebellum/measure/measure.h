@@ -151,6 +151,11 @@ struct MeasureSummary {
 // another model / base / texts / settings), EngineError, IoError.
 MeasureSummary run_measure(const MeasureOptions& options);
 
+// A --reference-model must be the same model in other types: same
+// architecture, tensor names and shapes as `source`. Throws InputError (no
+// such file, not a readable GGUF), MismatchError (another model).
+void check_reference_model(const std::string& path, const ModelInfo& source);
+
 // The header run_measure writes for these options (model sha256, base
 // types, text hashes, settings); exposed for tests and for resume checks.
 JournalHeader make_header(const MeasureOptions& options, const ModelInfo& model,
