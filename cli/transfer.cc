@@ -15,19 +15,14 @@ struct TransferArgs {
   int from_layers = 0;
 };
 
-// A plan.json contributes its per-tensor types; anything else is recipe text.
-std::vector<RecipeLine> load_lines(const std::string& path) {
-  const std::string text = read_file(path);
-  const auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_discarded() && j.is_object()) {
-    if (j.value("schema", "") != kPlanSchema || !j.contains("types")) {
-      throw InputError(fmt::format("{}: JSON but not a {} plan", path, kPlanSchema));
-    }
-    std::vector<RecipeLine> lines;
-    for (const auto& [name, type] : j["types"].items()) lines.push_back({name, type.get<std::string>()});
-    return lines;
+// Recipe text, a recipe JSON or a plan.json: per-tensor rules (the recipe reader's).
+std::vector<RecipeRule> load_lines(const std::string& path) {
+  const Recipe r = load_recipe(path);
+  if (!r.base.empty()) {
+    throw InputError(fmt::format("{}: a recipe on base preset '{}' has no per-tensor types to transfer; "
+                                 "transfer its tensor_types.txt or plan.json", path, r.base));
   }
-  return parse_recipe_lines(text, path);
+  return r.rules;
 }
 
 void run_transfer(const TransferArgs& a) {

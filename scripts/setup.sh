@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # Tools: checked by command (they may come from elsewhere, e.g. npm with node).
 declare -A TOOLS=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [git]=git [npm]=npm
                   [python3]=python3 [patchelf]=patchelf)
-LIBS=(nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev libssl-dev)
+LIBS=(nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev libssl-dev libre2-dev pkg-config)
 missing=()
 # CB_SKIP_APT=1: check nothing, install nothing (machines without a registry;
 # pass dependency prefixes through CB_CMAKE_ARGS="-DCMAKE_PREFIX_PATH=...").

@@ -188,7 +188,7 @@ TEST(AllocatePlan, TensorTypesAreAnchoredAndSkipStockRefused) {
   const std::string text = tensor_types_text(plan, "test");
   EXPECT_NE(text.find("^output\\.weight$="), std::string::npos);
   EXPECT_EQ(text.find("attn_norm"), std::string::npos);
-  const auto lines = parse_recipe_lines(text, "t");
+  const auto lines = parse_recipe_text(text, "t").rules;
   EXPECT_EQ(lines.size(), 12u * 7 + 2);
   const nlohmann::json j = plan_to_json(plan, p);
   EXPECT_EQ(j["schema"], kPlanSchema);
@@ -210,7 +210,7 @@ TEST(AllocateTransfer, ProportionalDepthPreservesRoles) {
       target.tensors.push_back(t);
     }
   }
-  std::vector<RecipeLine> recipe;
+  std::vector<RecipeRule> recipe;
   for (int l = 0; l < 12; ++l) {
     recipe.push_back({fmt::format("^blk\\.{}\\.ffn_down\\.weight$", l), l % 2 ? "q6_K" : "q2_K"});
     recipe.push_back({fmt::format("blk.{}.attn_q.weight", l), "q4_K"});

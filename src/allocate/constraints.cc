@@ -1,12 +1,12 @@
 // Constraints and objective specs: parsing and validation (data in, data out).
 #include <cmath>
-#include <regex>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 
 namespace cb {
@@ -20,13 +20,7 @@ std::string canonical_type(const std::string& name, const std::string& where) {
   return t->name;
 }
 
-void check_regex(const std::string& re, const std::string& where) {
-  try {
-    std::regex r(re);
-  } catch (const std::regex_error& e) {
-    throw RecipeError(fmt::format("{}: bad regex '{}': {}", where, re, e.what()));
-  }
-}
+void check_regex(const std::string& re, const std::string& where) { check_pattern(re, where); }
 
 std::vector<std::string> string_list(const json& j, const char* key, const std::string& where) {
   if (!j.contains(key)) return {};

@@ -5,7 +5,6 @@
 // on tensor i's measured points (role median, then global median, when none).
 #include <algorithm>
 #include <cmath>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -13,6 +12,7 @@
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/measure/original.h"
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/recipe/recipe.h"
 
@@ -130,7 +130,12 @@ struct CandidateContext {
 };
 
 bool full_match(const std::string& re, const std::string& s) {
-  return re.empty() || std::regex_match(s, std::regex(re));
+  if (re.empty()) return true;
+  // Compiled once per pattern: the rules run for every tensor × candidate type.
+  thread_local std::map<std::string, Pattern> compiled;
+  auto it = compiled.find(re);
+  if (it == compiled.end()) it = compiled.emplace(re, Pattern(re, "constraint")).first;
+  return it->second.full_match(s);
 }
 
 // Whether `type` may be a candidate of tensor `t` before the rules: the build

@@ -1,83 +1,71 @@
 // Recipe transfer to a sibling model (other depth) or a same-shape finetune.
+#include <cctype>
 #include <cmath>
-#include <regex>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 
 namespace cb {
 namespace {
 
-// "blk.7." or its escaped regex form "blk\.7\." inside a recipe pattern.
-const std::regex& layer_re() {
-  static const std::regex re(R"(blk(\\?\.)(\d+)(\\?\.))");
-  return re;
-}
+// "blk.7." or its escaped regex form "blk\.7\." inside a recipe pattern:
+// where the number starts and ends (a scan: linear on any line).
+struct LayerRef {
+  size_t digits_begin = 0, digits_end = 0;
+  int layer = 0;
+};
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+std::optional<LayerRef> find_layer_ref(const std::string& s) {
+  const auto dot_at = [&](size_t i) -> size_t {  // length of "." or "\." at i, 0 if neither
+    if (i < s.size() && s[i] == '.') return 1;
+    if (i + 1 < s.size() && s[i] == '\\' && s[i + 1] == '.') return 2;
+    return 0;
+  };
+  for (size_t at = s.find("blk"); at != std::string::npos; at = s.find("blk", at + 1)) {
+    const size_t d1 = dot_at(at + 3);
+    if (!d1) continue;
+    size_t e = at + 3 + d1;
+    while (e < s.size() && std::isdigit(static_cast<unsigned char>(s[e]))) ++e;
+    const size_t b = at + 3 + d1;
+    if (e == b || e - b > 6 || !dot_at(e)) continue;
+    return LayerRef{b, e, std::stoi(s.substr(b, e - b))};
+  }
+  return std::nullopt;
 }
 
 // Whether `pattern` (exact name or regex) names some tensor of the target.
 const TensorInfo* first_match(const std::string& pattern, const ModelInfo& target) {
   if (const TensorInfo* t = target.find(pattern)) return t;
   try {
-    const std::regex re(pattern);
+    const Pattern re(pattern);
     for (const auto& t : target.tensors) {
-      if (std::regex_search(t.name, re)) return &t;
+      if (re.search(t.name)) return &t;
     }
-  } catch (const std::regex_error&) {
+  } catch (const RecipeError&) {  // not a regex: matches nothing
   }
   return nullptr;
 }
 
 }  // namespace
 
-std::vector<RecipeLine> parse_recipe_lines(const std::string& text, const std::string& where) {
-  std::vector<RecipeLine> out;
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (auto hash = line.find('#'); hash != std::string::npos) line = line.substr(0, hash);
-    line = trim(line);
-    if (line.empty()) continue;
-    const auto eq = line.rfind('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == line.size()) {
-      throw RecipeError(fmt::format("{}:{}: expected name=type, got '{}'", where, line_no, line));
-    }
-    const std::string type = trim(line.substr(eq + 1));
-    if (!find_type(type)) {
-      throw RecipeError(fmt::format("{}:{}: unknown type '{}'", where, line_no, type));
-    }
-    out.push_back({trim(line.substr(0, eq)), type});
-  }
-  return out;
-}
-
-TransferResult transfer_recipe(const std::vector<RecipeLine>& recipe, int from_layers,
+TransferResult transfer_recipe(const std::vector<RecipeRule>& recipe, int from_layers,
                                const ModelInfo& target) {
   if (from_layers <= 0) throw UsageError("--from-layers must be positive");
   const int to_layers = target.n_layers;
   TransferResult res;
   res.verbatim = from_layers == to_layers;
   // Source lines by layer, in order (later lines of one layer override earlier ones).
-  std::map<int, std::vector<const RecipeLine*>> by_layer;
-  std::vector<const RecipeLine*> global;
+  std::map<int, std::vector<const RecipeRule*>> by_layer;
+  std::vector<const RecipeRule*> global;
   for (const auto& l : recipe) {
-    std::smatch m;
-    if (std::regex_search(l.pattern, m, layer_re())) {
-      by_layer[std::stoi(m[2].str())].push_back(&l);
+    if (const auto ref = find_layer_ref(l.pattern)) {
+      by_layer[ref->layer].push_back(&l);
     } else {
       global.push_back(&l);
     }
@@ -95,20 +83,19 @@ TransferResult transfer_recipe(const std::vector<RecipeLine>& recipe, int from_l
                                       out_type, t->row_elems(), fb));
       out_type = fb;
     }
-    res.lines.push_back({pattern, out_type});
+    res.lines.push_back({pattern, out_type, 0});
   };
-  for (const RecipeLine* l : global) emit(l->pattern, l->type);
+  for (const RecipeRule* l : global) emit(l->pattern, l->type);
   for (int j = 0; j < to_layers; ++j) {
     // Inverse of i -> round(i·M/N): every target layer gets exactly one source layer.
     const int i = std::min(from_layers - 1,
                            static_cast<int>(std::lround(static_cast<double>(j) * from_layers / to_layers)));
     auto it = by_layer.find(i);
     if (it == by_layer.end()) continue;
-    for (const RecipeLine* l : it->second) {
-      std::smatch m;
-      std::regex_search(l->pattern, m, layer_re());
-      const std::string pattern = m.prefix().str() + "blk" + m[1].str() + std::to_string(j) +
-                                  m[3].str() + m.suffix().str();
+    for (const RecipeRule* l : it->second) {
+      const LayerRef ref = *find_layer_ref(l->pattern);
+      const std::string pattern = l->pattern.substr(0, ref.digits_begin) + std::to_string(j) +
+                                  l->pattern.substr(ref.digits_end);
       emit(pattern, l->type);
     }
   }

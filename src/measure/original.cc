@@ -2,12 +2,12 @@
 
 #include <cctype>
 #include <cmath>
-#include <regex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 
 namespace cb::measure {
@@ -16,11 +16,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kImportedFrom = "cerebellum-original";
-
-std::string regex_escape(const std::string& s) {
-  static const std::regex meta(R"([.^$|()\[\]{}*+?\\])");
-  return std::regex_replace(s, meta, R"(\$&)");
-}
 
 bool looks_like_regex(const std::string& s) { return s.find_first_of("^$|()[]{}*+?\\") != s.npos; }
 
@@ -41,7 +36,7 @@ std::string unit_pattern(const JournalUnit& u) {
   if (looks_like_regex(u.id)) return u.id;  // imported regex group: kept verbatim
   if (u.level == "tensor" && u.tensors.size() <= 1) return u.tensors.empty() ? u.id : u.tensors[0];
   std::vector<std::string> parts;
-  for (const auto& t : u.tensors) parts.push_back(regex_escape(t));
+  for (const auto& t : u.tensors) parts.push_back(escape_pattern(t));
   return fmt::format("^({})$", fmt::join(parts, "|"));
 }
 
@@ -112,12 +107,11 @@ JournalUnit import_unit(const std::string& key, const std::string& pattern,
     u.id = pattern, u.level = "tensor", u.tensors = {pattern};
     return u;
   }
-  (void)key;
   u.id = pattern, u.level = "group";
   if (model) {
-    const std::regex re(pattern);
+    const Pattern re(pattern, key);
     for (const auto& t : model->tensors) {
-      if (std::regex_search(t.name, re)) u.tensors.push_back(t.name);
+      if (re.search(t.name)) u.tensors.push_back(t.name);
     }
   }
   return u;

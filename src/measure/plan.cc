@@ -2,12 +2,12 @@
 // adaptive stopping rule. Pure functions: no engine.
 #include <algorithm>
 #include <cmath>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/recipe/recipe.h"
@@ -101,13 +101,13 @@ std::vector<PlannedUnit> plan_units(const ModelInfo& model,
                                     const std::string& type, const std::string& direction,
                                     const std::string& tensor_regex) {
   const std::set<std::string> can_swap(swappable.begin(), swappable.end());
-  std::optional<std::regex> re;
-  if (!tensor_regex.empty()) re.emplace(tensor_regex, std::regex::ECMAScript);
+  std::optional<Pattern> re;
+  if (!tensor_regex.empty()) re.emplace(tensor_regex, "--tensors");
   const double want_bpw = type_by_name(type).bits_per_weight();
   std::map<std::string, PlannedUnit> units;  // id -> unit
   for (const TensorInfo& t : model.tensors) {
     if (t.shape.size() < 2 || !can_swap.count(t.name)) continue;
-    if (re && !std::regex_search(t.name, *re)) continue;
+    if (re && !re->search(t.name)) continue;
     auto b = base_types.find(t.name);
     const std::string base = type_by_name(b == base_types.end() ? t.type : b->second).name;
     const std::optional<std::string> got = fitted_type(t, type);

@@ -1,10 +1,10 @@
 #include "cerebellum/recipe/recipe.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <cctype>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -13,6 +13,7 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 #include "engine/stock_quantize.h"
 
@@ -40,11 +41,7 @@ RecipeRule make_rule(const std::string& pattern, const std::string& type, int li
   if (!t->can_quantize && !kImatrixOnlyQuantizers.count(t->name)) {
     throw RecipeError(fmt::format("{}: ggml cannot quantize to type '{}' ('{}')", where, t->name, pattern));
   }
-  try {
-    std::regex check(pattern);
-  } catch (const std::regex_error& e) {
-    throw RecipeError(fmt::format("{}: '{}' is not a valid regex ({})", where, pattern, e.what()));
-  }
+  check_pattern(pattern, where);
   return {pattern, t->name, line};
 }
 
@@ -53,6 +50,8 @@ RecipeRule make_rule(const std::string& pattern, const std::string& type, int li
 Recipe parse_recipe_text(std::string_view text, const std::string& source) {
   Recipe recipe;
   recipe.source = source;
+  // A UTF-8 byte-order mark (editors on Windows) is not part of the first name.
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   std::istringstream in{std::string(text)};
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
@@ -102,6 +101,10 @@ Recipe parse_recipe_json(const nlohmann::json& j, const std::string& source) {
 }
 
 Recipe load_recipe(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {  // a directory would read as an empty recipe
+    throw InputError(fmt::format("{}: not a regular file (a recipe is a text or JSON file)", path));
+  }
   const std::string text = read_file(path);
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '{') {
@@ -161,18 +164,16 @@ std::string recipe_text(const std::map<std::string, std::string>& types,
     // anchor a name that would also match another tensor ("output.weight"
     // inside "blk.0.attn_output.weight") so both readers agree.
     bool ambiguous = false;
-    const std::regex as_regex(name);
+    const Pattern as_regex(name, "tensor name");
     for (const auto& [other, t] : types) {
-      if (other != name && std::regex_search(other, as_regex)) {
+      if (other != name && as_regex.search(other)) {
         ambiguous = true;
         break;
       }
     }
     std::string left = name;
     if (ambiguous) {
-      left.clear();
-      for (char c : name) left += (c == '.') ? std::string("\\.") : std::string(1, c);
-      left = "^" + left + "$";
+      left = "^" + escape_pattern(name) + "$";
     }
     out += fmt::format("{}={}\n", left, type);
   }

@@ -1,9 +1,9 @@
 // Recipe resolution: preset first (from the engine's own dry run), then rules.
-#include <regex>
 
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/recipe/recipe.h"
 #include "engine/stock_quantize.h"
@@ -117,10 +117,10 @@ ResolvedRecipe resolve_recipe(const Recipe& recipe, const ModelInfo& model, cons
       apply_rule(rule, *t, where, /*exact=*/true, options, out.tensors[t->name]);
       continue;
     }
-    const std::regex re(rule.pattern);
+    const Pattern re(rule.pattern, where);
     int n_matched = 0;
     for (const auto& t : model.tensors) {
-      if (t.shape.size() < 2 || !std::regex_search(t.name, re)) continue;  // norms, biases stay
+      if (t.shape.size() < 2 || !re.search(t.name)) continue;  // norms, biases stay
       apply_rule(rule, t, where, /*exact=*/false, options, out.tensors[t.name]);
       ++n_matched;
     }

@@ -21,6 +21,7 @@
 #include "cerebellum/allocate/solver.h"
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/measure/journal.h"
+#include "cerebellum/recipe/recipe.h"
 
 namespace cb {
 
@@ -247,16 +248,8 @@ std::string tensor_types_text(const Plan& plan, const std::string& header_commen
 
 // ---- transfer ----------------------------------------------------------------
 
-struct RecipeLine {
-  std::string pattern;  // exact name or regex, as in the recipe
-  std::string type;
-};
-
-// Reads recipe text (name=type lines, # comments, blank lines).
-std::vector<RecipeLine> parse_recipe_lines(const std::string& text, const std::string& where);
-
 struct TransferResult {
-  std::vector<RecipeLine> lines;
+  std::vector<RecipeRule> lines;
   std::vector<std::string> notes;  // what was dropped / changed, and why
   bool verbatim = false;           // same depth: copied as is
 };
@@ -267,7 +260,7 @@ struct TransferResult {
 // exactly one source; roles are preserved, non-layer lines are copied. Types
 // whose blocks do not fit the target's rows become the stock fallback; lines
 // naming tensors the target lacks are dropped (noted).
-TransferResult transfer_recipe(const std::vector<RecipeLine>& recipe, int from_layers,
+TransferResult transfer_recipe(const std::vector<RecipeRule>& recipe, int from_layers,
                                const ModelInfo& target);
 
 }  // namespace cb
