@@ -47,6 +47,7 @@ void run_allocate(const AllocateArgs& a) {
   }
   const Journal journal = read_journal(a.measurements);
   if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements));
+  for (const auto& d : journal.duplicates) log.warn("duplicate record " + d);
   const ModelInfo model = inspect_model(a.source);
   const std::string sha = sha256_file(a.source);
   if (!journal.header.model_sha256.empty() && journal.header.model_sha256 != sha) {

@@ -61,7 +61,7 @@ void run_eval(const EvalArgs& a) {
   std::optional<eval::ReferenceStore> store;
   if (!a.reference.empty()) {
     eval::Evaluator ref(a.reference, text, opts, log);
-    store = eval::load_or_build_reference(ref, a.store, progress.fn());
+    store = eval::load_or_build_reference(ref, a.store, progress.fn(), log);
     progress.finish();
   }
   eval::Evaluator ev(a.model, text, opts, log);

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
 #include "cli_util.h"
 #include "command.h"
 
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
   std::sort(registry.begin(), registry.end(),
             [](const auto& a, const auto& b) { return a.order < b.order; });
   for (auto& entry : registry) entry.setup(app);
+  install_interrupt_cleanup();  // Ctrl-C, kill, a closed terminal: no *.tmp.<pid> left
+  set_io_logger(cli::stderr_logger());
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

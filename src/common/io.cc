@@ -1,7 +1,15 @@
 #include "cerebellum/common/io.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
+#include <csignal>
+
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -23,17 +31,134 @@
 
 namespace cb {
 
+namespace {
+
+// Paths this process must remove if a signal ends it: fixed slots, so the
+// handler only reads memory and calls unlink (async-signal-safe).
+constexpr size_t kMaxCleanup = 64, kMaxPathBytes = 4096;
+std::array<std::array<char, kMaxPathBytes>, kMaxCleanup> g_cleanup_paths;
+std::array<std::atomic<bool>, kMaxCleanup> g_cleanup_used{};
+
+int register_cleanup(const std::string& path) {
+  if (path.size() >= kMaxPathBytes) return -1;
+  for (size_t i = 0; i < kMaxCleanup; ++i) {
+    bool expected = false;
+    if (g_cleanup_used[i].load() || !g_cleanup_used[i].compare_exchange_strong(expected, true)) continue;
+    std::memcpy(g_cleanup_paths[i].data(), path.c_str(), path.size() + 1);
+    return static_cast<int>(i);
+  }
+  return -1;  // more than 64 files at once: those beyond are cleaned at the next run
+}
+
+void unregister_cleanup(int slot) {
+  if (slot >= 0) g_cleanup_used[static_cast<size_t>(slot)].store(false);
+}
+
+void on_interrupt(int sig) {
+  for (size_t i = 0; i < kMaxCleanup; ++i) {
+    if (g_cleanup_used[i].load()) unlink(g_cleanup_paths[i].data());
+  }
+  std::signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+std::mutex g_io_log_mutex;
+Logger g_io_log;
+
+void io_notice(const std::string& msg) {
+  std::lock_guard<std::mutex> lock(g_io_log_mutex);
+  g_io_log.warn(msg);
+}
+
+// "<path>.tmp.*" siblings whose writer is gone (its flock is released by the
+// kernel whatever way it died) are removed; live writers' are left alone.
+void remove_stale_temps(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target(path);
+  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix) || !it->is_regular_file(ec)) continue;
+    const int fd = open(it->path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      const auto size_bytes = it->file_size(ec);
+      if (unlink(it->path().c_str()) == 0) {
+        io_notice(fmt::format("removed {} ({} bytes), left by an interrupted run", it->path().string(),
+                              static_cast<long long>(size_bytes)));
+      }
+    }
+    close(fd);
+  }
+}
+
+}  // namespace
+
+void install_interrupt_cleanup() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, on_interrupt);
+}
+
+void set_io_logger(const Logger& logger) {
+  std::lock_guard<std::mutex> lock(g_io_log_mutex);
+  g_io_log = logger;
+}
+
 AtomicOutputFile::AtomicOutputFile(const std::string& path) : path_(path) {
+  remove_stale_temps(path);
   temp_path_ = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
-  file_ = std::fopen(temp_path_.c_str(), "wb");
+  cleanup_slot_ = register_cleanup(temp_path_);
+  file_ = std::fopen(temp_path_.c_str(), "wbe");
   if (!file_) {
+    unregister_cleanup(cleanup_slot_);
     throw IoError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
   }
+  flock(fileno(file_), LOCK_EX | LOCK_NB);  // marks it live for other processes' stale scan
 }
 
 AtomicOutputFile::~AtomicOutputFile() {
   if (file_) std::fclose(file_);
   if (!committed_) std::remove(temp_path_.c_str());
+  unregister_cleanup(cleanup_slot_);
+}
+
+ExclusiveLock::ExclusiveLock(const std::string& path, const std::string& what) : lock_path_(path + ".lock") {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const int fd = open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError(fmt::format("{}: cannot create lock ({})", lock_path_, std::strerror(errno)));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      char buf[64] = {};
+      const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+      close(fd);
+      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+      while (!holder.empty() && std::isspace(static_cast<unsigned char>(holder.back()))) holder.pop_back();
+      throw UsageError(fmt::format("{} is in use by another run (pid {}, lock {}): wait for it to finish, "
+                                   "or write to another path", what, holder, lock_path_));
+    }
+    // A holder that just finished may have unlinked the file we opened: only
+    // the lock on the file the path names now counts.
+    struct stat held{}, named{};
+    if (fstat(fd, &held) == 0 && stat(lock_path_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev) {
+      const std::string pid = std::to_string(static_cast<long>(getpid())) + "\n";
+      if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+        close(fd);
+        throw IoError(fmt::format("{}: cannot write lock ({})", lock_path_, std::strerror(errno)));
+      }
+      fd_ = fd;
+      cleanup_slot_ = register_cleanup(lock_path_);
+      return;
+    }
+    close(fd);
+  }
+  throw IoError(fmt::format("{}: cannot take the lock (it keeps being replaced)", lock_path_));
+}
+
+ExclusiveLock::~ExclusiveLock() {
+  unlink(lock_path_.c_str());  // before unlocking, so a waiter re-checks the inode
+  close(fd_);
+  unregister_cleanup(cleanup_slot_);
 }
 
 void AtomicOutputFile::write(const void* data, size_t size_bytes) {

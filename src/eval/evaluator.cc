@@ -328,14 +328,18 @@ EvalSummary summarize(const TokenSeries& s) {
 }
 
 ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
-                                       const ProgressFn& progress) {
+                                       const ProgressFn& progress, const Logger& logger) {
   if (!path.empty() && std::filesystem::exists(path)) {
-    ReferenceStore store = ReferenceStore::load(path, ev.reference_key());
-    if (store.n_filled() < store.key().n_chunks) {  // left partly filled by a sweep
-      ev.extend_reference(store, store.key().n_chunks, progress);
-      store.save(path);
+    try {
+      ReferenceStore store = ReferenceStore::load(path, ev.reference_key());
+      if (store.n_filled() < store.key().n_chunks) {  // left partly filled by a sweep
+        ev.extend_reference(store, store.key().n_chunks, progress);
+        store.save(path);
+      }
+      return store;
+    } catch (const InputError& e) {  // truncated or damaged: a cache, rebuilt
+      logger.warn(fmt::format("reference cache is damaged ({}); rebuilding it", e.what()));
     }
-    return store;
   }
   ReferenceStore store = ev.build_reference(progress);
   if (!path.empty()) store.save(path);

@@ -7,6 +7,7 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "common/sha256.h"
 
 namespace cb::eval {
 namespace {
@@ -23,6 +24,15 @@ template <typename T>
 void read_vec(std::ifstream& in, std::vector<T>& v, const std::string& path) {
   in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(T)));
   if (!in) throw InputError(fmt::format("{}: truncated reference store", path));
+}
+
+// The payload's checksum: a cache bit-flipped on disk is rebuilt, never read
+// into measurements (issue 15: 4 changed bytes became "delta_kld": null).
+template <typename... V>
+std::string payload_sha256(const V&... v) {
+  Sha256 h;
+  (h.update(v.data(), v.size() * sizeof(v[0])), ...);
+  return h.hex();
 }
 
 }  // namespace
@@ -70,7 +80,8 @@ nlohmann::json ReferenceStore::header_json() const {
           {"text_sha256", key_.text_sha256}, {"ctx", key_.ctx},
           {"n_chunks", key_.n_chunks}, {"top_k", key_.top_k},
           {"n_vocab", n_vocab_},     {"scored_per_chunk", scored_per_chunk_},
-          {"first_scored", key_.first_scored}, {"n_filled", n_filled_}};
+          {"first_scored", key_.first_scored}, {"n_filled", n_filled_},
+          {"payload_sha256", payload_sha256(ids_, log_probs_, tail_log_mass_, target_log_prob_)}};
 }
 
 void ReferenceStore::save(const std::string& path) const {
@@ -114,6 +125,14 @@ ReferenceStore ReferenceStore::load(const std::string& path) {
     read_vec(in, s.log_probs_, path);
     read_vec(in, s.tail_log_mass_, path);
     read_vec(in, s.target_log_prob_, path);
+    if (in.peek() != std::char_traits<char>::eof()) {
+      throw InputError(fmt::format("{}: reference store is longer than its header says", path));
+    }
+    // Stores written before the checksum existed have none.
+    if (h.contains("payload_sha256") &&
+        h["payload_sha256"] != payload_sha256(s.ids_, s.log_probs_, s.tail_log_mass_, s.target_log_prob_)) {
+      throw InputError(fmt::format("{}: reference store fails its checksum (damaged on disk)", path));
+    }
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: bad reference store header: {}", path, e.what()));

@@ -232,8 +232,50 @@ JournalProbe probe_from_json(const json& j, const std::string& where) {
   return p;
 }
 
+std::string measurement_key(const std::string& domain, const std::string& direction,
+                            const std::string& unit_id, const std::map<std::string, std::string>& types) {
+  return domain + "|" + direction + "|" + unit_id + "|" + json(types).dump();
+}
+
+std::string probe_key(const std::string& domain, const std::string& kind,
+                      const std::vector<JournalUnit>& units) {
+  std::string k = domain + "|" + kind;
+  for (const auto& u : units) k += "|" + u.id;
+  return k;
+}
+
+namespace {
+
+// Keeps the first record per key; a repeat is noted, with both values when
+// they differ (a silent pick let ΔKLD jump from −0.0011 to −0.92, issue 15).
+class Dedupe {
+ public:
+  template <typename R>
+  bool keep(const std::string& key, const R& r, const std::string& at, std::vector<std::string>& notes) {
+    const auto [it, fresh] = first_.emplace(key, std::make_pair(at, value(r)));
+    if (fresh) return true;
+    const std::string v = value(r);
+    notes.push_back(v == it->second.second
+                        ? fmt::format("{}: repeats the record of {} (same values); ignored", at, it->second.first)
+                        : fmt::format("{}: conflicts with {}: {} vs the kept {}; ignored", at, it->second.first, v,
+                                      it->second.second));
+    return false;
+  }
+
+ private:
+  static std::string value(const JournalBaseline& b) { return fmt::format("KLD {:.6g}", b.metrics.kld_mean); }
+  template <typename R>
+  static std::string value(const R& r) {
+    return fmt::format("ΔKLD {:.6g} ± {:.3g}", r.delta_kld, r.delta_kld_se);
+  }
+  std::map<std::string, std::pair<std::string, std::string>> first_;  // key -> (line, value)
+};
+
+}  // namespace
+
 Journal parse_journal(const std::string& text, const std::string& where) {
   Journal out;
+  Dedupe seen;
   size_t pos = 0;
   int line_no = 0;
   bool have_header = false;
@@ -261,11 +303,16 @@ Journal parse_journal(const std::string& text, const std::string& where) {
       out.header = header_from_json(j, at);
       have_header = true;
     } else if (kind == "baseline") {
-      out.baselines.push_back(baseline_from_json(j, at));
+      JournalBaseline b = baseline_from_json(j, at);
+      if (seen.keep("b|" + b.domain + "|" + b.config, b, at, out.duplicates)) out.baselines.push_back(std::move(b));
     } else if (kind == "measurement") {
-      out.measurements.push_back(measurement_from_json(j, at));
+      JournalMeasurement m = measurement_from_json(j, at);
+      const std::string key = "m|" + measurement_key(m.domain, m.direction, m.unit.id, m.types);
+      if (seen.keep(key, m, at, out.duplicates)) out.measurements.push_back(std::move(m));
     } else if (kind == "probe") {
-      out.probes.push_back(probe_from_json(j, at));
+      JournalProbe p = probe_from_json(j, at);
+      const std::string key = "p|" + probe_key(p.domain, p.probe, p.units);
+      if (seen.keep(key, p, at, out.duplicates)) out.probes.push_back(std::move(p));
     }  // other kinds: newer writers within /1, skipped
   }
   if (!have_header) throw InputError(fmt::format("{}: empty journal (no header line)", where));

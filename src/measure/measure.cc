@@ -72,17 +72,6 @@ json settings_json(const MeasureOptions& o) {
                          : std::string("per-chunk means")}};
 }
 
-std::string measurement_key(const std::string& domain, const std::string& direction,
-                            const std::string& unit_id, const TypeMap& types) {
-  return domain + "|" + direction + "|" + unit_id + "|" + json(types).dump();
-}
-
-std::string probe_key(const std::string& domain, const std::string& kind,
-                      const std::vector<JournalUnit>& units) {
-  std::string k = domain + "|" + kind;
-  for (const auto& u : units) k += "|" + u.id;
-  return k;
-}
 
 // A configuration's outcome against the baseline.
 struct Outcome {
@@ -92,18 +81,6 @@ struct Outcome {
   std::string stopped;
   double elapsed_s = 0;
 };
-
-double chunk_mean_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) - b[i];
-  return a.empty() ? 0 : s / a.size();
-}
-
-double chunk_mean_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) - b[i];
-  return a.empty() ? 0 : s / a.size();
-}
 
 JournalMetrics metrics_of(const eval::TokenSeries& s, int n_chunks) {
   const eval::EvalSummary sum = eval::summarize(s);
@@ -135,6 +112,11 @@ class Sweep {
   Sweep(const MeasureOptions& o, const ModelInfo& model, TypeMap base, JournalWriter* w)
       : o_(o), model_(model), base_(std::move(base)), w_(w) {
     if (!w) return;
+    if (w->existing().torn_tail) {
+      o_.logger.warn(fmt::format("{}: the last line was torn (a crash mid-write); cut, its record is redone",
+                                 o_.out_path));
+    }
+    for (const auto& d : w->existing().duplicates) o_.logger.warn("duplicate record " + d);
     for (const auto& m : w->existing().measurements) {
       done_[measurement_key(m.domain, m.direction, m.unit.id, m.types)] = m;
     }
@@ -270,7 +252,16 @@ void Sweep::ensure_chunks(int need, const TypeMap& restore) {
 // The baseline's own record (informational: deltas are paired per chunk), with
 // the chunks this sweep computed. Written once per domain.
 void Sweep::record_baseline(const std::string& domain) {
-  if (base_chunks_.empty() || !have_baseline_.insert(domain).second) return;
+  if (have_baseline_.count(domain)) return;
+  if (base_chunks_.empty()) {  // every unit resumed: a baseline line torn by a crash is redone
+    int need = 0;
+    for (const auto& [key, m] : done_) {
+      if (m.domain == domain) need = std::max(need, m.metrics.n_chunks);
+    }
+    if (need == 0) return;  // nothing measured in this domain
+    ensure_chunks(need, {});
+  }
+  have_baseline_.insert(domain);
   eval::TokenSeries series;
   for (const eval::ChunkResult& r : base_chunks_) series.append(r);
   JournalBaseline b;
@@ -354,6 +345,8 @@ void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& p
     ref_ = eval::ReferenceStore::load(path, ev.reference_key());
   } catch (const MismatchError& e) {
     o_.logger.info(fmt::format("reference cache {} is stale ({}); rebuilding", path, e.what()));
+  } catch (const InputError& e) {  // truncated, bit-flipped: only a cache
+    o_.logger.warn(fmt::format("reference cache is damaged ({}); rebuilding it", e.what()));
   }
 }
 
@@ -572,6 +565,9 @@ MeasureSummary run_measure(const MeasureOptions& o) {
     sweep.summary.elapsed_s = now_s() - t0;
     return sweep.summary;
   }
+  // One writer per journal for the whole run, taken before the existence
+  // check so two runs cannot both start it (issue 15: 5 races in 7).
+  const ExclusiveLock lock(o.out_path, "journal " + o.out_path);
   if (o.resume) {
     drop_torn_header(o.out_path);
   } else if (fs::exists(o.out_path, ec) && fs::file_size(o.out_path, ec) > 0) {

@@ -291,7 +291,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   eval::ReferenceStore ref;
   {  // the F16 model is released before any candidate loads
     eval::Evaluator ref_ev(o.reference_model.empty() ? o.source : o.reference_model, text, eo, o.logger);
-    ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress);
+    ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress, o.logger);
   }
   const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
   const Scored base = score_model(o, "stock " + r.baseline_preset, baseline_path, text, ref);

@@ -26,13 +26,6 @@ constexpr const char* kSchema = "cerebellum.recipe/1";
 // quantizer (TypeInfo::can_quantize is false): they need an imatrix instead.
 const std::set<std::string> kImatrixOnlyQuantizers = {"iq2_xxs", "iq2_xs", "iq1_s", "iq1_m"};
 
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
-
 RecipeRule make_rule(const std::string& pattern, const std::string& type, int line,
                      const std::string& where) {
   if (pattern.empty()) throw RecipeError(fmt::format("{}: missing tensor name before '='", where));
@@ -171,10 +164,7 @@ std::string recipe_text(const std::map<std::string, std::string>& types,
         break;
       }
     }
-    std::string left = name;
-    if (ambiguous) {
-      left = "^" + escape_pattern(name) + "$";
-    }
+    const std::string left = ambiguous ? fmt::format("^{}$", escape_pattern(name)) : name;
     out += fmt::format("{}={}\n", left, type);
   }
   return out;

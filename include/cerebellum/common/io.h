@@ -7,11 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "cerebellum/common/log.h"
+
 namespace cb {
 
 class AtomicOutputFile {
  public:
-  // Opens "<path>.tmp.<pid>" for writing; throws IoError naming `path`.
+  // Opens "<path>.tmp.<pid>" for writing, flock()ed while it lives, and
+  // registered for removal on SIGINT/SIGTERM/SIGHUP (install_interrupt_cleanup).
+  // Stale "<path>.tmp.*" that no live writer holds (left by kill -9, a crash)
+  // are removed first, with a notice to the io log. Throws IoError naming `path`.
   explicit AtomicOutputFile(const std::string& path);
   ~AtomicOutputFile();  // removes the temporary unless committed
   AtomicOutputFile(const AtomicOutputFile&) = delete;
@@ -32,7 +37,31 @@ class AtomicOutputFile {
   std::string temp_path_;
   FILE* file_ = nullptr;
   bool committed_ = false;
+  int cleanup_slot_ = -1;
 };
+
+// Exclusive lock on `path` for this object's lifetime: "<path>.lock" holds the
+// owner's pid and is flock()ed (released by the kernel if the process dies).
+// A second holder gets a UsageError naming `what` and the holder's pid.
+class ExclusiveLock {
+ public:
+  ExclusiveLock(const std::string& path, const std::string& what);
+  ~ExclusiveLock();  // unlocks and removes the lock file
+  ExclusiveLock(const ExclusiveLock&) = delete;
+  ExclusiveLock& operator=(const ExclusiveLock&) = delete;
+
+ private:
+  std::string lock_path_;
+  int fd_ = -1;
+  int cleanup_slot_ = -1;
+};
+
+// The CLI's handler for SIGINT, SIGTERM and SIGHUP: removes the temporaries
+// and lock files this process holds, then dies of the signal as before.
+void install_interrupt_cleanup();
+
+// Where file-level notices go (a stale temporary removed); silent by default.
+void set_io_logger(const Logger& logger);
 
 // Writes the whole content atomically.
 void write_file_atomic(const std::string& path, const std::string& content);

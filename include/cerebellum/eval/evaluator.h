@@ -161,8 +161,9 @@ class Evaluator {
 
 // Loads the store at `path` if it exists and matches `ev.reference_key()`
 // (MismatchError if it exists for something else), else builds it with `ev`
-// and saves it there. Empty path: build without saving.
+// and saves it there. Empty path: build without saving. A store that is
+// truncated or fails its checksum is a damaged cache: rebuilt, with a warning.
 ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
-                                       const ProgressFn& progress = {});
+                                       const ProgressFn& progress = {}, const Logger& logger = {});
 
 }  // namespace cb::eval

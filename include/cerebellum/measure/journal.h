@@ -87,12 +87,21 @@ struct JournalProbe {
   double elapsed_s = 0;
 };
 
+// One record per key: what a resume skips and a reader de-duplicates on.
+std::string measurement_key(const std::string& domain, const std::string& direction,
+                            const std::string& unit_id, const std::map<std::string, std::string>& types);
+std::string probe_key(const std::string& domain, const std::string& kind,
+                      const std::vector<JournalUnit>& units);
+
 struct Journal {
   JournalHeader header;
   std::vector<JournalBaseline> baselines;
   std::vector<JournalMeasurement> measurements;
   std::vector<JournalProbe> probes;
   bool torn_tail = false;  // the last line was incomplete (a crash mid-write) and was dropped
+  // Records repeated for one key (two writers, a replayed file): the first is
+  // kept; one line per repeat, with both values where they conflict.
+  std::vector<std::string> duplicates;
 
   // Domains with a baseline or measurement, sorted.
   std::vector<std::string> domains() const;
