@@ -54,10 +54,7 @@ void run_allocate(const AllocateArgs& a) {
     throw MismatchError(fmt::format("{} was measured on model {}, not {} ({})", a.measurements,
                                     journal.header.model_sha256, a.source, sha));
   }
-  Constraints constraints;
-  if (!a.constraints.empty()) {
-    constraints = constraints_from_json(nlohmann::json::parse(read_file(a.constraints)), a.constraints);
-  }
+  const Constraints constraints = load_constraints(a.constraints);
   ProgressPrinter progress;
   const std::optional<QuantErrorReport> qerr = resolve_quant_error(
       a.quant_error, a.source, journal, constraints, a.imatrix, a.n_threads, log, progress.fn());
@@ -72,6 +69,7 @@ void run_allocate(const AllocateArgs& a) {
   if (!a.write_curves.empty()) write_file_atomic(a.write_curves, curves_to_json(p).dump(1) + "\n");
   const int64_t overhead = calibrate_fixed_overhead(model, p, a.imatrix);
   const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
+  check_budget_in_range(budget, budget_range(p, overhead));
   Plan plan = allocate_plan(p, budget, overhead);
   nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
   if (!a.search_text.empty()) {

@@ -1,6 +1,7 @@
 // End to end: a synthetic journal on the real dense model -> `cerebellum allocate`
 // -> `cerebellum build --recipe tensor_types.txt`: the built file has exactly the
 // size the plan predicted, and fits the budget.
+#include <chrono>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -94,6 +95,38 @@ TEST(AllocateCli, PlanSizeMatchesTheBuiltFileExactly) {
                                     cli, dir, test::model("stories260K.gguf"), dir));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(dir + "/t.txt").find("^blk\\.4\\."), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cb
+
+namespace cb {
+namespace {
+
+// Issue 15: a budget above F16 silently gave an all-F16 plan, and quantize
+// found an infeasible budget only after the whole sweep.
+TEST(AllocateCli, BudgetsOutsideTheFeasibleRangeAreRefusedWithTheRange) {
+  const std::string dir = test::temp_dir("allocate_range");
+  const std::string model = test::model("cb-dense-12l-F16.gguf");
+  const std::string journal = write_dense_journal(dir);
+  for (const char* budget : {"100GB", "1KB"}) {
+    const auto r = test::run_command(fmt::format("{} allocate --measurements {} --source {} --budget {} --out {}/p.json",
+                                                 test::cli_path(), journal, model, budget, dir));
+    EXPECT_EQ(r.exit_code, 5) << r.output;
+    EXPECT_NE(r.output.find("feasible budgets are"), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/p.json"));
+  }
+  for (const char* budget : {"100GB", "1KB"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = test::run_command(fmt::format("{} quantize --source {} --text {} --budget {} --out {}/q/o.gguf",
+                                                 test::cli_path(), model, test::data("docs-en-calib.txt"), budget,
+                                                 dir));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.exit_code, 5) << r.output;
+    EXPECT_NE(r.output.find("feasible budgets are"), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/q")) << "nothing written";
+    EXPECT_LT(s, 30.0) << "refused before measuring (a sweep takes minutes here)";
+  }
 }
 
 }  // namespace

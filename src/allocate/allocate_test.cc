@@ -81,6 +81,10 @@ TEST(AllocateBudget, ParsesUnits) {
   EXPECT_EQ(parse_budget_bytes("4bpw", 1000), 500);
   EXPECT_THROW(parse_budget_bytes("7 parsecs", 0), UsageError);
   EXPECT_THROW(parse_budget_bytes("-3MB", 0), UsageError);
+  // Issue 15: these wrapped to a negative budget and allocate exited 0.
+  for (const char* huge : {"1e99", "inf", "9223372036854775808", "nan", "1e30bpw"}) {
+    EXPECT_THROW(parse_budget_bytes(huge, 1000), UsageError) << huge;
+  }
 }
 
 TEST(AllocateObjective, WeightsNormaliseAndCheckDomains) {

@@ -6,6 +6,7 @@
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
 #include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 
@@ -121,6 +122,13 @@ std::map<std::string, double> parse_objective(const std::string& spec,
   if (!(total > 0)) throw UsageError(fmt::format("objective '{}': no weight on any measured domain", spec));
   for (auto& [d, v] : w) v /= total;
   return w;
+}
+
+Constraints load_constraints(const std::string& path) {
+  if (path.empty()) return {};
+  const json j = json::parse(read_file(path), nullptr, false);
+  if (j.is_discarded()) throw InputError(fmt::format("{}: not valid JSON", path));
+  return constraints_from_json(j, path);
 }
 
 }  // namespace cb

@@ -345,6 +345,31 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
   return p;
 }
 
+AllocationProblem unmeasured_problem(const ModelInfo& model, const std::map<std::string, std::string>& base_types,
+                                     const Constraints& constraints, const std::set<std::string>& imatrix_tensors) {
+  const QuantErrorTable any_type_priced;
+  const CandidateContext ctx{&any_type_priced, imatrix_tensors};
+  AllocationProblem p;
+  p.alignment_bytes = model.alignment_bytes;
+  p.n_elements = model.n_elements;
+  p.constraints = constraints;
+  for (const auto& t : model.tensors) {
+    TensorCurve c;
+    c.name = t.name, c.role = t.role, c.layer = t.layer, c.n_elements = t.n_elements;
+    c.source_type = type_by_name(t.type).name;
+    const auto b = base_types.find(t.name);
+    c.base_type = b == base_types.end() ? c.source_type : type_by_name(b->second).name;
+    c.stock_quantizable = t.stock_quantizable;
+    for (const auto& type : candidate_types(t, c.base_type, constraints, {}, ctx)) {
+      c.candidates.push_back({.type = type, .size_bytes = tensor_bytes_at(t, type, model.alignment_bytes)});
+    }
+    std::sort(c.candidates.begin(), c.candidates.end(),
+              [](const auto& a, const auto& b) { return a.size_bytes < b.size_bytes; });
+    p.tensors.push_back(std::move(c));
+  }
+  return p;
+}
+
 namespace {
 
 void report_errors(const Fitted& f, const std::map<std::string, std::string>& role_of,

@@ -1,5 +1,7 @@
 // From damage curves to a plan: the knapsack optimum, the base config, JSON and
 // the stock tensor-type file.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
@@ -60,6 +62,33 @@ std::map<std::string, std::string> Plan::types() const {
   std::map<std::string, std::string> out;
   for (const auto& t : tensors) out[t.name] = t.type;
   return out;
+}
+
+BudgetRange budget_range(const AllocationProblem& p, int64_t fixed_overhead_bytes) {
+  BudgetRange r{fixed_overhead_bytes, fixed_overhead_bytes};
+  for (const auto& c : p.tensors) {
+    if (c.candidates.empty()) continue;
+    const auto [lo, hi] = std::minmax_element(c.candidates.begin(), c.candidates.end(),
+                                              [](const auto& a, const auto& b) { return a.size_bytes < b.size_bytes; });
+    r.min_bytes += lo->size_bytes;
+    r.max_bytes += hi->size_bytes;
+  }
+  return r;
+}
+
+void check_budget_in_range(int64_t budget_bytes, const BudgetRange& r) {
+  const std::string range = fmt::format("feasible budgets are {} to {} bytes ({:.2f} to {:.2f} MB)", r.min_bytes,
+                                        r.max_bytes, r.min_bytes / 1e6, r.max_bytes / 1e6);
+  if (budget_bytes < r.min_bytes) {
+    throw BudgetError(fmt::format("budget of {} bytes is infeasible under these constraints: the smallest "
+                                  "feasible file is {} bytes (every tensor at its smallest type); {}",
+                                  budget_bytes, r.min_bytes, range));
+  }
+  if (budget_bytes > r.max_bytes) {
+    throw BudgetError(fmt::format("budget of {} bytes is above the largest file these constraints allow "
+                                  "(every tensor at its largest type, nothing to trade off): {}", budget_bytes,
+                                  range));
+  }
 }
 
 Plan allocate_plan(const AllocationProblem& p, int64_t budget_bytes, int64_t fixed_overhead_bytes,

@@ -31,23 +31,6 @@ double now_s() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-std::map<std::string, std::string> resolve_base(const std::string& base, const ModelInfo& model,
-                                                std::string* name) {
-  Recipe recipe;
-  for (const std::string& p : stock_preset_names()) {
-    if (strcasecmp(p.c_str(), base.c_str()) == 0) recipe.base = p;
-  }
-  if (recipe.base.empty()) {
-    if (!fs::exists(base)) {
-      throw UsageError(fmt::format("--base \"{}\" is neither a stock preset nor a recipe file", base));
-    }
-    recipe = load_recipe(base);
-    *name = fs::path(base).filename().string() + ":" + sha256_file(base).substr(0, 12);
-  } else {
-    *name = recipe.base;
-  }
-  return resolve_recipe(recipe, model).types();
-}
 
 json settings_json(const MeasureOptions& o) {
   return json{{"ctx", o.ctx},
@@ -474,6 +457,24 @@ void drop_torn_header(const std::string& path) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> resolve_base(const std::string& base, const ModelInfo& model,
+                                                std::string* name) {
+  Recipe recipe;
+  for (const std::string& p : stock_preset_names()) {
+    if (strcasecmp(p.c_str(), base.c_str()) == 0) recipe.base = p;
+  }
+  if (recipe.base.empty()) {
+    if (!fs::exists(base)) {
+      throw UsageError(fmt::format("--base \"{}\" is neither a stock preset nor a recipe file", base));
+    }
+    recipe = load_recipe(base);
+    *name = fs::path(base).filename().string() + ":" + sha256_file(base).substr(0, 12);
+  } else {
+    *name = recipe.base;
+  }
+  return resolve_recipe(recipe, model).types();
+}
 
 JournalHeader make_header(const MeasureOptions& o, const ModelInfo& model,
                           const std::map<std::string, std::string>& base_types) {

@@ -153,10 +153,7 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
   run_sweep(o, run_dir, journal_path);
   const Journal journal = read_journal(journal_path);
   const ModelInfo model = inspect_model(o.source);
-  Constraints constraints;
-  if (!o.constraints.empty()) {
-    constraints = constraints_from_json(nlohmann::json::parse(read_file(o.constraints)), o.constraints);
-  }
+  const Constraints constraints = load_constraints(o.constraints);
   const std::optional<QuantErrorReport> qerr = resolve_quant_error(
       o.quant_error, o.source, journal, constraints, o.imatrix_path, o.n_threads, o.logger, o.progress);
   if (qerr) write_file_atomic(run_dir + "/quant_error.json", to_json(*qerr).dump(1) + "\n");
@@ -166,6 +163,7 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
   const AllocationProblem p = build_problem(model, journal, parse_objective(o.objective, journal.domains()),
                                             constraints, qerr ? &qerr->table : nullptr, dopt);
   const int64_t overhead = calibrate_fixed_overhead(model, p, o.imatrix_path);
+  check_budget_in_range(r.budget_bytes, budget_range(p, overhead));
   Plan plan = allocate_plan(p, r.budget_bytes, overhead);
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}};
   try {  // the greedy starts from the base config, which constraints may exclude
@@ -249,6 +247,16 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
   return best;
 }
 
+// A budget no plan can meet is refused before hours of measuring.
+void check_budget_before_sweep(const QuantizeOptions& o, int64_t budget_bytes) {
+  const ModelInfo model = inspect_model(o.source);
+  std::string base_name;
+  const auto base = measure::resolve_base(o.measure_base, model, &base_name);
+  const AllocationProblem p0 =
+      unmeasured_problem(model, base, load_constraints(o.constraints), imatrix_tensor_names(o.imatrix_path));
+  check_budget_in_range(budget_bytes, budget_range(p0, calibrate_fixed_overhead(model, p0, o.imatrix_path)));
+}
+
 QuantizeResult run_quantize(const QuantizeOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (o.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
@@ -263,6 +271,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
   const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
   r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);  // validates the source
+  if (o.recipe_from.empty()) check_budget_before_sweep(o, r.budget_bytes);
   fs::create_directories(r.run_dir);
 
   std::map<std::string, std::string> types;

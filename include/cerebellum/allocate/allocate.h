@@ -81,6 +81,8 @@ struct Constraints {
 };
 
 Constraints constraints_from_json(const nlohmann::json& j, const std::string& where);
+// A constraints JSON file ("" = the defaults); RecipeError / InputError naming it.
+Constraints load_constraints(const std::string& path);
 nlohmann::json to_json(const Constraints& c);
 
 // ---- objective ----------------------------------------------------------------
@@ -181,7 +183,22 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
                                 const Constraints& constraints, const QuantErrorTable* quant_error,
                                 const DamageOptions& options = {});
 
+// The problem before anything is measured: every type the constraints allow
+// (a quantization-error table may price any of them) with zero damage. Its
+// sizes bound every plan a sweep could lead to (budget_range).
+AllocationProblem unmeasured_problem(const ModelInfo& model, const std::map<std::string, std::string>& base_types,
+                                     const Constraints& constraints, const std::set<std::string>& imatrix_tensors);
+
 // ---- plans -------------------------------------------------------------------
+
+// The smallest and largest file a plan of `problem` can be.
+struct BudgetRange {
+  int64_t min_bytes = 0, max_bytes = 0;
+};
+BudgetRange budget_range(const AllocationProblem& problem, int64_t fixed_overhead_bytes);
+// BudgetError naming the feasible range when `budget_bytes` is below it (no
+// plan fits) or above it (nothing to trade: every tensor at its largest type).
+void check_budget_in_range(int64_t budget_bytes, const BudgetRange& range);
 
 struct TensorPlan {
   std::string name, type, base_type;

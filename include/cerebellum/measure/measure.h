@@ -149,6 +149,10 @@ struct MeasureSummary {
 // Runs the sweep. Throws UsageError (bad options, journal exists without
 // resume), InputError, RecipeError, MismatchError (resume on a journal from
 // another model / base / texts / settings), EngineError, IoError.
+// The base configuration's per-tensor types: a stock preset name (any case) or
+// a recipe file (`name` gets "file:sha256[:12]"). UsageError for neither.
+std::map<std::string, std::string> resolve_base(const std::string& base, const ModelInfo& model, std::string* name);
+
 MeasureSummary run_measure(const MeasureOptions& options);
 
 // A --reference-model must be the same model in other types: same
