@@ -3,6 +3,7 @@
 
 #include "cerebellum/common/io.h"
 #include "cerebellum/eval/imatrix_compute.h"
+#include "cerebellum/imatrix/imatrix.h"
 #include "cli_util.h"
 #include "command.h"
 
@@ -10,7 +11,7 @@ namespace cb::cli {
 namespace {
 
 struct ImatrixArgs {
-  std::string model, text, out;
+  std::string model, text, out, format;
   eval::ImatrixOptions opts;
 };
 
@@ -19,20 +20,27 @@ void setup_imatrix(CLI::App& app) {
   auto* cmd = app.add_subcommand("imatrix", "importance matrix from calibration text (GGUF, as llama-imatrix)");
   cmd->add_option("--model", a->model, "GGUF model (full precision)")->required();
   cmd->add_option("--text", a->text, "calibration text")->required();
-  cmd->add_option("--out", a->out, "output imatrix (GGUF)")->required();
+  cmd->add_option("--out", a->out, "output imatrix: GGUF, or legacy .dat when the name ends in .dat")->required();
+  cmd->add_option("--format", a->format, "gguf | dat (default: from --out's extension)");
   cmd->add_option("--chunks", a->opts.max_chunks, "chunks (-1 = all)")->capture_default_str();
   cmd->add_option("--ctx", a->opts.ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--threads", a->opts.n_threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--process-output", a->opts.include_output, "also collect output.weight");
   cmd->callback([a] {
     check_output_path(a->out, {a->model, a->text});
+    const ImatrixFormat format = imatrix_format_for(a->out, a->format);
     ProgressPrinter progress;
     const Imatrix im = eval::compute_imatrix(a->model, read_file(a->text), a->text, a->opts,
                                              stderr_logger(), progress.fn());
     progress.finish();
-    write_imatrix_gguf(im, a->out);
-    fmt::print(stderr, "wrote {} ({} tensors, {} chunks of {})\n", a->out, im.entries.size(),
-               im.chunk_count, im.chunk_size);
+    if (format == ImatrixFormat::kDat) {
+      write_imatrix_dat(im, a->out);
+    } else {
+      write_imatrix_gguf(im, a->out);
+    }
+    fmt::print(stderr, "wrote {} ({}, {} tensors, {} chunks of {})\n", a->out,
+               format == ImatrixFormat::kDat ? "legacy .dat" : "GGUF", im.entries.size(), im.chunk_count,
+               im.chunk_size);
   });
 }
 

@@ -89,3 +89,76 @@ TEST(BuildImatrix, RejectsGarbageAndMissingFiles) {
 
 }  // namespace
 }  // namespace cb
+
+namespace cb {
+namespace {
+
+// Issue 15: NaN, negative and zero values were accepted and degraded the build.
+TEST(BuildImatrix, ImpossibleValuesAreRefusedNamingTheEntry) {
+  const std::string dir = test::temp_dir("imatrix-values");
+  const Imatrix good = read_imatrix(test::dense_imatrix("gguf"));
+  const std::string name = "blk.2.ffn_up.weight";
+  ASSERT_NE(good.find(name), nullptr);
+  for (int c = 0; c < 4; ++c) {
+    Imatrix bad = good;
+    ImatrixEntry& e = bad.entries.at(name);
+    if (c == 0) e.sums[7] = std::nanf("");
+    if (c == 1) e.sums[7] = -1.0f;
+    if (c == 2) e.sums[7] = INFINITY;
+    if (c == 3) std::fill(e.counts.begin(), e.counts.end(), 0);
+    const std::string path = fmt::format("{}/bad{}.gguf", dir, c);
+    write_imatrix_gguf(bad, path);
+    try {
+      read_imatrix(path);
+      ADD_FAILURE() << "accepted case " << c;
+    } catch (const InputError& err) {
+      EXPECT_NE(std::string(err.what()).find(name), std::string::npos) << err.what();
+    }
+  }
+}
+
+// Another model's imatrix was used for the tensors whose names matched, silently.
+TEST(BuildImatrix, AnotherModelsImatrixIsAMismatchAndLowCoverageWarns) {
+  const std::string dir = test::temp_dir("imatrix-other");
+  const Imatrix good = read_imatrix(test::dense_imatrix("gguf"));
+  const std::string build = fmt::format("{} build --source {} --base Q4_K_M --dry-run --imatrix ", test::cli_path(),
+                                        test::model("cb-dense-12l-F16.gguf"));
+  Imatrix other = good;  // shaped like a model with half the width
+  ImatrixEntry& e = other.entries.at("blk.0.attn_q.weight");
+  e.sums.resize(e.sums.size() / 2);
+  write_imatrix_gguf(other, dir + "/other.gguf");
+  auto r = test::run_command(build + dir + "/other.gguf");
+  EXPECT_EQ(r.exit_code, 8) << r.output;
+  EXPECT_NE(r.output.find("blk.0.attn_q.weight"), std::string::npos) << r.output;
+
+  Imatrix partial;
+  partial.chunk_count = good.chunk_count, partial.chunk_size = good.chunk_size;
+  for (const auto& [name, entry] : good.entries) {
+    if (partial.entries.size() < 8) partial.entries[name] = entry;
+  }
+  write_imatrix_gguf(partial, dir + "/partial.gguf");
+  r = test::run_command(build + dir + "/partial.gguf");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("covers 8 of the 84 tensors"), std::string::npos) << r.output;
+  r = test::run_command(build + test::dense_imatrix("gguf"));
+  EXPECT_EQ(r.output.find("covers"), std::string::npos) << r.output;
+}
+
+// `imatrix --out x.dat` wrote GGUF.
+TEST(BuildImatrix, OutputFormatFollowsTheExtensionOrFormat) {
+  const std::string dir = test::temp_dir("imatrix-format");
+  const std::string cmd = fmt::format("{} imatrix --model {} --text {} --chunks 2 --ctx 128 --threads 2 --out ",
+                                      test::cli_path(), test::model("cb-dense-12l-F16.gguf"),
+                                      test::data("docs-en-calib.txt"));
+  for (const auto& [out, legacy] : {std::pair<std::string, bool>{dir + "/x.dat", true}, {dir + "/x.gguf", false},
+                                   {dir + "/y.imatrix --format dat", true}}) {
+    const auto r = test::run_command(cmd + out);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const std::string path = out.substr(0, out.find(' '));
+    EXPECT_EQ(read_file(path).substr(0, 4) == "GGUF", !legacy) << path;
+    EXPECT_EQ(read_imatrix(path).legacy, legacy) << path;
+  }
+}
+
+}  // namespace
+}  // namespace cb

@@ -98,7 +98,7 @@ BuildReport build_model(const BuildOptions& o, const Logger& logger, const Progr
   if (!o.dry_run) check_output_path(o.out, {o.source, o.imatrix_path});
   const ModelInfo model = inspect_model(o.source);
   std::shared_ptr<Imatrix> im;
-  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix(o.imatrix_path));
+  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix_for(o.imatrix_path, model, logger));
   Recipe recipe = o.recipe;
   if (!o.base.empty()) recipe.base = o.base;
   ResolveOptions ro;
@@ -147,7 +147,7 @@ BuildReport surgery(const SurgeryOptions& o, const Logger& logger, const Progres
   const auto start = Clock::now();
   const ModelInfo model = inspect_model(o.in);
   std::shared_ptr<Imatrix> im;
-  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix(o.imatrix_path));
+  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix_for(o.imatrix_path, model, logger));
   Recipe recipe;
   recipe.source = "--set";
   recipe.rules = o.sets;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,5 +82,16 @@ class GgufFile {
 
 // Checks magic, version and bounds of a GGUF file header; throws InputError.
 void validate_gguf_header(const std::string& path);
+
+// A model's metadata as llama.cpp will use it: layer count against the
+// tensors, positive sizes, a vocab without duplicates that covers every byte.
+// InputError naming the key (llama.cpp would abort or throw mid-run).
+void check_model_metadata(const GgufFile& file);
+// The header, then the metadata: what every llama.cpp entry point calls first.
+void validate_model_file(const std::string& path);
+// The first tensor whose data holds NaN/Inf (ggml_validate_row_data: floats and
+// quantized blocks' scales), nullopt when all are finite. Reads the whole file:
+// for the error path (non-finite logits), not for every load.
+std::optional<std::string> first_non_finite_tensor(const std::string& path);
 
 }  // namespace cb::engine

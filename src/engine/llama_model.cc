@@ -147,7 +147,7 @@ std::string build_typed_model(const std::string& source, const ModelLoadOptions&
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
                                              const ModelLoadOptions& opts) {
   ensure_backend();
-  validate_gguf_header(path);
+  validate_model_file(path);
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   m->path_ = path;
   m->n_threads_ = opts.n_threads > 0 ? opts.n_threads

@@ -107,7 +107,7 @@ StockPlan stock_preset_plan(const std::string& model_path, const std::string& pr
     for (const auto& q : kPresets) names += (names.empty() ? "" : ", ") + q.name;
     throw RecipeError(fmt::format("unknown stock preset '{}' (known: {})", preset, names));
   }
-  validate_gguf_header(model_path);
+  validate_model_file(model_path);
   auto params = llama_model_quantize_default_params();
   params.ftype = static_cast<llama_ftype>(p->ftype);
   params.dry_run = true;

@@ -72,7 +72,7 @@ size_t group_tokens(const TokenGroup& g) {
 
 TasksLm::TasksLm(const std::string& model_path, const TasksLmOptions& options, const Logger& logger)
     : impl_(std::make_unique<Impl>()) {
-  validate_gguf_header(model_path);
+  validate_model_file(model_path);
   ScopedLogCapture capture(logger);
   impl_->path = model_path;
   impl_->logger = logger;

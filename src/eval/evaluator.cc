@@ -1,6 +1,8 @@
 #include "cerebellum/eval/evaluator.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -10,6 +12,7 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/imatrix/imatrix.h"
+#include "engine/engine.h"
 #include "engine/eval_swap.h"
 #include "engine/llama_model.h"
 #include "eval/logits.h"
@@ -134,6 +137,17 @@ ReferenceKey Evaluator::reference_key() const {
 
 namespace {
 
+// NaN/Inf logits are never printed as a PPL: the error names the tensor.
+[[noreturn]] void throw_non_finite(const std::string& model_path, int chunk) {
+  const std::optional<std::string> bad = engine::first_non_finite_tensor(model_path);
+  if (bad) {
+    throw InputError(fmt::format("{}: tensor {} holds NaN/Inf values (non-finite logits at chunk {})", model_path,
+                                 *bad, chunk));
+  }
+  throw EngineError(fmt::format("{}: non-finite logits at chunk {}, though every tensor of the file is finite: "
+                                "the computation overflows (a type too coarse for some tensor?)", model_path, chunk));
+}
+
 void check_reference_covers(const ReferenceStore& ref, const Evaluator& ev, int last_chunk) {
   const ReferenceKey& k = ref.key();
   if (k.text_sha256 != ev.text_sha256() || k.ctx != ev.options().ctx ||
@@ -211,12 +225,14 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
     for (int j = 0; j < n_group * n_scored; ++j) {
       rows[j] = impl_->ctx->logits((j / n_scored) * ctx + first_scored + j % n_scored);
     }
+    std::atomic<int> non_finite_chunk{-1};
     parallel_for(n_group * n_scored, impl_->n_threads, [&](int j) {
       const int s = j / n_scored, i = j % n_scored;
       ChunkResult& r = results[g + s];
       const float* row = rows[j];
       const Token target = impl_->tokens[tokens_base + s * ctx + first_scored + i + 1];
       const detail::RowStats st = detail::row_stats(row, n_vocab);
+      if (!std::isfinite(st.log_sum_exp) || !std::isfinite(st.max_logit)) non_finite_chunk = first + g + s;
       const float lp = st.log_prob(row[target]);
       r.nll_nats[i] = -lp;
       r.p_target[i] = std::exp(lp);
@@ -236,6 +252,7 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
         capture->mutable_target(t) = lp;
       }
     });
+    if (non_finite_chunk >= 0) throw_non_finite(model_path_, non_finite_chunk);
   }
   return results;
 }

@@ -45,6 +45,7 @@ double ModelInfo::bits_per_weight() const {
 
 ModelInfo inspect_model(const std::string& path) {
   engine::GgufFile file(path);
+  engine::check_model_metadata(file);
   ModelInfo info;
   info.path = path;
   info.arch = file.get_string("general.architecture", "unknown");

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "cerebellum/common/log.h"
+#include "cerebellum/inspect/inspect.h"
+
 namespace cb {
 
 struct ImatrixEntry {
@@ -38,8 +41,21 @@ struct Imatrix {
 
 // Reads a GGUF imatrix (tensors "<name>.in_sum2" and "<name>.counts", keys
 // imatrix.datasets / imatrix.chunk_count / imatrix.chunk_size) or, if the
-// file is not GGUF, a legacy .dat file. Throws InputError naming the file.
+// file is not GGUF, a legacy .dat file. Throws InputError naming the file and
+// entry for values no run can produce: a sum that is NaN, Inf or negative, a
+// count that is negative or non-finite, an entry whose counts are all zero
+// (single experts of a MoE may be 0: never routed to).
 Imatrix read_imatrix(const std::string& path);
+
+// read_imatrix, then checked against the model it will weight: an entry whose
+// name matches but whose shape belongs to another model is a MismatchError;
+// covering under 90% of the tensors an imatrix can cover is a warning.
+Imatrix read_imatrix_for(const std::string& path, const ModelInfo& model, const Logger& logger);
+
+// The on-disk format for an output path: ".dat" legacy, anything else GGUF,
+// unless `format` ("gguf" | "dat") says otherwise (UsageError for others).
+enum class ImatrixFormat { kGguf, kDat };
+ImatrixFormat imatrix_format_for(const std::string& path, const std::string& format = "");
 
 // Writes the GGUF imatrix format (what llama-imatrix writes by default),
 // atomically. Throws IoError.
