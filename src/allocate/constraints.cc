@@ -43,7 +43,21 @@ TypeRule rule_from_json(const json& r, const std::string& where) {
 
 }  // namespace
 
+namespace {
+Constraints parse_constraints(const json& j, const std::string& where);
+}  // namespace
+
+// A value of the wrong JSON type is the file's fault, not an internal error.
 Constraints constraints_from_json(const json& j, const std::string& where) {
+  try {
+    return parse_constraints(j, where);
+  } catch (const json::exception& e) {
+    throw RecipeError(fmt::format("{}: malformed constraints ({})", where, e.what()));
+  }
+}
+
+namespace {
+Constraints parse_constraints(const json& j, const std::string& where) {
   if (!j.is_object()) throw RecipeError(fmt::format("{}: constraints must be a JSON object", where));
   const std::string schema = j.value("schema", kConstraintsSchema);
   if (schema != kConstraintsSchema) {
@@ -69,6 +83,7 @@ Constraints constraints_from_json(const json& j, const std::string& where) {
   c.allow_stock_refused = j.value("allow_stock_refused", false);
   return c;
 }
+}  // namespace
 
 json to_json(const Constraints& c) {
   json rules = json::array();

@@ -1,5 +1,7 @@
 #include "cerebellum/common/pattern.h"
 
+#include <algorithm>
+#include <cctype>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -43,6 +45,13 @@ std::string escape_pattern(const std::string& s) {
   return out;
 }
 
-void check_pattern(const std::string& pattern, const std::string& where) { Pattern(pattern, where); }
+void check_pattern(const std::string& pattern, const std::string& where) {
+  // A tensor name ([A-Za-z0-9_.-]: '.' is the only metacharacter) is always a
+  // valid pattern: recipes of thousands of exact names skip the compile.
+  const bool plain_name = std::all_of(pattern.begin(), pattern.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+  if (!plain_name) Pattern(pattern, where);
+}
 
 }  // namespace cb

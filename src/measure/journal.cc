@@ -271,6 +271,27 @@ class Dedupe {
   std::map<std::string, std::pair<std::string, std::string>> first_;  // key -> (line, value)
 };
 
+// One parsed line into `out`: the header first, then records (first per key kept).
+void add_record(const json& j, const std::string& at, Journal& out, Dedupe& seen, bool& have_header) {
+  const std::string kind = opt<std::string>(j, "kind", "");
+  if (!have_header) {
+    if (kind != "header") check_schema(j, at);  // gives the precise error
+    out.header = header_from_json(j, at);
+    have_header = true;
+  } else if (kind == "baseline") {
+    JournalBaseline b = baseline_from_json(j, at);
+    if (seen.keep("b|" + b.domain + "|" + b.config, b, at, out.duplicates)) out.baselines.push_back(std::move(b));
+  } else if (kind == "measurement") {
+    JournalMeasurement m = measurement_from_json(j, at);
+    const std::string key = "m|" + measurement_key(m.domain, m.direction, m.unit.id, m.types);
+    if (seen.keep(key, m, at, out.duplicates)) out.measurements.push_back(std::move(m));
+  } else if (kind == "probe") {
+    JournalProbe p = probe_from_json(j, at);
+    const std::string key = "p|" + probe_key(p.domain, p.probe, p.units);
+    if (seen.keep(key, p, at, out.duplicates)) out.probes.push_back(std::move(p));
+  }  // other kinds: newer writers within /1, skipped
+}
+
 }  // namespace
 
 Journal parse_journal(const std::string& text, const std::string& where) {
@@ -297,23 +318,11 @@ Journal parse_journal(const std::string& text, const std::string& where) {
       }
       throw InputError(fmt::format("{}: not a JSON object", at));
     }
-    const std::string kind = opt<std::string>(j, "kind", "");
-    if (!have_header) {
-      if (kind != "header") check_schema(j, at);  // gives the precise error
-      out.header = header_from_json(j, at);
-      have_header = true;
-    } else if (kind == "baseline") {
-      JournalBaseline b = baseline_from_json(j, at);
-      if (seen.keep("b|" + b.domain + "|" + b.config, b, at, out.duplicates)) out.baselines.push_back(std::move(b));
-    } else if (kind == "measurement") {
-      JournalMeasurement m = measurement_from_json(j, at);
-      const std::string key = "m|" + measurement_key(m.domain, m.direction, m.unit.id, m.types);
-      if (seen.keep(key, m, at, out.duplicates)) out.measurements.push_back(std::move(m));
-    } else if (kind == "probe") {
-      JournalProbe p = probe_from_json(j, at);
-      const std::string key = "p|" + probe_key(p.domain, p.probe, p.units);
-      if (seen.keep(key, p, at, out.duplicates)) out.probes.push_back(std::move(p));
-    }  // other kinds: newer writers within /1, skipped
+    try {  // a value of the wrong JSON type is the file's fault: InputError naming the line
+      add_record(j, at, out, seen, have_header);
+    } catch (const json::exception& e) {
+      throw InputError(fmt::format("{}: malformed record ({})", at, e.what()));
+    }
   }
   if (!have_header) throw InputError(fmt::format("{}: empty journal (no header line)", where));
   return out;

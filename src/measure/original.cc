@@ -132,7 +132,20 @@ void add_test(Journal& j, const std::string& key, const json& t, const std::stri
 
 }  // namespace
 
+namespace {
+Journal import_checked(const json& original, const ImportOriginalOptions& o);
+}  // namespace
+
 Journal import_original(const json& original, const ImportOriginalOptions& o) {
+  try {
+    return import_checked(original, o);
+  } catch (const json::exception& e) {
+    throw InputError(fmt::format("malformed ablation_results.json ({})", e.what()));
+  }
+}
+
+namespace {
+Journal import_checked(const json& original, const ImportOriginalOptions& o) {
   if (!original.is_object() || !original.contains("baseline_ppl") || !original.contains("tests") ||
       !original["tests"].is_object()) {
     throw InputError("not an original ablation_results.json (needs baseline_ppl and tests)");
@@ -181,5 +194,6 @@ Journal import_original(const json& original, const ImportOriginalOptions& o) {
   }
   return j;
 }
+}  // namespace
 
 }  // namespace cb::measure
