@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include "build_test_util.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/imatrix/imatrix.h"
@@ -115,6 +117,22 @@ TEST(BuildBadInput, OutputThatIsAnInputIsRefused) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = test::run_command(fmt::format("{} measure --source {} --text {} --out {}", test::cli_path(), src, calib, calib));
   EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = test::run_command(fmt::format("{} quantize --source {} --text {} --budget Q4_K_M --out {}", test::cli_path(), src,
+                                    calib, src));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const std::string journal = dir + "/j.jsonl";
+  write_file_atomic(journal, "{}\n");
+  for (const std::string& outs : {"--out " + journal, "--out " + dir + "/p.json --tensor-types " + journal}) {
+    r = test::run_command(fmt::format("{} allocate --measurements {} --source {} --budget 8MB {}", test::cli_path(),
+                                      journal, src, outs));
+    EXPECT_EQ(r.exit_code, 2) << outs << "\n" << r.output;
+    EXPECT_NE(r.output.find("refusing to overwrite an input"), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(read_file(journal), "{}\n");
+  ASSERT_EQ(mkfifo((dir + "/fifo").c_str(), 0644), 0);
+  r = test::run_command(fmt::format("{} build --source {} --base Q4_K_M --out {}/fifo", test::cli_path(), src, dir));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(std::filesystem::is_fifo(dir + "/fifo"));
   const std::string after = read_file(src);
   EXPECT_EQ(sha256_bytes(after.data(), after.size()), sha);
   EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
