@@ -38,6 +38,41 @@ nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
           {"within_budget", plan.size_bytes <= budget_bytes}, {"types", plan.types()}};
 }
 
+// The journal, its repairs reported; MismatchError when it is another model's.
+Journal read_journal_of(const AllocateArgs& a, const Logger& log) {
+  Journal journal = read_journal(a.measurements);
+  if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements));
+  for (const auto& d : journal.duplicates) log.warn("duplicate record " + d);
+  const std::string sha = sha256_file(a.source);
+  if (!journal.header.model_sha256.empty() && journal.header.model_sha256 != sha) {
+    throw MismatchError(fmt::format("{} was measured on model {}, not {} ({})", a.measurements,
+                                    journal.header.model_sha256, a.source, sha));
+  }
+  return journal;
+}
+
+// --search-text: the solver's plan refined by measured moves.
+Plan search(const AllocateArgs& a, const AllocationProblem& p, const Plan& plan, int64_t budget, int64_t overhead,
+            nlohmann::json& extra, const Logger& log) {
+  ProgressPrinter progress;
+  SearchOptions so = a.search;
+  so.text_path = a.search_text;
+  so.imatrix_path = a.imatrix;
+  so.n_threads = a.n_threads;
+  so.work_dir = std::filesystem::path(a.out).parent_path().string();  // the built base mix, next to the plan
+  so.logger = log;
+  so.progress = progress.fn();
+  const SearchResult sr = refine_plan(a.source, p, choice_of(p, plan), budget - overhead, so);
+  progress.finish();
+  extra["search"] = to_json(sr, p);
+  extra["initial_plan"] = summary(plan, budget);
+  log.info(fmt::format("search: {} of {} moves kept in {:.1f} s; calibration KLD {:.5f} -> {:.5f} (predicted "
+                       "ΔKLD vs base {:+.5f} -> {:+.5f}, measured {:+.5f} -> {:+.5f})",
+                       sr.n_accepted, sr.evals.size(), sr.elapsed_s, sr.initial_kld, sr.final_kld,
+                       sr.initial_predicted, sr.final_predicted, sr.initial_measured, sr.final_measured));
+  return searched_plan(p, plan, sr);
+}
+
 void run_allocate(const AllocateArgs& a) {
   const Logger log = stderr_logger();
   check_output_path(a.out, {a.measurements, a.source, a.constraints, a.tensor_types});
@@ -45,15 +80,8 @@ void run_allocate(const AllocateArgs& a) {
   if (!a.tensor_types.empty() && a.tensor_types == a.out) {
     throw UsageError("--out and --tensor-types name the same file");
   }
-  const Journal journal = read_journal(a.measurements);
-  if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements));
-  for (const auto& d : journal.duplicates) log.warn("duplicate record " + d);
+  const Journal journal = read_journal_of(a, log);
   const ModelInfo model = inspect_model(a.source);
-  const std::string sha = sha256_file(a.source);
-  if (!journal.header.model_sha256.empty() && journal.header.model_sha256 != sha) {
-    throw MismatchError(fmt::format("{} was measured on model {}, not {} ({})", a.measurements,
-                                    journal.header.model_sha256, a.source, sha));
-  }
   const Constraints constraints = load_constraints(a.constraints);
   ProgressPrinter progress;
   const std::optional<QuantErrorReport> qerr = resolve_quant_error(
@@ -72,24 +100,7 @@ void run_allocate(const AllocateArgs& a) {
   check_budget_in_range(budget, budget_range(p, overhead));
   Plan plan = allocate_plan(p, budget, overhead);
   nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
-  if (!a.search_text.empty()) {
-    SearchOptions so = a.search;
-    so.text_path = a.search_text;
-    so.imatrix_path = a.imatrix;
-    so.n_threads = a.n_threads;
-    so.work_dir = std::filesystem::path(a.out).parent_path().string();  // the built base mix, next to the plan
-    so.logger = log;
-    so.progress = progress.fn();
-    const SearchResult sr = refine_plan(a.source, p, choice_of(p, plan), budget - overhead, so);
-    progress.finish();
-    extra["search"] = to_json(sr, p);
-    extra["initial_plan"] = summary(plan, budget);
-    plan = searched_plan(p, plan, sr);
-    log.info(fmt::format("search: {} of {} moves kept in {:.1f} s; calibration KLD {:.5f} -> {:.5f} (predicted "
-                         "ΔKLD vs base {:+.5f} -> {:+.5f}, measured {:+.5f} -> {:+.5f})",
-                         sr.n_accepted, sr.evals.size(), sr.elapsed_s, sr.initial_kld, sr.final_kld,
-                         sr.initial_predicted, sr.final_predicted, sr.initial_measured, sr.final_measured));
-  }
+  if (!a.search_text.empty()) plan = search(a, p, plan, budget, overhead, extra, log);
   try {  // both baselines start from the base config, which constraints may exclude
     extra["baselines"]["base"] = summary(base_plan(p, overhead), budget);
     if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead), budget);

@@ -148,6 +148,19 @@ namespace {
                                 "the computation overflows (a type too coarse for some tensor?)", model_path, chunk));
 }
 
+void size_result(ChunkResult& r, int chunk, int n_scored, bool with_ref) {
+  r.chunk = chunk;
+  r.nll_nats.resize(n_scored);
+  r.p_target.resize(n_scored);
+  r.top1.resize(n_scored);
+  if (with_ref) {
+    r.kld_nats.resize(n_scored);
+    r.top1_match.resize(n_scored);
+    r.p_ref.resize(n_scored);
+    r.nll_ref_nats.resize(n_scored);
+  }
+}
+
 void check_reference_covers(const ReferenceStore& ref, const Evaluator& ev, int last_chunk) {
   const ReferenceKey& k = ref.key();
   if (k.text_sha256 != ev.text_sha256() || k.ctx != ev.options().ctx ||
@@ -204,19 +217,7 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
   for (int g = 0; g < count; g += impl_->n_seq) {
     const int n_group = std::min(impl_->n_seq, count - g);
     decode_group(first + g, n_group);
-    for (int s = 0; s < n_group; ++s) {
-      ChunkResult& r = results[g + s];
-      r.chunk = first + g + s;
-      r.nll_nats.resize(n_scored);
-      r.p_target.resize(n_scored);
-      r.top1.resize(n_scored);
-      if (ref) {
-        r.kld_nats.resize(n_scored);
-        r.top1_match.resize(n_scored);
-        r.p_ref.resize(n_scored);
-        r.nll_ref_nats.resize(n_scored);
-      }
-    }
+    for (int s = 0; s < n_group; ++s) size_result(results[g + s], first + g + s, n_scored, ref != nullptr);
     const size_t tokens_base = static_cast<size_t>(first + g) * ctx;
     // Row pointers are resolved on this thread: llama_get_logits_ith
     // synchronizes the backend and reorders outputs, which is not thread-safe

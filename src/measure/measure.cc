@@ -532,8 +532,9 @@ void check_reference_model(const std::string& path, const ModelInfo& source) {
   }
 }
 
-MeasureSummary run_measure(const MeasureOptions& o) {
-  const double t0 = now_s();
+namespace {
+
+void check_measure_options(const MeasureOptions& o) {
   if (o.texts.empty()) throw UsageError("measure needs at least one --text");
   if (o.out_path.empty()) throw UsageError("measure needs --out");
   {
@@ -557,8 +558,15 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   }
   for (const auto& t : o.targets) type_by_name(t);
   for (const auto& t : o.promote) type_by_name(t);
-  std::error_code ec;
   if (!o.reference_model.empty()) check_reference_model(o.reference_model, inspect_model(o.source_path));
+}
+
+}  // namespace
+
+MeasureSummary run_measure(const MeasureOptions& o) {
+  const double t0 = now_s();
+  check_measure_options(o);
+  std::error_code ec;
   if (o.reference_only) {
     const ModelInfo model = inspect_model(o.source_path);
     Sweep sweep(o, model, {}, nullptr);

@@ -257,49 +257,30 @@ void check_budget_before_sweep(const QuantizeOptions& o, int64_t budget_bytes) {
   check_budget_in_range(budget_bytes, budget_range(p0, calibrate_fixed_overhead(model, p0, o.imatrix_path)));
 }
 
-QuantizeResult run_quantize(const QuantizeOptions& o) {
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+void check_quantize_inputs(const QuantizeOptions& o) {
   if (o.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
   if (o.out.empty()) throw UsageError("quantize needs --out");
-  {
-    std::vector<std::string> inputs = {o.source, o.eval_text, o.imatrix_path, o.reference_model, o.journal};
-    for (const auto& t : o.texts) inputs.push_back(t.path);
-    check_output_path(o.out, inputs);
-  }
+  std::vector<std::string> inputs = {o.source, o.eval_text, o.imatrix_path, o.reference_model, o.journal};
+  for (const auto& t : o.texts) inputs.push_back(t.path);
+  check_output_path(o.out, inputs);
   if (!o.reference_model.empty()) measure::check_reference_model(o.reference_model, inspect_model(o.source));
-  QuantizeResult r;
-  r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
-  const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
-  r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);  // validates the source
-  if (o.recipe_from.empty()) check_budget_before_sweep(o, r.budget_bytes);
-  fs::create_directories(r.run_dir);
+}
 
-  std::map<std::string, std::string> types;
-  if (o.recipe_from.empty()) {
-    types = plan_types(o, r.run_dir, journal, r);
-  } else {
-    types = resolve_recipe(load_recipe(o.recipe_from), inspect_model(o.source)).types();
-  }
-  const std::string candidate = r.run_dir + "/candidate.gguf";
-  const BuildReport built = build_to(o, candidate, types, "");
-  std::map<std::string, int64_t> preset_sizes;
-  r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.imatrix_path, &preset_sizes);
-  if (r.baseline_preset.empty()) {
-    throw BudgetError(fmt::format("no stock mix is as large as the plan ({} bytes): nothing to compare with",
-                                  built.output_size_bytes));
-  }
-  const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
-  build_to(o, baseline_path, {}, r.baseline_preset);
-
-  // Gate: both against the full-precision reference on the same held-out tokens.
+// The gate: ours and the stock baseline against the full-precision reference on
+// the same held-out tokens, plus the --curve presets; eval.json in the run dir.
+void run_gate(const QuantizeOptions& o, const std::string& candidate, const std::string& baseline_path,
+              const std::map<std::string, int64_t>& preset_sizes, QuantizeResult& r) {
   const std::string eval_path = o.eval_text.empty() ? o.texts.front().path : o.eval_text;
   const std::string text = read_file(eval_path);
   eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
                        .top_k = o.eval_top_k, .n_gpu_layers = o.n_gpu_layers,
                        .max_device_bytes = o.max_device_bytes};
+  const std::string ref_model = o.reference_model.empty() ? o.source : o.reference_model;
   eval::ReferenceStore ref;
   {  // the F16 model is released before any candidate loads
-    eval::Evaluator ref_ev(o.reference_model.empty() ? o.source : o.reference_model, text, eo, o.logger);
+    eval::Evaluator ref_ev(ref_model, text, eo, o.logger);
     ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress, o.logger);
   }
   const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
@@ -322,7 +303,6 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
     models.push_back(record_json(score_model(o, preset, path, text, ref).record, "stock"));
     fs::remove(path);
   }
-  const std::string ref_model = o.reference_model.empty() ? o.source : o.reference_model;
   EvalRecord f16{o.reference_model.empty() ? "F16" : "reference", ref_model,
                  static_cast<int64_t>(fs::file_size(ref_model))};
   models.push_back(record_json(f16, "reference"));
@@ -331,6 +311,34 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
                        {"paired_delta_kld", {{"mean", d.mean}, {"se", d.se}}},
                        {"stock_sizes_bytes", preset_sizes}};
   write_file_atomic(r.run_dir + "/eval.json", ej.dump(2) + "\n");
+}
+
+}  // namespace
+
+QuantizeResult run_quantize(const QuantizeOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_quantize_inputs(o);
+  QuantizeResult r;
+  r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
+  const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
+  r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);  // validates the source
+  if (o.recipe_from.empty()) check_budget_before_sweep(o, r.budget_bytes);
+  fs::create_directories(r.run_dir);
+
+  const std::map<std::string, std::string> types =
+      o.recipe_from.empty() ? plan_types(o, r.run_dir, journal, r)
+                            : resolve_recipe(load_recipe(o.recipe_from), inspect_model(o.source)).types();
+  const std::string candidate = r.run_dir + "/candidate.gguf";
+  const BuildReport built = build_to(o, candidate, types, "");
+  std::map<std::string, int64_t> preset_sizes;
+  r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.imatrix_path, &preset_sizes);
+  if (r.baseline_preset.empty()) {
+    throw BudgetError(fmt::format("no stock mix is as large as the plan ({} bytes): nothing to compare with",
+                                  built.output_size_bytes));
+  }
+  const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
+  build_to(o, baseline_path, {}, r.baseline_preset);
+  run_gate(o, candidate, baseline_path, preset_sizes, r);
   // The stock file is reproducible (`cerebellum build --base PRESET`); keep only its scores.
   fs::remove(baseline_path);
   if (r.ships || o.force) {
