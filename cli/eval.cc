@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/io.h"
+#include "cerebellum/common/schemas.h"
 #include "cerebellum/eval/evaluator.h"
 #include "cli_util.h"
 #include "command.h"
@@ -17,7 +18,7 @@ struct EvalArgs {
 };
 
 nlohmann::json summary_json(const EvalArgs& a, const eval::EvalSummary& s) {
-  nlohmann::json j = {{"schema", "cerebellum.eval/1"}, {"model", a.model}, {"text", a.text},
+  nlohmann::json j = {{"schema", kEvalSchema}, {"model", a.model}, {"text", a.text},
                       {"ctx", a.ctx}, {"n_chunks", s.n_chunks}, {"n_tokens", s.n_tokens},
                       {"ppl", s.ppl.ppl}, {"ppl_se", s.ppl.ppl_se}, {"ln_ppl", s.ppl.ln_ppl},
                       {"elapsed_s", s.elapsed_s}, {"tokens_per_s", s.tokens_per_s}};

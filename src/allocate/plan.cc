@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
+#include "cerebellum/common/schemas.h"
 #include "cerebellum/common/error.h"
 
 namespace cb {
@@ -183,7 +184,7 @@ json curves_to_json(const AllocationProblem& p) {
     tensors.push_back({{"name", c.name}, {"role", c.role}, {"layer", c.layer}, {"base_type", c.base_type},
                        {"scale", c.scale}, {"scale_from", c.scale_from}, {"candidates", cands}});
   }
-  return {{"schema", "cerebellum.curves/1"}, {"base", p.base_name}, {"mse_source", p.model_error.mse_source},
+  return {{"schema", kCurvesSchema}, {"base", p.base_name}, {"mse_source", p.model_error.mse_source},
           {"tensors", tensors}};
 }
 

@@ -1,4 +1,5 @@
 #include "cerebellum/bench/audit.h"
+#include "cerebellum/common/schemas.h"
 
 #include <algorithm>
 #include <cctype>
@@ -210,7 +211,7 @@ bool AuditReport::severe() const {
 
 json AuditReport::to_json() const {
   static const char* kSev[] = {"info", "warn", "severe"};
-  json j = {{"schema", "cerebellum.audit/1"}, {"dir", dir}, {"severe", severe()}, {"files", json::object()}};
+  json j = {{"schema", kAuditSchema}, {"dir", dir}, {"severe", severe()}, {"files", json::object()}};
   for (const auto& f : files) {
     json sm = json::array();
     for (const auto& s : f.smells) {

@@ -1,5 +1,6 @@
 // Metrics, the ship gate and summary.json for the bench stage.
 #include "cerebellum/bench/bench.h"
+#include "cerebellum/common/schemas.h"
 
 #include <map>
 
@@ -122,7 +123,7 @@ GateVerdict ship_gate(const ModelRun& model, const ModelRun& baseline, double al
 
 json summary_json(const ModelRun& model, const ModelRun* baseline, const GateVerdict* verdict,
                   const BenchOptions& options) {
-  json s = {{"schema", "cerebellum.bench/1"},
+  json s = {{"schema", kBenchSchema},
 #ifdef CB_VERSION
             {"tool_version", CB_VERSION},
 #endif

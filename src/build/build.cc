@@ -1,4 +1,5 @@
 #include "cerebellum/build/build.h"
+#include "cerebellum/common/schemas.h"
 
 #include <chrono>
 #include <set>
@@ -187,7 +188,7 @@ nlohmann::json to_json(const BuildReport& report) {
     if (!t.fallback_reason.empty()) j["fallback"] = {{"requested_type", t.requested_type}, {"reason", t.fallback_reason}};
     tensors.push_back(std::move(j));
   }
-  return {{"schema", "cerebellum.build/1"},           {"out", report.out},
+  return {{"schema", kBuildSchema},           {"out", report.out},
           {"dry_run", report.dry_run},                 {"output_size_bytes", report.output_size_bytes},
           {"source_size_bytes", report.source_size_bytes}, {"n_fallbacks", report.n_fallbacks},
           {"elapsed_s", report.elapsed_s},             {"tensors", tensors}};

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/schemas.h"
 #include "cerebellum/common/io.h"
 
 namespace cb::card {
@@ -153,13 +154,13 @@ RunDir load_run_dir(const std::string& dir) {
   }
   if (probe(r, "plan.json", "allocate: the plan")) {
     r.plan = parse_json_file(at("plan.json"));
-    check_schema(*r.plan, "cerebellum.plan/1", at("plan.json"));
+    check_schema(*r.plan, kPlanSchema, at("plan.json"));
   }
   probe(r, "tensor_types.txt", "allocate: the recipe for llama-quantize --tensor-type-file");
   if (probe(r, "eval.json", "PPL/KLD of the build and the stock mixes")) r.eval = read_eval(at("eval.json"));
   if (probe(r, "bench/summary.json", "bench: task accuracy vs the baseline")) {
     r.bench = parse_json_file(at("bench/summary.json"));
-    check_schema(*r.bench, "cerebellum.bench/1", at("bench/summary.json"));
+    check_schema(*r.bench, kBenchSchema, at("bench/summary.json"));
     // Per-question JSONL files the summary names (model and baseline).
     for (const char* side : {"model", "baseline"}) {
       if (!r.bench->contains(side)) continue;

@@ -10,6 +10,7 @@
 #include "cerebellum/card/machine.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/inspect/inspect.h"
+#include "common/parallel.h"
 #include "engine/engine.h"
 #include "engine/llama_model.h"
 #include "llama.h"
@@ -69,7 +70,7 @@ SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& o,
   if (o.pp_tokens < 1 || o.tg_tokens < 1 || o.repetitions < 1) {
     throw UsageError("speed: pp, tg and repetitions must be at least 1");
   }
-  const int threads = o.n_threads > 0 ? o.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = thread_count(o.n_threads);
   engine::ModelLoadOptions load;
   load.n_threads = threads;
   load.logger = logger;

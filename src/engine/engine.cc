@@ -75,10 +75,6 @@ DeviceMemory gpu_memory() {
   return {};
 }
 
-std::string engine_version() {
-  return fmt::format("llama.cpp {}", llama_print_system_info() ? "de3ff815" : "?");
-}
-
 void validate_gguf_header(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {

@@ -43,9 +43,6 @@ struct DeviceMemory {
 };
 DeviceMemory gpu_memory();
 
-// Engine version string, e.g. "llama.cpp de3ff815 (build 1234)".
-std::string engine_version();
-
 // A GGUF file opened for reading metadata (tensor data is not loaded).
 // Validates the header before handing it to gguf so that truncated,
 // corrupt and v1 files get a precise InputError.

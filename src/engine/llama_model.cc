@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "common/parallel.h"
 #include "engine/engine.h"
 #include "cerebellum/common/io.h"
 #include "engine/quantize.h"
@@ -150,8 +151,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   validate_model_file(path);
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   m->path_ = path;
-  m->n_threads_ = opts.n_threads > 0 ? opts.n_threads
-                                     : std::max(1u, std::thread::hardware_concurrency());
+  m->n_threads_ = thread_count(opts.n_threads);
   TempModelFile temp;
   std::string load_path = path;
   if (!opts.tensor_types.empty()) load_path = build_typed_model(path, opts, temp);
@@ -192,6 +192,22 @@ std::string LlamaModel::chat_template() const {
   const char* t = llama_model_chat_template(model_, nullptr);
   return t ? t : "";
 }
+
+std::string LlamaModel::chat_prompt(const std::string& user_message) const {
+  const char* tmpl = llama_model_chat_template(model_, nullptr);
+  if (!tmpl) return {};
+  llama_chat_message msg{"user", user_message.c_str()};
+  std::vector<char> buf(user_message.size() * 2 + 1024);
+  int n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), static_cast<int32_t>(buf.size()));
+  if (n > static_cast<int>(buf.size())) {
+    buf.resize(n);
+    n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), static_cast<int32_t>(buf.size()));
+  }
+  if (n < 0) return {};  // a template llama.cpp's built-in list does not know
+  return std::string(buf.data(), n);
+}
+
+bool LlamaModel::is_eog(Token token) const { return llama_vocab_is_eog(vocab(), token); }
 
 std::string LlamaModel::description() const {
   char buf[256];
@@ -333,6 +349,22 @@ void LlamaContext::decode(const TokenBatch& batch) {
       std::memcpy(split_logits_.data() + row * n_vocab, llama_get_logits_ith(ctx_, i),
                   n_vocab * sizeof(float));
       out_row_[start + i] = row++;
+    }
+  }
+}
+
+void LlamaContext::decode_each(const TokenBatch& batch,
+                               const std::function<void(int batch_index, const float* logits)>& on_logits) {
+  const llama_batch& b = batch.raw();
+  out_row_.assign(b.n_tokens, -1);  // logits() is for decode(); these rows are handed out here
+  split_ = false;
+  for (int start = 0; start < b.n_tokens; start += opts_.n_batch) {
+    const int n = std::min(opts_.n_batch, b.n_tokens - start);
+    llama_batch view = {n,           b.token + start,    nullptr,         b.pos + start,
+                        b.n_seq_id + start, b.seq_id + start, b.logits + start};
+    if (llama_decode(ctx_, view) != 0) throw EngineError("llama_decode failed");
+    for (int i = 0; i < n; ++i) {
+      if (b.logits[start + i]) on_logits(start + i, llama_get_logits_ith(ctx_, i));
     }
   }
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -79,6 +80,10 @@ class LlamaModel {
   bool add_eos() const;
   // The model's default chat template ("" if none).
   std::string chat_template() const;
+  // That template applied to one user message, the assistant turn opened;
+  // "" when the model has none or llama.cpp does not know it.
+  std::string chat_prompt(const std::string& user_message) const;
+  bool is_eog(Token token) const;  // end of generation (EOS, EOT, ...)
   std::string description() const;  // e.g. "llama 13M F16"
 
   // add_special: BOS/EOS as the vocab wants; parse_special: "<s>" etc. in the
@@ -166,6 +171,10 @@ class LlamaContext {
   // Throws EngineError on failure.
   void decode(const TokenBatch& batch);
   const float* logits(int batch_index) const;
+  // Decodes in n_batch pieces and hands each output row to `on_logits` while
+  // its piece is current (no copy of the logits: n_outputs x n_vocab floats
+  // would be GBs for a large vocab).
+  void decode_each(const TokenBatch& batch, const std::function<void(int batch_index, const float* logits)>& on_logits);
 
   void clear();                                 // whole KV cache / state
   bool seq_rm(int32_t seq, int32_t p0 = -1, int32_t p1 = -1);  // [p0, p1), -1 = open

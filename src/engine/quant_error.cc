@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "common/parallel.h"
 #include "engine/engine.h"
 #include "engine/eval_quant.h"
 #include "ggml.h"
@@ -164,18 +165,10 @@ std::map<std::string, QuantErrorValue> price_tensor(const Sample& s, const std::
   const size_t n_items = types.size() * chunks.size();
   const size_t n_rows = static_cast<size_t>(s.n_rows());
   std::vector<double> err(types.size() * n_rows, 0.0);  // per type, per sampled row
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < n_items; i = next++) {
-      const size_t k = i / chunks.size();
-      chunk_error(s, chunks[i % chunks.size()], types[k], w, err.data() + k * n_rows);
-    }
-  };
-  std::vector<std::thread> pool;
-  const int n_workers = static_cast<int>(std::min<size_t>(std::max(1, n_threads), n_items));
-  for (int k = 1; k < n_workers; ++k) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  parallel_for(static_cast<int64_t>(n_items), n_threads, [&](int64_t i) {
+    const size_t k = static_cast<size_t>(i) / chunks.size();
+    chunk_error(s, chunks[static_cast<size_t>(i) % chunks.size()], types[k], w, err.data() + k * n_rows);
+  });
   const std::vector<double> energy = row_energy(s, w);
   std::map<std::string, QuantErrorValue> out;
   for (size_t k = 0; k < types.size(); ++k) {
@@ -191,7 +184,7 @@ std::map<std::string, std::map<std::string, QuantErrorValue>> compute_quant_erro
     const QuantErrorJob& job, const Logger& logger, const ProgressFn& progress) {
   const GgufFile src(job.source);
   ensure_backend();
-  const int n_threads = job.n_threads > 0 ? job.n_threads : std::max(1u, std::thread::hardware_concurrency());
+  const int n_threads = thread_count(job.n_threads);
   std::map<std::string, std::map<std::string, QuantErrorValue>> table;
   int64_t done = 0;
   const auto total = static_cast<int64_t>(job.types.size());

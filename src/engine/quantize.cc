@@ -18,6 +18,7 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "common/parallel.h"
 #include "engine/engine.h"
 #include "ggml.h"
 #include "gguf.h"
@@ -129,10 +130,7 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
       if (!ggml_validate_row_data(to, out, bytes)) valid = false;
     }
   };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < n_threads; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  run_workers(n_threads, worker);
   if (!valid) throw EngineError(fmt::format("tensor {}: quantized data failed validation", a.w->out->name));
 }
 
@@ -262,7 +260,7 @@ QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const
   if (job.dry_run) return result;
   check_output_path(job.out, {job.source});
 
-  const int n_threads = job.n_threads > 0 ? job.n_threads : std::max(1u, std::thread::hardware_concurrency());
+  const int n_threads = thread_count(job.n_threads);
   const SourceFile in(job.source);
   AtomicOutputFile out(job.out);
   std::vector<uint8_t> header(static_cast<size_t>(result.meta_size_bytes));

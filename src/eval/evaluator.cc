@@ -12,6 +12,7 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/imatrix/imatrix.h"
+#include "common/parallel.h"
 #include "engine/engine.h"
 #include "engine/eval_swap.h"
 #include "engine/llama_model.h"
@@ -33,24 +34,6 @@ struct Evaluator::Impl {
 };
 
 namespace {
-
-// Runs fn(i) for i in [0, n) on `n_threads` threads (contiguous slices).
-template <typename Fn>
-void parallel_for(int n, int n_threads, Fn fn) {
-  n_threads = std::max(1, std::min(n_threads, n));
-  if (n_threads == 1) {
-    for (int i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::vector<std::thread> workers;
-  const int per = (n + n_threads - 1) / n_threads;
-  for (int t = 0; t < n_threads; ++t) {
-    workers.emplace_back([=, &fn] {
-      for (int i = t * per; i < std::min(n, (t + 1) * per); ++i) fn(i);
-    });
-  }
-  for (auto& w : workers) w.join();
-}
 
 std::map<std::string, std::vector<float>> imatrix_weights(const EvalOptions& opts) {
   std::map<std::string, std::vector<float>> out;
@@ -227,8 +210,8 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
       rows[j] = impl_->ctx->logits((j / n_scored) * ctx + first_scored + j % n_scored);
     }
     std::atomic<int> non_finite_chunk{-1};
-    parallel_for(n_group * n_scored, impl_->n_threads, [&](int j) {
-      const int s = j / n_scored, i = j % n_scored;
+    parallel_for(n_group * n_scored, impl_->n_threads, [&](int64_t jj) {
+      const int j = static_cast<int>(jj), s = j / n_scored, i = j % n_scored;
       ChunkResult& r = results[g + s];
       const float* row = rows[j];
       const Token target = impl_->tokens[tokens_base + s * ctx + first_scored + i + 1];

@@ -1,4 +1,5 @@
 #include "cerebellum/eval/reference.h"
+#include "cerebellum/common/schemas.h"
 
 #include <cstring>
 #include <fstream>
@@ -13,7 +14,6 @@ namespace cb::eval {
 namespace {
 
 constexpr char kMagic[8] = {'C', 'B', 'R', 'E', 'F', 'S', 'T', '1'};
-constexpr const char* kSchema = "cerebellum.reference/1";
 
 template <typename T>
 void write_vec(AtomicOutputFile& f, const std::vector<T>& v) {
@@ -76,7 +76,7 @@ ReferenceStore::ReferenceStore(ReferenceKey key, int n_vocab, int scored_per_chu
 }
 
 nlohmann::json ReferenceStore::header_json() const {
-  return {{"schema", kSchema},       {"model_sha256", key_.model_sha256},
+  return {{"schema", kReferenceSchema},       {"model_sha256", key_.model_sha256},
           {"text_sha256", key_.text_sha256}, {"ctx", key_.ctx},
           {"n_chunks", key_.n_chunks}, {"top_k", key_.top_k},
           {"n_vocab", n_vocab_},     {"scored_per_chunk", scored_per_chunk_},
@@ -113,7 +113,7 @@ ReferenceStore ReferenceStore::load(const std::string& path) {
   nlohmann::json h;
   try {
     h = nlohmann::json::parse(header);
-    if (h.at("schema") != kSchema) throw InputError("schema");
+    if (h.at("schema") != kReferenceSchema) throw InputError("schema");
     // Stores written before lazy filling and the scoring offset existed are
     // full and use llama-perplexity's layout.
     const int ctx = h.at("ctx");

@@ -1,4 +1,5 @@
 #include "cerebellum/inspect/inspect.h"
+#include "cerebellum/common/schemas.h"
 
 #include <nlohmann/json.hpp>
 
@@ -80,7 +81,7 @@ ModelInfo inspect_model(const std::string& path) {
 nlohmann::json to_json(const ModelInfo& info) {
   using nlohmann::json;
   json j;
-  j["schema"] = "cerebellum.inspect/1";
+  j["schema"] = kInspectSchema;
   j["path"] = info.path;
   j["arch"] = info.arch;
   j["name"] = info.name;

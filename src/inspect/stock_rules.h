@@ -1,6 +1,7 @@
 // What stock llama-quantize (the pinned version) refuses to quantize, as data.
 // Mirrors tensor_allows_quantization() in llama.cpp's src/llama-quant.cpp;
-// tests/stock_parity_test.cc checks it against a real stock run.
+// RecipeResolve.StockPresetsMatchStockFiles (tests/recipe_parse_test.cc) and the
+// build parity tests check it against real stock runs, tensor by tensor.
 #pragma once
 
 #include <string>

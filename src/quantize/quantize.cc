@@ -1,4 +1,5 @@
 #include "cerebellum/quantize/quantize.h"
+#include "cerebellum/common/schemas.h"
 
 #include <chrono>
 #include <filesystem>
@@ -185,7 +186,7 @@ std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const st
 
 // run.json (cerebellum.run/1, docs/card.md): what the card needs to find the build.
 void write_run_json(const QuantizeOptions& o, const QuantizeResult& r) {
-  nlohmann::json j = {{"schema", "cerebellum.run/1"},
+  nlohmann::json j = {{"schema", kRunSchema},
                       {"source", {{"path", fs::absolute(o.source).string()}, {"sha256", sha256_file(o.source)}}},
                       {"budget", {{"spec", o.budget}, {"bytes", r.budget_bytes}}},
                       {"llama_cpp_version", "de3ff815"},
@@ -306,7 +307,7 @@ void run_gate(const QuantizeOptions& o, const std::string& candidate, const std:
   EvalRecord f16{o.reference_model.empty() ? "F16" : "reference", ref_model,
                  static_cast<int64_t>(fs::file_size(ref_model))};
   models.push_back(record_json(f16, "reference"));
-  nlohmann::json ej = {{"schema", "cerebellum.runeval/1"}, {"eval_text", eval_path}, {"ctx", o.ctx},
+  nlohmann::json ej = {{"schema", kRunEvalSchema}, {"eval_text", eval_path}, {"ctx", o.ctx},
                        {"chunks", o.eval_chunks}, {"models", models},
                        {"paired_delta_kld", {{"mean", d.mean}, {"se", d.se}}},
                        {"stock_sizes_bytes", preset_sizes}};
@@ -357,7 +358,7 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
 }
 
 nlohmann::json to_json(const QuantizeResult& r) {
-  return {{"schema", "cerebellum.quantize/1"}, {"out", r.out}, {"run_dir", r.run_dir},
+  return {{"schema", kQuantizeSchema}, {"out", r.out}, {"run_dir", r.run_dir},
           {"budget_bytes", r.budget_bytes}, {"baseline_preset", r.baseline_preset},
           {"ours", record_json(r.ours)}, {"baseline", record_json(r.baseline)},
           {"delta_kld", r.delta_kld}, {"delta_kld_se", r.delta_kld_se},

@@ -2,6 +2,7 @@
 // with in-place swaps to the real types on calibration chunks against the F16
 // reference.
 #include "cerebellum/quantize/search.h"
+#include "cerebellum/common/schemas.h"
 
 #include <chrono>
 #include <cmath>
@@ -257,7 +258,7 @@ nlohmann::json to_json(const SearchResult& r, const AllocationProblem& p) {
     changed[p.tensors[i].name] = {p.tensors[i].candidates[r.initial_choice[i]].type,
                                   p.tensors[i].candidates[r.final_choice[i]].type};
   }
-  return {{"schema", "cerebellum.search/1"}, {"n_chunks", r.n_chunks}, {"n_tokens", r.n_tokens},
+  return {{"schema", kSearchSchema}, {"n_chunks", r.n_chunks}, {"n_tokens", r.n_tokens},
           {"base_kld", r.base_kld},
           {"before", side(r.initial_predicted, r.initial_measured, r.initial_measured_se, r.initial_kld)},
           {"after", side(r.final_predicted, r.final_measured, r.final_measured_se, r.final_kld)},

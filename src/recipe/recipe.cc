@@ -1,4 +1,5 @@
 #include "cerebellum/recipe/recipe.h"
+#include "cerebellum/common/schemas.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -20,7 +21,6 @@
 namespace cb {
 namespace {
 
-constexpr const char* kSchema = "cerebellum.recipe/1";
 
 // ggml_quantize_chunk handles these although they have no reference row
 // quantizer (TypeInfo::can_quantize is false): they need an imatrix instead.
@@ -66,8 +66,8 @@ Recipe parse_recipe_text(std::string_view text, const std::string& source) {
 Recipe parse_recipe_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw RecipeError(fmt::format("{}: a JSON recipe must be an object", source));
   const std::string schema = j.value("schema", "");
-  if (schema != kSchema && schema != "cerebellum.plan/1") {
-    throw RecipeError(fmt::format("{}: schema '{}' is not {} (or cerebellum.plan/1)", source, schema, kSchema));
+  if (schema != kRecipeSchema && schema != kPlanSchema) {
+    throw RecipeError(fmt::format("{}: schema '{}' is not {} (or {})", source, schema, kRecipeSchema, kPlanSchema));
   }
   Recipe recipe;
   recipe.source = source;
@@ -171,7 +171,7 @@ std::string recipe_text(const std::map<std::string, std::string>& types,
 }
 
 nlohmann::json recipe_json(const std::map<std::string, std::string>& types, const std::string& base) {
-  nlohmann::json j = {{"schema", kSchema}};
+  nlohmann::json j = {{"schema", kRecipeSchema}};
   if (!base.empty()) j["base"] = base;
   j["types"] = types;
   return j;

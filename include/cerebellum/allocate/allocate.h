@@ -22,11 +22,10 @@
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/measure/journal.h"
 #include "cerebellum/recipe/recipe.h"
+#include "cerebellum/common/schemas.h"
 
 namespace cb {
 
-inline constexpr const char* kPlanSchema = "cerebellum.plan/1";
-inline constexpr const char* kConstraintsSchema = "cerebellum.constraints/1";
 
 // ---- sizes -----------------------------------------------------------------
 
@@ -99,7 +98,6 @@ std::map<std::string, double> parse_objective(const std::string& spec,
 // zero error, a gain the measured (noise-clamped) q8_0 point next to it denies.
 inline const std::vector<std::string> kProxyLadder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
 
-inline constexpr const char* kQuantErrorSchema = "cerebellum.qerror/1";
 
 // Relative quantization MSE (Σ w·(W − deq(q(W)))² / Σ w·W², w = imatrix column
 // weights if given, else 1) per tensor and type; computed by the engine

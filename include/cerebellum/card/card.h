@@ -15,11 +15,10 @@
 
 #include "cerebellum/card/machine.h"
 #include "cerebellum/common/log.h"
+#include "cerebellum/common/schemas.h"
 
 namespace cb::card {
 
-inline constexpr const char* kRunSchema = "cerebellum.run/1";
-inline constexpr const char* kRunEvalSchema = "cerebellum.runeval/1";
 
 // run.json (cerebellum.run/1): what was built from what, how.
 struct RunInfo {

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
+#include "cerebellum/common/schemas.h"
 
 namespace cb {
 
-inline constexpr const char* kMeasureSchema = "cerebellum.measure/1";
 
 struct JournalText {
   std::string domain;  // "en", "code", "wiki", ...
