@@ -61,7 +61,9 @@ bool is_gguf_file(const std::string& path) {
 
 void read_imatrix_gguf(const std::string& path, Imatrix& out) {
   ensure_backend();
-  validate_gguf_header(path);
+  // Metadata first, without allocating: the tensor data it declares must be in
+  // the file (a fuzzed header asked gguf to allocate 256 GiB up front).
+  { const GgufFile probe(path); }
   ggml_context* raw_ctx = nullptr;
   Logger quiet;
   ScopedLogCapture capture(quiet);

@@ -63,7 +63,9 @@ Recipe parse_recipe_text(std::string_view text, const std::string& source) {
   return recipe;
 }
 
-Recipe parse_recipe_json(const nlohmann::json& j, const std::string& source) {
+namespace {
+
+Recipe parse_recipe_json_checked(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw RecipeError(fmt::format("{}: a JSON recipe must be an object", source));
   const std::string schema = j.value("schema", "");
   if (schema != kRecipeSchema && schema != kPlanSchema) {
@@ -71,26 +73,33 @@ Recipe parse_recipe_json(const nlohmann::json& j, const std::string& source) {
   }
   Recipe recipe;
   recipe.source = source;
-  try {
-    recipe.base = j.value("base", "");
-    if (j.contains("rules")) {
-      for (const auto& r : j.at("rules")) {
-        recipe.rules.push_back(make_rule(r.at("pattern").get<std::string>(), r.at("type").get<std::string>(),
-                                         0, source));
-      }
+  recipe.base = j.value("base", "");
+  if (j.contains("rules")) {
+    for (const auto& r : j.at("rules")) {
+      recipe.rules.push_back(make_rule(r.at("pattern").get<std::string>(), r.at("type").get<std::string>(), 0,
+                                       source));
     }
-    if (j.contains("types")) {
-      for (const auto& [name, type] : j.at("types").items()) {
-        recipe.rules.push_back(make_rule(name, type.get<std::string>(), 0, source));
-      }
+  }
+  if (j.contains("types")) {
+    for (const auto& [name, type] : j.at("types").items()) {
+      recipe.rules.push_back(make_rule(name, type.get<std::string>(), 0, source));
     }
-  } catch (const nlohmann::json::exception& e) {
-    throw RecipeError(fmt::format("{}: malformed recipe JSON ({})", source, e.what()));
   }
   if (recipe.base.size() && !engine::find_stock_preset(recipe.base)) {
     throw RecipeError(fmt::format("{}: unknown base preset '{}'", source, recipe.base));
   }
   return recipe;
+}
+
+}  // namespace
+
+// A value of the wrong JSON type is the file's fault: RecipeError naming it.
+Recipe parse_recipe_json(const nlohmann::json& j, const std::string& source) {
+  try {
+    return parse_recipe_json_checked(j, source);
+  } catch (const nlohmann::json::exception& e) {
+    throw RecipeError(fmt::format("{}: malformed recipe JSON ({})", source, e.what()));
+  }
 }
 
 Recipe load_recipe(const std::string& path) {
