@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/allocate/allocate.h"
+#include "cerebellum/allocate/plan_for.h"
 #include "cerebellum/build/build.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
@@ -82,32 +83,26 @@ void run_allocate(const AllocateArgs& a) {
   }
   const Journal journal = read_journal_of(a, log);
   const ModelInfo model = inspect_model(a.source);
-  const Constraints constraints = load_constraints(a.constraints);
-  ProgressPrinter progress;
-  const std::optional<QuantErrorReport> qerr = resolve_quant_error(
-      a.quant_error, a.source, journal, constraints, a.imatrix, a.n_threads, log, progress.fn());
-  progress.finish();
-  if (qerr && !a.write_quant_error.empty()) write_file_atomic(a.write_quant_error, to_json(*qerr).dump(1) + "\n");
-  if (!qerr && !a.write_quant_error.empty()) throw UsageError("--write-quant-error needs --quant-error auto or a file");
-  DamageOptions dopt;
-  dopt.noise_z = a.noise_z;
-  dopt.imatrix_tensors = imatrix_tensor_names(a.imatrix);
-  const AllocationProblem p = build_problem(model, journal, parse_objective(a.objective, journal.domains()),
-                                            constraints, qerr ? &qerr->table : nullptr, dopt);
-  if (!a.write_curves.empty()) write_file_atomic(a.write_curves, curves_to_json(p).dump(1) + "\n");
-  const int64_t overhead = calibrate_fixed_overhead(model, p, a.imatrix);
-  const int64_t budget = parse_budget_bytes(a.budget, model.n_elements);
-  check_budget_in_range(budget, budget_range(p, overhead));
-  Plan plan = allocate_plan(p, budget, overhead);
-  nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}};
-  if (!a.search_text.empty()) plan = search(a, p, plan, budget, overhead, extra, log);
-  try {  // both baselines start from the base config, which constraints may exclude
-    extra["baselines"]["base"] = summary(base_plan(p, overhead), budget);
-    if (!a.no_greedy) extra["baselines"]["greedy_original"] = summary(greedy_original_plan(p, budget, overhead), budget);
-  } catch (const RecipeError& e) {
-    extra["baselines"] = {{"skipped", e.what()}};
-    log.warn(fmt::format("baselines skipped: {}", e.what()));
+  if (!a.write_quant_error.empty() && a.quant_error == "none") {
+    throw UsageError("--write-quant-error needs --quant-error auto or a file");
   }
+  ProgressPrinter progress;
+  const Allocation al = plan_for(journal, model,
+                                 {.budget = a.budget, .objective = a.objective, .noise_z = a.noise_z,
+                                  .constraints = a.constraints, .quant_error = a.quant_error, .imatrix_path = a.imatrix,
+                                  .n_threads = a.n_threads, .greedy_baseline = !a.no_greedy, .logger = log,
+                                  .progress = progress.fn()});
+  progress.finish();
+  const AllocationProblem& p = al.problem;
+  if (al.quant_error && !a.write_quant_error.empty()) {
+    write_file_atomic(a.write_quant_error, to_json(*al.quant_error).dump(1) + "\n");
+  }
+  if (!a.write_curves.empty()) write_file_atomic(a.write_curves, curves_to_json(p).dump(1) + "\n");
+  if (!al.baselines_skipped.empty()) log.warn(fmt::format("baselines skipped: {}", al.baselines_skipped));
+  const int64_t budget = al.budget_bytes;
+  Plan plan = al.plan;
+  nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}, {"baselines", baselines_json(al)}};
+  if (!a.search_text.empty()) plan = search(a, p, plan, budget, al.overhead_bytes, extra, log);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
   // No comment line: stock llama-quantize reads the file token by token and
   // rejects anything that is not name=type.
@@ -123,7 +118,8 @@ void setup_allocate(CLI::App& app) {
   auto* cmd = app.add_subcommand("allocate", "spend a byte budget where measured damage matters");
   cmd->add_option("--measurements", a->measurements, "measurements.jsonl")->required();
   cmd->add_option("--source", a->source, "source GGUF the measurements were taken on")->required();
-  cmd->add_option("--budget", a->budget, "file size: 7.4MB, 7400000, 7MiB or 3.5bpw")->required();
+  cmd->add_option("--budget", a->budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)")
+      ->required();
   cmd->add_option("--objective", a->objective, "general | DOMAIN | d1:w1,d2:w2 (default general)");
   cmd->add_option("--constraints", a->constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->quant_error,

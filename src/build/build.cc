@@ -144,6 +144,11 @@ int64_t predict_output_size_bytes(const std::string& source, const std::map<std:
   return engine::quantize_gguf(job, Logger{}, ProgressFn{}).output_size_bytes;
 }
 
+int64_t stock_preset_size_bytes(const std::string& source, const std::string& preset,
+                                const std::string& imatrix_path) {
+  return predict_output_size_bytes(source, stock_preset_types(source, preset, !imatrix_path.empty()), imatrix_path);
+}
+
 BuildReport surgery(const SurgeryOptions& o, const Logger& logger, const ProgressFn& progress) {
   const auto start = Clock::now();
   const ModelInfo model = inspect_model(o.in);

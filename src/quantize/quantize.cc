@@ -25,17 +25,10 @@ namespace {
 constexpr const char* kBaselinePresets[] = {"Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
                                             "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",   "Q8_0"};
 
-bool is_preset(const std::string& spec) {
-  for (const char* p : kBaselinePresets) {
-    if (spec == p) return true;
-  }
-  return false;
-}
-
-int64_t preset_size_bytes(const std::string& source, const std::string& preset,
-                          const std::string& imatrix_path) {
-  return predict_output_size_bytes(source, stock_preset_types(source, preset, !imatrix_path.empty()),
-                                   imatrix_path);
+AllocateOptions allocate_options(const QuantizeOptions& o) {
+  return {.budget = o.budget, .objective = o.objective, .noise_z = o.noise_z, .constraints = o.constraints,
+          .quant_error = o.quant_error, .imatrix_path = o.imatrix_path, .n_threads = o.n_threads,
+          .logger = o.logger, .progress = o.progress};
 }
 
 std::string default_run_dir(const std::string& out) {
@@ -149,32 +142,15 @@ Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const All
 
 // measure -> allocate (-> search): the per-tensor types of our plan (plan.json
 // and tensor_types.txt written into the run dir).
-std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const std::string& run_dir,
-                                              const std::string& journal_path, QuantizeResult& r) {
+std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const ModelInfo& model,
+                                              const std::string& run_dir, const std::string& journal_path,
+                                              QuantizeResult& r) {
   run_sweep(o, run_dir, journal_path);
-  const Journal journal = read_journal(journal_path);
-  const ModelInfo model = inspect_model(o.source);
-  const Constraints constraints = load_constraints(o.constraints);
-  const std::optional<QuantErrorReport> qerr = resolve_quant_error(
-      o.quant_error, o.source, journal, constraints, o.imatrix_path, o.n_threads, o.logger, o.progress);
-  if (qerr) write_file_atomic(run_dir + "/quant_error.json", to_json(*qerr).dump(1) + "\n");
-  DamageOptions dopt;
-  dopt.noise_z = o.noise_z;
-  dopt.imatrix_tensors = imatrix_tensor_names(o.imatrix_path);
-  const AllocationProblem p = build_problem(model, journal, parse_objective(o.objective, journal.domains()),
-                                            constraints, qerr ? &qerr->table : nullptr, dopt);
-  const int64_t overhead = calibrate_fixed_overhead(model, p, o.imatrix_path);
-  check_budget_in_range(r.budget_bytes, budget_range(p, overhead));
-  Plan plan = allocate_plan(p, r.budget_bytes, overhead);
-  nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}};
-  try {  // the greedy starts from the base config, which constraints may exclude
-    const Plan greedy = greedy_original_plan(p, r.budget_bytes, overhead);
-    extra["baselines"]["greedy_original"] = {{"size_bytes", greedy.size_bytes},
-                                             {"predicted_delta_kld", greedy.predicted_delta_kld},
-                                             {"types", greedy.types()}};
-  } catch (const RecipeError& e) {
-    extra["baselines"] = {{"skipped", e.what()}};
-  }
+  const Allocation al = plan_for(read_journal(journal_path), model, allocate_options(o));
+  if (al.quant_error) write_file_atomic(run_dir + "/quant_error.json", to_json(*al.quant_error).dump(1) + "\n");
+  const AllocationProblem& p = al.problem;
+  Plan plan = al.plan;
+  nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}, {"baselines", baselines_json(al)}};
   if (o.search_evals > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
@@ -212,24 +188,6 @@ nlohmann::json search_json(const std::optional<SearchSummary>& s) {
 
 }  // namespace
 
-int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem& problem,
-                                 const std::string& imatrix_path) {
-  std::map<std::string, std::string> base;
-  int64_t tensor_bytes = 0;
-  for (const auto& c : problem.tensors) base[c.name] = c.base_type;
-  for (const auto& t : model.tensors) {
-    const auto it = base.find(t.name);
-    tensor_bytes += tensor_bytes_at(t, it == base.end() ? t.type : it->second, model.alignment_bytes);
-  }
-  return predict_output_size_bytes(model.path, base, imatrix_path) - tensor_bytes;
-}
-
-int64_t resolve_budget_bytes(const std::string& spec, const std::string& source,
-                             const std::string& imatrix_path) {
-  if (is_preset(spec)) return preset_size_bytes(source, spec, imatrix_path);
-  return parse_budget_bytes(spec, inspect_model(source).n_elements);
-}
-
 std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
                                  const std::string& imatrix_path,
                                  std::map<std::string, int64_t>* preset_sizes) {
@@ -238,7 +196,7 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
   std::string best;
   int64_t best_size = -1;
   for (const char* p : kBaselinePresets) {
-    const int64_t s = preset_size_bytes(source, p, imatrix_path);
+    const int64_t s = stock_preset_size_bytes(source, p, imatrix_path);
     if (preset_sizes) (*preset_sizes)[p] = s;
     if (s >= size_bytes && (best_size < 0 || s < best_size)) {
       best = p;
@@ -249,8 +207,7 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
 }
 
 // A budget no plan can meet is refused before hours of measuring.
-void check_budget_before_sweep(const QuantizeOptions& o, int64_t budget_bytes) {
-  const ModelInfo model = inspect_model(o.source);
+void check_budget_before_sweep(const QuantizeOptions& o, const ModelInfo& model, int64_t budget_bytes) {
   std::string base_name;
   const auto base = measure::resolve_base(o.measure_base, model, &base_name);
   const AllocationProblem p0 =
@@ -322,13 +279,14 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   QuantizeResult r;
   r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
   const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
-  r.budget_bytes = resolve_budget_bytes(o.budget, o.source, o.imatrix_path);  // validates the source
-  if (o.recipe_from.empty()) check_budget_before_sweep(o, r.budget_bytes);
+  const ModelInfo model = inspect_model(o.source);  // inspected once for the whole run
+  r.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);
+  if (o.recipe_from.empty()) check_budget_before_sweep(o, model, r.budget_bytes);
   fs::create_directories(r.run_dir);
 
   const std::map<std::string, std::string> types =
-      o.recipe_from.empty() ? plan_types(o, r.run_dir, journal, r)
-                            : resolve_recipe(load_recipe(o.recipe_from), inspect_model(o.source)).types();
+      o.recipe_from.empty() ? plan_types(o, model, r.run_dir, journal, r)
+                            : resolve_recipe(load_recipe(o.recipe_from), model).types();
   const std::string candidate = r.run_dir + "/candidate.gguf";
   const BuildReport built = build_to(o, candidate, types, "");
   std::map<std::string, int64_t> preset_sizes;

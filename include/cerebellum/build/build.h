@@ -63,6 +63,10 @@ BuildReport build_model(const BuildOptions& options, const Logger& logger = {}, 
 // Pass the imatrix the build will use: its metadata keys add a few bytes.
 int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types,
                                   const std::string& imatrix_path = "");
+// The exact file size of stock `preset` (llama-quantize's own type choices)
+// built from `source` with that imatrix ("" = none).
+int64_t stock_preset_size_bytes(const std::string& source, const std::string& preset,
+                                const std::string& imatrix_path = "");
 
 struct SurgeryOptions {
   std::string in;                         // existing GGUF, possibly quantized

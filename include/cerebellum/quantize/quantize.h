@@ -13,6 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "cerebellum/allocate/plan_for.h"
 #include "cerebellum/build/quant_error.h"
 #include "cerebellum/common/log.h"
 #include "cerebellum/measure/measure.h"
@@ -107,16 +108,6 @@ struct QuantizeResult {
 // `out` (the CLI maps that to GateError's exit code).
 QuantizeResult run_quantize(const QuantizeOptions& options);
 
-// Header/metadata bytes of the output file of `model` built by `build`: the
-// exact dry-run size of the base assignment minus our padded tensor bytes
-// (constant for a given source and imatrix).
-int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem& problem,
-                                 const std::string& imatrix_path = "");
-
-// Resolves a budget spec ("Q4_K_M", "7.4MB", "3.5bpw") to file bytes.
-int64_t resolve_budget_bytes(const std::string& spec, const std::string& source,
-                             const std::string& imatrix_path = "");
-
 // The stock preset whose file is the smallest at >= size_bytes ("" if none).
 // Presets that need an imatrix are considered only when one is given.
 std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
@@ -124,20 +115,5 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
                                  std::map<std::string, int64_t>* preset_sizes = nullptr);
 
 nlohmann::json to_json(const QuantizeResult& r);
-
-// ---- allocation inputs shared by `allocate` and `quantize` ------------------
-
-// The quantization-error table for allocating `journal` on `source`:
-//   "auto"  computes it (types: the constraints' allowed types ∪ the journal's
-//           base and measured types; imatrix-weighted when imatrix_path is set),
-//   "none"  returns nullopt (the damage model uses the bpw proxy),
-//   else    reads a cerebellum.qerror/1 file (InputError if unreadable).
-std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const std::string& source,
-                                                    const Journal& journal, const Constraints& constraints,
-                                                    const std::string& imatrix_path, int n_threads,
-                                                    const Logger& logger, const ProgressFn& progress);
-
-// Names of the tensors an imatrix file has entries for ("" = none).
-std::set<std::string> imatrix_tensor_names(const std::string& imatrix_path);
 
 }  // namespace cb

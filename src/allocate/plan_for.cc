@@ -1,0 +1,117 @@
+// plan_for: budget spec, journal and model to a plan (include/cerebellum/allocate/plan_for.h).
+#include "cerebellum/allocate/plan_for.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cerebellum/build/build.h"
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/io.h"
+#include "cerebellum/imatrix/imatrix.h"
+#include "cerebellum/recipe/recipe.h"
+
+namespace cb {
+namespace {
+
+void add_baselines(const AllocationProblem& p, bool greedy, Allocation& a) {
+  try {  // both start from the base config, which constraints may exclude
+    a.baselines["base"] = base_plan(p, a.overhead_bytes);
+    if (greedy) a.baselines["greedy_original"] = greedy_original_plan(p, a.budget_bytes, a.overhead_bytes);
+  } catch (const RecipeError& e) {
+    a.baselines.clear();
+    a.baselines_skipped = e.what();
+  }
+}
+
+}  // namespace
+
+int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const std::string& imatrix_path) {
+  const auto names = stock_preset_names();
+  if (std::find(names.begin(), names.end(), spec) != names.end()) {
+    return stock_preset_size_bytes(model.path, spec, imatrix_path);
+  }
+  return parse_budget_bytes(spec, model.n_elements);
+}
+
+Allocation plan_for(const Journal& journal, const ModelInfo& model, const AllocateOptions& o) {
+  Allocation a;
+  a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);  // a typo fails before the slow work
+  const Constraints constraints = load_constraints(o.constraints);
+  a.quant_error = resolve_quant_error(o.quant_error, model.path, journal, constraints, o.imatrix_path, o.n_threads,
+                                      o.logger, o.progress);
+  DamageOptions dopt;
+  dopt.noise_z = o.noise_z;
+  dopt.imatrix_tensors = imatrix_tensor_names(o.imatrix_path);
+  a.problem = build_problem(model, journal, parse_objective(o.objective, journal.domains()), constraints,
+                            a.quant_error ? &a.quant_error->table : nullptr, dopt);
+  a.overhead_bytes = calibrate_fixed_overhead(model, a.problem, o.imatrix_path);
+  check_budget_in_range(a.budget_bytes, budget_range(a.problem, a.overhead_bytes));
+  a.plan = allocate_plan(a.problem, a.budget_bytes, a.overhead_bytes);
+  add_baselines(a.problem, o.greedy_baseline, a);
+  return a;
+}
+
+nlohmann::json baselines_json(const Allocation& a) {
+  if (a.baselines.empty()) return {{"skipped", a.baselines_skipped}};
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, plan] : a.baselines) {
+    j[name] = {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
+               {"within_budget", plan.size_bytes <= a.budget_bytes}, {"types", plan.types()}};
+  }
+  return j;
+}
+
+int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem& problem,
+                                 const std::string& imatrix_path) {
+  std::map<std::string, std::string> base;
+  int64_t tensor_bytes = 0;
+  for (const auto& c : problem.tensors) base[c.name] = c.base_type;
+  for (const auto& t : model.tensors) {
+    const auto it = base.find(t.name);
+    tensor_bytes += tensor_bytes_at(t, it == base.end() ? t.type : it->second, model.alignment_bytes);
+  }
+  return predict_output_size_bytes(model.path, base, imatrix_path) - tensor_bytes;
+}
+
+std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const std::string& source,
+                                                    const Journal& journal, const Constraints& constraints,
+                                                    const std::string& imatrix_path, int n_threads,
+                                                    const Logger& logger, const ProgressFn& progress) {
+  if (spec == "none") return std::nullopt;
+  if (spec != "auto") {
+    const auto j = nlohmann::json::parse(read_file(spec), nullptr, false);
+    if (j.is_discarded()) throw InputError(spec + ": not JSON (expected a cerebellum.qerror/1 table)");
+    QuantErrorReport r;
+    r.table = quant_error_from_json(j, spec);
+    r.source = spec;
+    if (j.is_object()) r.source_sha256 = j.value("source_sha256", "");
+    if (!r.source_sha256.empty() && !journal.header.model_sha256.empty() &&
+        r.source_sha256 != journal.header.model_sha256) {
+      throw MismatchError(fmt::format("{} prices model {}, the journal measured {}", spec, r.source_sha256,
+                                      journal.header.model_sha256));
+    }
+    return r;
+  }
+  QuantErrorOptions q;
+  q.types = constraints.allowed_types;
+  for (const auto& [tensor, type] : journal.header.base_types) q.types.push_back(type);
+  for (const auto& m : journal.measurements) {
+    for (const auto& [tensor, type] : m.types) q.types.push_back(type);
+  }
+  std::sort(q.types.begin(), q.types.end());
+  q.types.erase(std::unique(q.types.begin(), q.types.end()), q.types.end());
+  q.imatrix_path = imatrix_path;
+  q.n_threads = n_threads;
+  return compute_quant_error_table(source, q, logger, progress);
+}
+
+std::set<std::string> imatrix_tensor_names(const std::string& imatrix_path) {
+  std::set<std::string> out;
+  if (imatrix_path.empty()) return out;
+  for (const auto& [name, entry] : read_imatrix(imatrix_path).entries) out.insert(name);
+  return out;
+}
+
+}  // namespace cb
