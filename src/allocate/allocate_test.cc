@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"

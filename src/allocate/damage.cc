@@ -8,6 +8,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/measure/original.h"

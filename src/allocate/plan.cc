@@ -3,10 +3,12 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/common/schemas.h"
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/pattern.h"
 
 namespace cb {
 namespace {
@@ -14,15 +16,6 @@ namespace {
 using nlohmann::json;
 
 
-// Escapes regex metacharacters so a tensor name matches only itself.
-std::string escape_regex(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (std::string_view(".^$|()[]{}*+?\\").find(ch) != std::string_view::npos) out += '\\';
-    out += ch;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -134,6 +127,8 @@ Plan base_plan(const AllocationProblem& p, int64_t fixed_overhead_bytes) {
   return plan;
 }
 
+json plan_to_json(const Plan& plan, const AllocationProblem& p) { return plan_to_json(plan, p, json::object()); }
+
 json plan_to_json(const Plan& plan, const AllocationProblem& p, const json& extra) {
   json tensors = json::array();
   for (const auto& t : plan.tensors) {
@@ -193,7 +188,7 @@ std::string tensor_types_text(const Plan& plan, const std::string& header_commen
   if (!header_comment.empty()) out += "# " + header_comment + "\n";
   for (const auto& t : plan.tensors) {
     if (!t.stock_quantizable) continue;  // stock would ignore it; plan.json carries it
-    out += fmt::format("^{}$={}\n", escape_regex(t.name), t.type);
+    out += fmt::format("^{}$={}\n", escape_pattern(t.name), t.type);
   }
   return out;
 }

@@ -1,0 +1,115 @@
+// The damage model: per-tensor damage curves over candidate types from the
+// journal's measurements and the quantization-error table (docs/allocate.md).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "cerebellum/allocate/constraints.h"
+#include "cerebellum/inspect/inspect.h"
+#include "cerebellum/measure/journal.h"
+
+namespace cb {
+
+
+// Types priced without a quantization-error table (the 2^(−2·bpw) proxy): the
+// k-quant ladder of the previous default. Not f16: the proxy extrapolates it to
+// zero error, a gain the measured (noise-clamped) q8_0 point next to it denies.
+inline const std::vector<std::string> kProxyLadder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+
+
+// Relative quantization MSE (Σ w·(W − deq(q(W)))² / Σ w·W², w = imatrix column
+// weights if given, else 1) per tensor and type; computed by the engine
+// (include/cerebellum/build/quant_error.h, `cerebellum qerror`).
+struct QuantErrorTable {
+  std::map<std::string, std::map<std::string, double>> rel_mse;  // tensor -> type -> value
+  std::string weighting = "uniform";  // "uniform" | "imatrix"
+  std::optional<double> find(const std::string& tensor, const std::string& type) const;
+};
+
+// Reads {"schema":"cerebellum.qerror/1","rel_mse":{tensor:{type:v}}, ...} or a
+// bare {tensor:{type:v}}; InputError on a malformed body, RecipeError on an
+// unknown type, negative or non-finite values.
+QuantErrorTable quant_error_from_json(const nlohmann::json& j, const std::string& where);
+
+enum class NoisePolicy { kClamp, kShrink, kKeep };
+
+struct DamageOptions {
+  // |Δ| < z·se is "not distinguishable from zero": clamped to 0 (kClamp), or
+  // shrunk towards 0 by z·se (kShrink, soft threshold), or kept (kKeep).
+  // Measured on cb-dense-12l at the Q4_K_M size (docs/allocate.md): z = 2 threw away
+  // real promotion gains (KLD 10.6% below stock), z = 1 kept them (17.6%).
+  double noise_z = 1.0;
+  NoisePolicy noise = NoisePolicy::kClamp;
+  // Tensors the build's imatrix has entries for: types that need an imatrix
+  // (type_needs_imatrix) are candidates only there. Empty = no imatrix.
+  std::set<std::string> imatrix_tensors;
+};
+
+struct CandidateType {
+  std::string type;
+  int64_t size_bytes = 0;           // padded, exact
+  double damage_kld = 0;            // predicted ΔKLD vs the base config, nats
+  bool measured = false;            // damage from a measurement, not the model
+};
+
+struct TensorCurve {
+  std::string name, role;
+  int layer = -1;
+  int64_t n_elements = 0;
+  std::string source_type, base_type;
+  bool stock_quantizable = false;
+  double scale = 0;                 // damage per unit of Δ(relative MSE)
+  std::string scale_from;           // "measured" | "role:<role>" | "global" | "none"
+  std::optional<double> ablate_delta_kld;  // the tensor's own ablation, raw (for the greedy)
+  double ablate_delta_se_kld = 0;
+  std::string ablate_type;
+  std::vector<CandidateType> candidates;   // sorted by size, then type name
+};
+
+// How well the damage model predicts measurements it did not see.
+struct ModelErrorReport {
+  int n_points = 0;                 // measured (tensor, type) points used
+  int n_tensors_measured = 0, n_tensors_imputed = 0;
+  int n_loto = 0;                   // leave-one-type-out predictions (tensors with ≥2 types)
+  double loto_mae_kld = 0, loto_rmse_kld = 0;
+  int n_loo_tensor = 0;             // leave-one-tensor-out via the role scale
+  double loo_tensor_mae_kld = 0, loo_tensor_rmse_kld = 0;
+  double mean_abs_measured_kld = 0; // for scale
+  int n_noise_clamped = 0;
+  int n_probes_ignored = 0;         // interaction probes are not in the additive model
+  std::string mse_source;           // "table" | "bpw-proxy"
+};
+
+struct AllocationProblem {
+  std::string model_sha256;
+  std::string base_name;
+  int64_t alignment_bytes = 32;
+  int64_t n_elements = 0;
+  std::map<std::string, double> objective;
+  Constraints constraints;
+  std::vector<TensorCurve> tensors;  // model order
+  ModelErrorReport model_error;
+};
+
+// Builds damage curves from the journal. Throws MismatchError if the journal
+// names tensors the model lacks, RecipeError if a constraint leaves a tensor
+// with no candidate.
+AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
+                                const std::map<std::string, double>& objective,
+                                const Constraints& constraints, const QuantErrorTable* quant_error,
+                                const DamageOptions& options = {});
+
+// The problem before anything is measured: every type the constraints allow
+// (a quantization-error table may price any of them) with zero damage. Its
+// sizes bound every plan a sweep could lead to (budget_range).
+AllocationProblem unmeasured_problem(const ModelInfo& model, const std::map<std::string, std::string>& base_types,
+                                     const Constraints& constraints, const std::set<std::string>& imatrix_tensors);
+
+}  // namespace cb
