@@ -337,20 +337,16 @@ void LlamaContext::decode(const TokenBatch& batch) {
   }
   // Larger than n_batch: decode in views and keep each view's logits.
   const size_t n_vocab = model_.n_vocab();
-  split_logits_.resize(static_cast<size_t>(batch.n_outputs()) * n_vocab);
+  std::vector<float> rows(static_cast<size_t>(batch.n_outputs()) * n_vocab);
+  std::vector<int> out_row(b.n_tokens, -1);
   int row = 0;
-  for (int start = 0; start < b.n_tokens; start += opts_.n_batch) {
-    const int n = std::min(opts_.n_batch, b.n_tokens - start);
-    llama_batch view = {n,           b.token + start,    nullptr,         b.pos + start,
-                        b.n_seq_id + start, b.seq_id + start, b.logits + start};
-    if (llama_decode(ctx_, view) != 0) throw EngineError("llama_decode failed");
-    for (int i = 0; i < n; ++i) {
-      if (!b.logits[start + i]) continue;
-      std::memcpy(split_logits_.data() + row * n_vocab, llama_get_logits_ith(ctx_, i),
-                  n_vocab * sizeof(float));
-      out_row_[start + i] = row++;
-    }
-  }
+  decode_each(batch, [&](int i, const float* logits) {
+    std::memcpy(rows.data() + row * n_vocab, logits, n_vocab * sizeof(float));
+    out_row[i] = row++;
+  });
+  split_logits_ = std::move(rows);
+  out_row_ = std::move(out_row);
+  split_ = true;
 }
 
 void LlamaContext::decode_each(const TokenBatch& batch,
