@@ -6,6 +6,7 @@
 #include "cerebellum/bench/bench.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/common/strings.h"
 #include "cli_util.h"
 #include "command.h"
 
@@ -20,13 +21,7 @@ struct BenchArgs {
 };
 
 std::vector<std::string> split_tasks(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    const size_t j = std::min(s.find(',', i), s.size());
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
+  std::vector<std::string> out = cb::split_commas(s);
   if (out.size() == 1 && out[0] == "all") {
     out.clear();
     for (const auto& t : bench::task_table()) out.push_back(t.name);

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "cerebellum/common/strings.h"
+
 namespace cb::cli {
 
 GlobalOptions& global_options() {
@@ -86,6 +88,14 @@ std::string human_bytes(int64_t bytes) {
     grouped += digits[i];
   }
   return fmt::format("{:.2f} MB ({} B)", bytes / 1e6, grouped);
+}
+
+std::vector<std::string> split_commas(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    for (auto& part : cb::split_commas(v)) out.push_back(std::move(part));
+  }
+  return out;
 }
 
 }  // namespace cb::cli

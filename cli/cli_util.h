@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +41,9 @@ class ProgressPrinter {
 
 // Print JSON to stdout, pretty.
 void print_json(const nlohmann::json& j);
+
+// Repeated flag values, each a comma list: {"a,b", "c"} -> {"a", "b", "c"}.
+std::vector<std::string> split_commas(const std::vector<std::string>& values);
 
 // Format bytes as "27.47 MB (27,471,424 B)".
 std::string human_bytes(int64_t bytes);

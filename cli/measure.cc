@@ -1,6 +1,6 @@
 // cerebellum measure --source SRC.gguf --base PRESET|RECIPE --text T [--text T2]
 //   [--domain en,code] --plan tensors|groups|layers|auto --targets q2_K[,..]
-//   [--promote q6_K,..] [--ctx 512] [--max-chunks 40] [--min-chunks 4] [--top-k 32]
+//   [--promote q6_K,..] [--ctx 512] [--max-chunks 40] [--min-chunks 3] [--top-k 32]
 //   [--mode resident|simulated|exact] [--probes] [--resume] --out measurements.jsonl
 // cerebellum measure export-original --journal M.jsonl --out ablation_results.json
 // cerebellum measure import-original --in ablation_results.json --out M.jsonl
@@ -25,19 +25,6 @@ struct MeasureArgs {
   std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out, max_vram, max_memory;
   std::vector<std::string> texts, domains, targets, promote;
 };
-
-std::vector<std::string> split_commas(const std::vector<std::string>& in) {
-  std::vector<std::string> out;
-  for (const std::string& s : in) {
-    size_t pos = 0;
-    while (pos <= s.size()) {
-      const size_t end = std::min(s.find(',', pos), s.size());
-      if (end > pos) out.push_back(s.substr(pos, end - pos));
-      pos = end + 1;
-    }
-  }
-  return out;
-}
 
 void run_sweep(MeasureArgs& a) {
   if (a.source.empty() || a.texts.empty() || a.out.empty()) {

@@ -23,21 +23,6 @@ struct QuantizeArgs {
   bool card = false;
 };
 
-std::vector<std::string> split_commas(const std::vector<std::string>& in) {
-  std::vector<std::string> out;
-  for (const auto& s : in) {
-    size_t start = 0;
-    while (start <= s.size()) {
-      const size_t end = s.find(',', start);
-      const std::string part = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
-      if (!part.empty()) out.push_back(part);
-      if (end == std::string::npos) break;
-      start = end + 1;
-    }
-  }
-  return out;
-}
-
 void print_result(const QuantizeResult& r) {
   fmt::print("budget      {}\n", human_bytes(r.budget_bytes));
   fmt::print("{:<22} {:>14} {:>12} {:>20}\n", "model", "bytes", "PPL", "KLD vs F16 (nats)");

@@ -10,6 +10,7 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/recipe/recipe.h"
+#include "cerebellum/common/strings.h"
 
 namespace cb {
 namespace {
@@ -57,8 +58,7 @@ int64_t parse_budget_bytes(const std::string& spec, int64_t n_elements) {
   } catch (const std::exception&) {
     throw UsageError(fmt::format("budget '{}': expected a number with an optional unit", spec));
   }
-  std::string unit = spec.substr(pos);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string unit = ascii_lower(spec.substr(pos));
   // Units as data: multiplier to bytes (decimal SI like file managers, binary with i).
   static const std::map<std::string, double> kUnits = {
       {"", 1}, {"b", 1}, {"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9},

@@ -11,6 +11,7 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/common/strings.h"
 
 namespace cb::bench {
 namespace fs = std::filesystem;
@@ -76,11 +77,6 @@ Rec normalize(const json& j, size_t line_no) {
     r.output = j["generation"].is_string() ? j["generation"].get<std::string>() : "";
   }
   return r;
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  return b == std::string::npos ? std::string() : s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
 // Counts "def name(" occurrences per name in generated code.

@@ -6,16 +6,11 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/common/strings.h"
 #include "ggml.h"
 
 namespace cb {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::vector<TypeInfo> build_table() {
   std::vector<TypeInfo> table;
@@ -47,17 +42,17 @@ const std::vector<TypeInfo>& all_types() {
 }
 
 std::optional<TypeInfo> find_type(std::string_view name) {
-  const std::string key = lower(name);
+  const std::string key = ascii_lower(name);
   for (const auto& t : all_types()) {
-    if (lower(t.name) == key) return t;
+    if (ascii_lower(t.name) == key) return t;
   }
   return std::nullopt;
 }
 
 const TypeInfo& type_by_name(std::string_view name) {
-  const std::string key = lower(name);
+  const std::string key = ascii_lower(name);
   for (const auto& t : all_types()) {
-    if (lower(t.name) == key) return t;
+    if (ascii_lower(t.name) == key) return t;
   }
   throw RecipeError(fmt::format("unknown tensor type '{}'", name));
 }

@@ -1,3 +1,4 @@
+#include "cerebellum/common/strings.h"
 #include "engine/stock_quantize.h"
 
 #include <cctype>
@@ -12,11 +13,6 @@
 
 namespace cb::engine {
 namespace {
-
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Mirrors QUANT_OPTIONS of tools/quantize/quantize.cpp (pinned version).
 const std::vector<StockPreset> kPresets = {
@@ -87,7 +83,7 @@ StockPlan parse_dry_run(const std::string& log) {
 const std::vector<StockPreset>& stock_presets() { return kPresets; }
 
 std::optional<StockPreset> find_stock_preset(const std::string& name) {
-  const std::string key = upper(name);
+  const std::string key = ascii_upper(name);
   for (const auto& p : kPresets) {
     if (p.name == key) return p;
   }
