@@ -140,13 +140,11 @@ Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const All
   return searched_plan(p, plan, sr);
 }
 
-// measure -> allocate (-> search): the per-tensor types of our plan (plan.json
-// and tensor_types.txt written into the run dir).
-std::map<std::string, std::string> plan_types(const QuantizeOptions& o, const ModelInfo& model,
-                                              const std::string& run_dir, const std::string& journal_path,
-                                              QuantizeResult& r) {
-  run_sweep(o, run_dir, journal_path);
-  const Allocation al = plan_for(read_journal(journal_path), model, allocate_options(o));
+// The allocation (-> search) as our plan's per-tensor types; plan.json,
+// tensor_types.txt and quant_error.json written into the run dir.
+std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const Allocation& al,
+                                               const std::string& run_dir, const std::string& journal_path,
+                                               QuantizeResult& r) {
   if (al.quant_error) write_file_atomic(run_dir + "/quant_error.json", to_json(*al.quant_error).dump(1) + "\n");
   const AllocationProblem& p = al.problem;
   Plan plan = al.plan;
@@ -284,9 +282,13 @@ QuantizeResult run_quantize(const QuantizeOptions& o) {
   if (o.recipe_from.empty()) check_budget_before_sweep(o, model, r.budget_bytes);
   fs::create_directories(r.run_dir);
 
-  const std::map<std::string, std::string> types =
-      o.recipe_from.empty() ? plan_types(o, model, r.run_dir, journal, r)
-                            : resolve_recipe(load_recipe(o.recipe_from), model).types();
+  std::map<std::string, std::string> types;
+  if (o.recipe_from.empty()) {  // measure -> allocate (-> search)
+    run_sweep(o, r.run_dir, journal);
+    types = finish_plan(o, plan_for(read_journal(journal), model, allocate_options(o)), r.run_dir, journal, r);
+  } else {
+    types = resolve_recipe(load_recipe(o.recipe_from), model).types();
+  }
   const std::string candidate = r.run_dir + "/candidate.gguf";
   const BuildReport built = build_to(o, candidate, types, "");
   std::map<std::string, int64_t> preset_sizes;
