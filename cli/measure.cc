@@ -26,7 +26,7 @@ struct MeasureArgs {
   std::vector<std::string> texts, domains, targets, promote;
 };
 
-void run_sweep(MeasureArgs& a) {
+void run_measure_command(MeasureArgs& a) {
   if (a.source.empty() || a.texts.empty() || a.out.empty()) {
     throw UsageError("measure needs --source, --text and --out (or a subcommand)");
   }
@@ -165,7 +165,7 @@ void setup_measure(CLI::App& app) {
       if (sub->parsed()) return;
     }
     if (a->targets.empty() && a->promote.empty()) a->targets = {"q2_K"};
-    run_sweep(*a);
+    run_measure_command(*a);
   });
 }
 

@@ -12,7 +12,7 @@
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/imatrix/imatrix.h"
 #include "cerebellum/inspect/inspect.h"
-#include "engine/quantize.h"
+#include "engine/gguf_writer.h"
 #include "engine/stock_quantize.h"
 
 namespace cb {
@@ -66,7 +66,7 @@ void add_imatrix_kvs(const std::string& path, const Imatrix& im, engine::Quantiz
   if (im.chunk_count > 0) job.u32_kvs.push_back({"quantize.imatrix.chunks_count", static_cast<uint32_t>(im.chunk_count)});
 }
 
-BuildReport make_report(const engine::QuantizeResult& r, const ResolvedRecipe& resolved, const ModelInfo& model,
+BuildReport make_report(const engine::WriteResult& r, const ResolvedRecipe& resolved, const ModelInfo& model,
                         const std::string& out, bool dry_run, Clock::time_point start) {
   BuildReport report;
   report.out = dry_run ? "" : out;

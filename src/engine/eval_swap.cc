@@ -6,7 +6,7 @@
 
 #include "cerebellum/common/error.h"
 #include "engine/eval_quant.h"
-#include "engine/quantize.h"
+#include "engine/gguf_writer.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"

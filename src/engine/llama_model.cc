@@ -15,7 +15,7 @@
 #include "common/parallel.h"
 #include "engine/engine.h"
 #include "cerebellum/common/io.h"
-#include "engine/quantize.h"
+#include "engine/gguf_writer.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "gguf.h"

@@ -1,4 +1,4 @@
-#include "engine/quantize.h"
+#include "engine/gguf_writer.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -239,7 +239,7 @@ std::unique_ptr<gguf_context, GgufDeleter> make_meta(const QuantizeJob& job, con
 
 }  // namespace
 
-QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress) {
+WriteResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress) {
   const GgufFile src(job.source);
   ensure_backend();
   const size_t ctx_bytes = static_cast<size_t>(src.n_tensors() + 1) * ggml_tensor_overhead();
@@ -248,7 +248,7 @@ QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const
   const auto meta = make_meta(job, src, work);
   const size_t align = gguf_get_alignment(meta.get());
 
-  QuantizeResult result;
+  WriteResult result;
   result.meta_size_bytes = static_cast<int64_t>(gguf_get_meta_size(meta.get()));
   result.output_size_bytes = result.meta_size_bytes;
   for (const auto& w : work) {

@@ -41,7 +41,7 @@ struct QuantizedTensor {
   bool used_imatrix = false;
 };
 
-struct QuantizeResult {
+struct WriteResult {
   int64_t output_size_bytes = 0;  // exact file size (written or predicted)
   int64_t meta_size_bytes = 0;    // header + metadata + tensor infos, padded
   std::vector<QuantizedTensor> tensors;  // in output order
@@ -49,7 +49,7 @@ struct QuantizeResult {
 
 // Throws InputError (bad source), RecipeError (type does not fit rows),
 // MismatchError (imatrix size), EngineError (quantizer validation), IoError.
-QuantizeResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress);
+WriteResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const ProgressFn& progress);
 
 // Converts single tensors of a GGUF to other types, slab by slab (pread, the
 // file is never mapped or read whole): the in-memory side of quantize_gguf,
