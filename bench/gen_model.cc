@@ -159,54 +159,94 @@ void usage() {
                "[--n-vocab N] --vocab-from VOCAB.gguf --out OUT.gguf [--seed S] [--threads T]\n");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Args {
   Shape s;
   std::string out, vocab_from;
   uint64_t seed = 1;
   int n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
-        return argv[++i];
-      };
-      auto num = [&] { return std::stoll(next()); };
-      if (a == "--preset") {
-        const std::string p = next();
-        if (!kPresets.count(p)) throw std::runtime_error("unknown preset " + p);
-        s = kPresets.at(p);
-      } else if (a == "--arch") s.arch = next();
-      else if (a == "--n-embd") s.n_embd = num();
-      else if (a == "--n-ff") s.n_ff = num();
-      else if (a == "--n-layer") s.n_layer = num();
-      else if (a == "--n-head") s.n_head = num();
-      else if (a == "--n-head-kv") s.n_head_kv = num();
-      else if (a == "--n-vocab") s.n_vocab = num();
-      else if (a == "--n-expert") s.n_expert = num();
-      else if (a == "--n-expert-used") s.n_expert_used = num();
-      else if (a == "--n-ff-exp") s.n_ff_exp = num();
-      else if (a == "--vocab-from") vocab_from = next();
-      else if (a == "--out") out = next();
-      else if (a == "--seed") seed = static_cast<uint64_t>(num());
-      else if (a == "--threads") n_threads = static_cast<int>(num());
-      else throw std::runtime_error("unknown option " + a);
+};
+
+Args parse_args(int argc, char** argv) {
+  Args r;
+  Shape& s = r.s;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
+      return argv[++i];
+    };
+    auto num = [&] { return std::stoll(next()); };
+    if (a == "--preset") {
+      const std::string p = next();
+      if (!kPresets.count(p)) throw std::runtime_error("unknown preset " + p);
+      s = kPresets.at(p);
+    } else if (a == "--arch") s.arch = next();
+    else if (a == "--n-embd") s.n_embd = num();
+    else if (a == "--n-ff") s.n_ff = num();
+    else if (a == "--n-layer") s.n_layer = num();
+    else if (a == "--n-head") s.n_head = num();
+    else if (a == "--n-head-kv") s.n_head_kv = num();
+    else if (a == "--n-vocab") s.n_vocab = num();
+    else if (a == "--n-expert") s.n_expert = num();
+    else if (a == "--n-expert-used") s.n_expert_used = num();
+    else if (a == "--n-ff-exp") s.n_ff_exp = num();
+    else if (a == "--vocab-from") r.vocab_from = next();
+    else if (a == "--out") r.out = next();
+    else if (a == "--seed") r.seed = static_cast<uint64_t>(num());
+    else if (a == "--threads") r.n_threads = static_cast<int>(num());
+    else throw std::runtime_error("unknown option " + a);
+  }
+  if (r.out.empty() || r.vocab_from.empty()) throw std::runtime_error("--out and --vocab-from are required");
+  if (s.arch != "llama" && s.arch != "qwen3moe") throw std::runtime_error("--arch: llama or qwen3moe");
+  return r;
+}
+
+// Header, then each tensor's data (norms 1.0, the rest random), into a
+// temporary renamed over `out`; false on a write error.
+bool write_model(const Args& a, const std::vector<TensorSpec>& specs, gguf_context* g, ggml_context* ctx) {
+  const std::string tmp = a.out + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return false;
+  std::vector<uint8_t> meta(gguf_get_meta_size(g));
+  gguf_get_meta_data(g, meta.data());
+  bool ok = std::fwrite(meta.data(), 1, meta.size(), f) == meta.size();
+  const size_t align = gguf_get_alignment(g);
+  std::vector<uint8_t> buf;
+  for (size_t i = 0; i < specs.size() && ok; ++i) {
+    const ggml_tensor* x = ggml_get_tensor(ctx, specs[i].name.c_str());
+    buf.assign(GGML_PAD(ggml_nbytes(x), align), 0);
+    if (specs[i].norm) {
+      for (int64_t j = 0; j < ggml_nelements(x); ++j) reinterpret_cast<float*>(buf.data())[j] = 1.0f;
+    } else {
+      fill_random(reinterpret_cast<uint16_t*>(buf.data()), ggml_nelements(x), a.seed + i, a.n_threads);
     }
-    if (out.empty() || vocab_from.empty()) throw std::runtime_error("--out and --vocab-from are required");
-    if (s.arch != "llama" && s.arch != "qwen3moe") throw std::runtime_error("--arch: llama or qwen3moe");
+    ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
+  }
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), a.out.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  try {
+    a = parse_args(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cb-gen-model: %s\n", e.what());
     usage();
     return 2;
   }
-  const std::vector<TensorSpec> specs = tensors_of(s);
+  const std::vector<TensorSpec> specs = tensors_of(a.s);
   ggml_context* ctx = ggml_init({(specs.size() + 1) * ggml_tensor_overhead(), nullptr, true});
   gguf_context* g = gguf_init_empty();
-  set_hparams(g, s);
+  set_hparams(g, a.s);
   try {
-    copy_vocab(g, vocab_from, s.n_vocab);
+    copy_vocab(g, a.vocab_from, a.s.n_vocab);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cb-gen-model: %s\n", e.what());
     return 1;
@@ -219,36 +259,12 @@ int main(int argc, char** argv) {
     gguf_add_tensor(g, x);
     n_params += ggml_nelements(x);
   }
-  const std::string tmp = out + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) {
-    std::perror(tmp.c_str());
+  if (!write_model(a, specs, g, ctx)) {
+    std::fprintf(stderr, "cb-gen-model: writing %s failed\n", a.out.c_str());
     return 1;
   }
-  std::vector<uint8_t> meta(gguf_get_meta_size(g));
-  gguf_get_meta_data(g, meta.data());
-  bool ok = std::fwrite(meta.data(), 1, meta.size(), f) == meta.size();
-  const size_t align = gguf_get_alignment(g);
-  std::vector<uint8_t> buf;
-  for (size_t i = 0; i < specs.size() && ok; ++i) {
-    const ggml_tensor* x = ggml_get_tensor(ctx, specs[i].name.c_str());
-    const size_t bytes = ggml_nbytes(x);
-    buf.assign(GGML_PAD(bytes, align), 0);
-    if (specs[i].norm) {
-      for (int64_t j = 0; j < ggml_nelements(x); ++j) reinterpret_cast<float*>(buf.data())[j] = 1.0f;
-    } else {
-      fill_random(reinterpret_cast<uint16_t*>(buf.data()), ggml_nelements(x), seed + i, n_threads);
-    }
-    ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
-  }
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), out.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    std::fprintf(stderr, "cb-gen-model: writing %s failed\n", out.c_str());
-    return 1;
-  }
-  std::printf("{\"out\": \"%s\", \"arch\": \"%s\", \"n_params\": %lld, \"n_tensors\": %zu}\n", out.c_str(),
-              s.arch.c_str(), static_cast<long long>(n_params), specs.size());
+  std::printf("{\"out\": \"%s\", \"arch\": \"%s\", \"n_params\": %lld, \"n_tensors\": %zu}\n", a.out.c_str(),
+              a.s.arch.c_str(), static_cast<long long>(n_params), specs.size());
   gguf_free(g);
   ggml_free(ctx);
   return 0;

@@ -74,37 +74,42 @@ std::map<int, double> layer_scores(const AllocationProblem& p) {
   return out;
 }
 
-}  // namespace
-
-Plan greedy_original_plan(const AllocationProblem& p, int64_t budget_bytes,
-                          int64_t fixed_overhead_bytes, const GreedyOptions& opt) {
-  const Plan base = base_plan(p, fixed_overhead_bytes);
+// The greedy's state: the current candidate per tensor and its rules.
+struct Greedy {
+  const AllocationProblem& p;
+  const GreedyOptions& opt;
+  std::map<int, double> scores = layer_scores(p);
   std::vector<int> cur;
-  for (const auto& c : p.tensors) cur.push_back(cand_index(c, c.base_type));
-  const auto thr_of = [&](const TensorCurve& c) {
+
+  double threshold(const TensorCurve& c) const {
     return opt.noise_threshold_kld > 0 ? opt.noise_threshold_kld : opt.noise_z * c.ablate_delta_se_kld;
-  };
-  const auto size_at = [&](size_t i, int k) { return p.tensors[i].candidates[k].size_bytes; };
-  int64_t saved = 0;
-  const std::map<int, double> scores = layer_scores(p);
-  for (size_t i = 0; i < p.tensors.size(); ++i) {  // phases 1 and 2: demotions
-    const TensorCurve& c = p.tensors[i];
-    bool demote = false;
-    if (c.ablate_delta_kld) {
-      demote = *c.ablate_delta_kld < -thr_of(c);
-    } else if (c.layer >= 0) {
-      const double thr = opt.noise_threshold_kld > 0 ? opt.noise_threshold_kld : 0.0;
-      demote = scores.at(c.layer) < -thr;
-    }
-    const int down = demote ? step_tier(c, cur[i], -1) : -1;
-    if (down >= 0 && size_at(i, down) < size_at(i, cur[i])) {
-      saved += size_at(i, cur[i]) - size_at(i, down);
-      cur[i] = down;
-    }
   }
-  const int64_t promo_budget = saved + (budget_bytes - base.size_bytes);
-  int64_t spent = 0;
-  for (;;) {  // phase 3: promotion passes
+  int64_t size_at(size_t i, int k) const { return p.tensors[i].candidates[k].size_bytes; }
+
+  // Phases 1 and 2: one tier down for tensors (or layers) whose ablation
+  // helped beyond noise; returns the bytes saved.
+  int64_t demote() {
+    int64_t saved = 0;
+    for (size_t i = 0; i < p.tensors.size(); ++i) {
+      const TensorCurve& c = p.tensors[i];
+      bool down_ok = false;
+      if (c.ablate_delta_kld) {
+        down_ok = *c.ablate_delta_kld < -threshold(c);
+      } else if (c.layer >= 0) {
+        down_ok = scores.at(c.layer) < -(opt.noise_threshold_kld > 0 ? opt.noise_threshold_kld : 0.0);
+      }
+      const int down = down_ok ? step_tier(c, cur[i], -1) : -1;
+      if (down >= 0 && size_at(i, down) < size_at(i, cur[i])) {
+        saved += size_at(i, cur[i]) - size_at(i, down);
+        cur[i] = down;
+      }
+    }
+    return saved;
+  }
+
+  // One promotion pass: one tier up, best benefit per byte first, within the
+  // budget; returns how many were taken.
+  int promote_pass(int64_t budget, int64_t& spent) {
     struct Cand {
       size_t i;
       int to;
@@ -114,31 +119,38 @@ Plan greedy_original_plan(const AllocationProblem& p, int64_t budget_bytes,
     for (size_t i = 0; i < p.tensors.size(); ++i) {
       const TensorCurve& c = p.tensors[i];
       const int up = step_tier(c, cur[i], +1);
-      if (up < 0) continue;
-      const int64_t cost = size_at(i, up) - size_at(i, cur[i]);
+      const int64_t cost = up < 0 ? 0 : size_at(i, up) - size_at(i, cur[i]);
       if (cost <= 0) continue;
-      double benefit = 0;
-      if (c.ablate_delta_kld && *c.ablate_delta_kld > thr_of(c)) {
-        benefit = *c.ablate_delta_kld * c.n_elements;
-      } else {
-        const double s = c.layer >= 0 ? scores.at(c.layer) : 0.0;
-        if (s <= 0) continue;
-        benefit = s * c.n_elements;
-      }
-      cands.push_back({i, up, benefit / cost});
+      const bool measured_hurt = c.ablate_delta_kld && *c.ablate_delta_kld > threshold(c);
+      const double per_weight = measured_hurt ? *c.ablate_delta_kld : (c.layer >= 0 ? scores.at(c.layer) : 0.0);
+      if (!measured_hurt && per_weight <= 0) continue;
+      cands.push_back({i, up, per_weight * c.n_elements / cost});
     }
     std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.eff > b.eff; });
     int taken = 0;
     for (const auto& c : cands) {
       const int64_t cost = size_at(c.i, c.to) - size_at(c.i, cur[c.i]);
-      if (spent + cost > promo_budget) continue;
+      if (spent + cost > budget) continue;
       spent += cost;
       cur[c.i] = c.to;
       ++taken;
     }
-    if (taken == 0) break;
+    return taken;
   }
-  Plan plan = plan_from_choice(p, cur, fixed_overhead_bytes);
+};
+
+}  // namespace
+
+Plan greedy_original_plan(const AllocationProblem& p, int64_t budget_bytes,
+                          int64_t fixed_overhead_bytes, const GreedyOptions& opt) {
+  const Plan base = base_plan(p, fixed_overhead_bytes);
+  Greedy g{p, opt};
+  for (const auto& c : p.tensors) g.cur.push_back(cand_index(c, c.base_type));
+  const int64_t promo_budget = g.demote() + (budget_bytes - base.size_bytes);
+  int64_t spent = 0;
+  while (g.promote_pass(promo_budget, spent) > 0) {  // phase 3: promotion passes
+  }
+  Plan plan = plan_from_choice(p, g.cur, fixed_overhead_bytes);
   plan.method = "greedy_original";
   plan.budget_bytes = budget_bytes;
   return plan;

@@ -128,13 +128,9 @@ void add_cluster_smell(FileAudit& fa, const std::vector<Rec>& recs, const AuditO
   fa.smells.push_back(s);
 }
 
-}  // namespace
-
-FileAudit audit_records(const std::string& name, const std::vector<std::string>& lines, const AuditOptions& o) {
-  FileAudit fa;
-  fa.file = name;
+// The records that parse; the others counted in `unparsable`.
+std::vector<Rec> parse_records(const std::vector<std::string>& lines, Tally& unparsable) {
   std::vector<Rec> recs;
-  Tally unparsable{"unparsable_record", Severity::kSevere, "lines that are not JSON objects"};
   for (size_t i = 0; i < lines.size(); ++i) {
     if (trim(lines[i]).empty()) continue;
     try {
@@ -147,6 +143,24 @@ FileAudit audit_records(const std::string& name, const std::vector<std::string>&
       unparsable.add(r);
     }
   }
+  return recs;
+}
+
+// Whether a generation repeats its prompt's signature line.
+bool echoes_prompt(const Rec& r) {
+  const std::string sig = r.prompt.substr(0, r.prompt.find('\n'));
+  const size_t def = r.prompt.find("def ");
+  const std::string def_line = def == std::string::npos ? sig : r.prompt.substr(def, r.prompt.find('\n', def) - def);
+  return trim(def_line).size() > 8 && r.output.find(trim(def_line)) != std::string::npos;
+}
+
+}  // namespace
+
+FileAudit audit_records(const std::string& name, const std::vector<std::string>& lines, const AuditOptions& o) {
+  FileAudit fa;
+  fa.file = name;
+  Tally unparsable{"unparsable_record", Severity::kSevere, "lines that are not JSON objects"};
+  const std::vector<Rec> recs = parse_records(lines, unparsable);
   fa.n = static_cast<int64_t>(recs.size());
   fa.n_unparsable = unparsable.count;
   Tally gold_out{"gold_outside_choices", Severity::kSevere, "gold index/label not among the choices"};
@@ -169,12 +183,7 @@ FileAudit audit_records(const std::string& name, const std::vector<std::string>&
     if (choice && r.has_correct && r.gold >= 0 && r.predicted >= 0 && r.correct != (r.gold == r.predicted)) flag.add(r);
     if (!r.gold_label.empty()) label_kinds[is_number(r.gold_label) ? "numeric" : "other"]++;
     if (r.generation && trim(r.output).empty()) empty.add(r);
-    if (r.generation && !r.prompt.empty()) {
-      const std::string sig = r.prompt.substr(0, r.prompt.find('\n'));
-      const size_t def = r.prompt.find("def ");
-      const std::string def_line = def == std::string::npos ? sig : r.prompt.substr(def, r.prompt.find('\n', def) - def);
-      if (trim(def_line).size() > 8 && r.output.find(trim(def_line)) != std::string::npos) echo.add(r);
-    }
+    if (r.generation && !r.prompt.empty() && echoes_prompt(r)) echo.add(r);
     if (r.generation && max_repeated_def(r.output) >= 2) redef.add(r);
     const bool wrong = r.has_correct ? !r.correct : (choice && r.predicted != r.gold);
     if (wrong) {

@@ -1,6 +1,7 @@
 // run_measure: the sweep driver (journal, resume, per-domain loop, units,
 // auto splitting, probes). The configuration evaluators are in config_eval.cc,
-// the unit planning and stopping rule in plan.cc.
+// the unit planning and stopping rule in units.cc, the journal header and
+// resume checks in header.cc.
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/measure/memory.h"
 
@@ -32,28 +33,6 @@ double now_s() {
 }
 
 
-json settings_json(const MeasureOptions& o) {
-  return json{{"ctx", o.ctx},
-              {"max_chunks", o.stop.max_chunks},
-              {"min_chunks", o.stop.min_chunks},
-              {"step_chunks", o.stop.step_chunks},
-              {"rel_tol", o.stop.rel_tol},
-              {"abs_tol_nats", o.stop.abs_tol_nats},
-              {"sep_z", o.stop.sep_z},
-              {"top_k", o.top_k},
-              {"mode", to_string(o.mode)},
-              {"plan", to_string(o.plan)},
-              {"targets", o.targets},
-              {"promote", o.promote},
-              {"tensor_regex", o.tensor_regex},
-              {"auto_split_frac", o.auto_split_frac},
-              {"first_scored", o.first_scored},
-              {"reference_model", o.reference_model.empty() ? std::string("source")
-                                                           : sha256_file(o.reference_model)},
-              {"se", o.stop.blocks_per_chunk > 1
-                         ? fmt::format("{} blocks per chunk", o.stop.blocks_per_chunk)
-                         : std::string("per-chunk means")}};
-}
 
 
 // A configuration's outcome against the baseline.
@@ -457,80 +436,6 @@ void drop_torn_header(const std::string& path) {
 }
 
 }  // namespace
-
-std::map<std::string, std::string> resolve_base(const std::string& base, const ModelInfo& model,
-                                                std::string* name) {
-  Recipe recipe;
-  for (const std::string& p : stock_preset_names()) {
-    if (strcasecmp(p.c_str(), base.c_str()) == 0) recipe.base = p;
-  }
-  if (recipe.base.empty()) {
-    if (!fs::exists(base)) {
-      throw UsageError(fmt::format("--base \"{}\" is neither a stock preset nor a recipe file", base));
-    }
-    recipe = load_recipe(base);
-    *name = fs::path(base).filename().string() + ":" + sha256_file(base).substr(0, 12);
-  } else {
-    *name = recipe.base;
-  }
-  return resolve_recipe(recipe, model).types();
-}
-
-JournalHeader make_header(const MeasureOptions& o, const ModelInfo& model,
-                          const std::map<std::string, std::string>& base_types) {
-  JournalHeader h;
-  h.tool_version = o.tool_version;
-  h.model_path = o.source_path;
-  h.model_sha256 = sha256_file(o.source_path);
-  std::string name;
-  h.base_name = o.base;
-  h.base_types = base_types;
-  for (const MeasureText& t : o.texts) h.texts.push_back({t.domain, t.path, sha256_file(t.path)});
-  h.settings_json = settings_json(o).dump();
-  (void)model;
-  return h;
-}
-
-void check_resume_header(const JournalHeader& existing, const JournalHeader& wanted,
-                         const std::string& path) {
-  auto fail = [&](const std::string& what, const std::string& have, const std::string& want) {
-    throw MismatchError(fmt::format("{}: cannot resume: journal {} is {}, this run's is {}", path,
-                                    what, have, want));
-  };
-  if (existing.model_sha256 != wanted.model_sha256) {
-    fail("model sha256", existing.model_sha256, wanted.model_sha256);
-  }
-  if (existing.base_name != wanted.base_name) fail("base", existing.base_name, wanted.base_name);
-  if (existing.base_types != wanted.base_types) fail("base types", "different", "");
-  std::vector<std::string> have, want;
-  for (const auto& t : existing.texts) have.push_back(t.domain + "=" + t.sha256.substr(0, 12));
-  for (const auto& t : wanted.texts) want.push_back(t.domain + "=" + t.sha256.substr(0, 12));
-  if (have != want) fail("texts", fmt::format("{}", fmt::join(have, ",")), fmt::format("{}", fmt::join(want, ",")));
-  const json a = json::parse(existing.settings_json), b = json::parse(wanted.settings_json);
-  for (const auto& [k, v] : b.items()) {
-    if (!a.contains(k) || a[k] != v) fail("setting " + k, a.contains(k) ? a[k].dump() : "absent", v.dump());
-  }
-}
-
-void check_reference_model(const std::string& path, const ModelInfo& source) {
-  if (!fs::is_regular_file(path)) {
-    throw InputError(fmt::format("--reference-model {}: no such file (or not a regular file)", path));
-  }
-  const ModelInfo ref = inspect_model(path);  // InputError: not a GGUF, truncated
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const auto& t : ref.tensors) shapes[t.name] = t.shape;
-  for (const auto& t : source.tensors) {
-    auto it = shapes.find(t.name);
-    if (it == shapes.end() || it->second != t.shape) {
-      throw MismatchError(fmt::format("--reference-model {} is not a version of {}: tensor {} {}", path, source.path,
-                                      t.name, it == shapes.end() ? "is missing" : "has another shape"));
-    }
-  }
-  if (ref.tensors.size() != source.tensors.size() || ref.arch != source.arch) {
-    throw MismatchError(fmt::format("--reference-model {} is not a version of {}: {} {} tensors vs {} {}", path,
-                                    source.path, ref.arch, ref.tensors.size(), source.arch, source.tensors.size()));
-  }
-}
 
 namespace {
 

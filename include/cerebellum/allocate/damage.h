@@ -43,8 +43,8 @@ enum class NoisePolicy { kClamp, kShrink, kKeep };
 struct DamageOptions {
   // |Δ| < z·se is "not distinguishable from zero": clamped to 0 (kClamp), or
   // shrunk towards 0 by z·se (kShrink, soft threshold), or kept (kKeep).
-  // Measured on cb-dense-12l at the Q4_K_M size (docs/allocate.md): z = 2 threw away
-  // real promotion gains (KLD 10.6% below stock), z = 1 kept them (17.6%).
+  // z = 1: z = 2 threw away real promotion gains (measured in docs/allocate.md,
+  // "noise").
   double noise_z = 1.0;
   NoisePolicy noise = NoisePolicy::kClamp;
   // Tensors the build's imatrix has entries for: types that need an imatrix

@@ -1,7 +1,7 @@
 // Tensor-name patterns from users (recipes, constraints, --tensors, imported
 // groups), compiled by RE2: linear-time matching and no stack recursion, so a
 // hostile pattern ("(.*)*Z", 20,000 nested groups) is an error or a fast
-// answer, never a hang or a crash. Semantics (docs/recipes.md): case-sensitive,
+// answer, never a hang or a crash. Semantics (docs/errors.md): case-sensitive,
 // search() is unanchored like stock llama-quantize's std::regex_search;
 // RE2 has no backreferences or lookaround, which ECMAScript has.
 #pragma once

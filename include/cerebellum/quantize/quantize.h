@@ -38,7 +38,7 @@ struct QuantizeOptions {
   std::string quant_error = "auto";       // allocate --quant-error: auto | none | TABLE.json
   // Measured local search after the solver (include/cerebellum/quantize/search.h),
   // on the first calibration text: moves measured (0 = off), chunks per move.
-  // 32 × 8 chunks ≈ 40 s on 2 cores for cb-dense-12l (docs/allocate.md).
+  // Its cost is measured in docs/allocate.md.
   int search_evals = 32;
   int search_chunks = 8;
   double search_seconds = 0;              // 0 = no time limit
@@ -53,8 +53,8 @@ struct QuantizeOptions {
   measure::StopRule stop;                 // adaptive stopping of each measurement
   int eval_chunks = 40;                   // chunks of eval_text for the gate (-1 = all)
   int top_k = 32;                         // reference log-probs per token for measuring
-  // For the gate: top-32 reads KLD ~27% low on cb-dense-12l, top-1024 ~2%
-  // (docs/evaluator.md); 8 KiB per token.
+  // For the gate: a larger top-K reads absolute KLD closer to the full
+  // distribution's (the gap by K: docs/evaluator.md); 8 KiB per token.
   int eval_top_k = 1024;
   // Extra stock mixes evaluated for the card's KLD/PPL-vs-size curve.
   std::vector<std::string> curve_presets;
