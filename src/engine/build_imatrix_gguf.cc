@@ -46,6 +46,12 @@ void read_metadata(const std::string& path, gguf_context* g, Imatrix& out) {
     // Stock llama-quantize refuses such files ("missing imatrix metadata").
     throw InputError(fmt::format("{}: GGUF imatrix lacks imatrix.datasets/chunk_count/chunk_size", path));
   }
+  // gguf aborts on a getter of the wrong type: check what the file says first.
+  for (const int64_t k : {cc, cs}) {
+    if (gguf_get_kv_type(g, k) != GGUF_TYPE_UINT32) {
+      throw InputError(fmt::format("{}: imatrix key {} is not a u32", path, gguf_get_key(g, k)));
+    }
+  }
   out.chunk_count = gguf_get_val_u32(g, cc);
   out.chunk_size = gguf_get_val_u32(g, cs);
 }
