@@ -18,6 +18,9 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$BUILD/recipe_fuzz" ] || CB_SAN_BUILD="$BUILD" bash scripts/sanitize.sh --build-only
 OUT="$BUILD/fuzz"
+# One run per build dir: a second would delete the first's corpus under it.
+exec 9>"$BUILD/fuzz.lock"
+flock -n 9 || { echo "fuzz.sh: another run holds $BUILD/fuzz.lock" >&2; exit 2; }
 rm -rf "$OUT"; mkdir -p "$OUT/corpus" "$OUT/artifacts"
 python3 bench/fuzz_seeds.py ../shared "$OUT/seeds" "$(pwd)/build/cerebellum"
 # malloc_context_size=0: ~2x executions (no allocation stacks; rerun a finding
@@ -41,6 +44,7 @@ for bin in "$BUILD"/*_fuzz; do
   crashes=$(ls "$OUT/artifacts" | grep -c "^$t-crash-\|^$t-leak-\|^$t-oom-" || true)
   hangs=$(ls "$OUT/artifacts" | grep -c "^$t-timeout-" || true)
   sanitizer=$(grep -c "ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer" "$OUT/$t.log" || true)
+  sanitizer=${sanitizer:-0}
   printf '%-20s %12s %8s %8s %s\n' "$t" "${execs:-0}" "$crashes" "$hangs" "$secs"
   printf '{"target":"%s","executions":%s,"crashes":%s,"hangs":%s,"sanitizer_reports":%s,"exit_code":%s,"seconds":%s}\n' \
     "$t" "${execs:-0}" "$crashes" "$hangs" "$sanitizer" "$rc" "$secs" >>"$OUT/results.jsonl"
