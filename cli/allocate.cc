@@ -34,10 +34,6 @@ struct AllocateArgs {
   SearchOptions search;
 };
 
-nlohmann::json summary(const Plan& plan, int64_t budget_bytes) {
-  return {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
-          {"within_budget", plan.size_bytes <= budget_bytes}, {"types", plan.types()}};
-}
 
 // The journal, its repairs reported; MismatchError when it is another model's.
 Journal read_journal_of(const AllocateArgs& a, const Logger& log) {
@@ -66,7 +62,7 @@ Plan search(const AllocateArgs& a, const AllocationProblem& p, const Plan& plan,
   const SearchResult sr = refine_plan(a.source, p, choice_of(p, plan), budget - overhead, so);
   progress.finish();
   extra["search"] = to_json(sr, p);
-  extra["initial_plan"] = summary(plan, budget);
+  extra["initial_plan"] = plan_summary_json(plan, budget);
   log.info(fmt::format("search: {} of {} moves kept in {:.1f} s; calibration KLD {:.5f} -> {:.5f} (predicted "
                        "ΔKLD vs base {:+.5f} -> {:+.5f}, measured {:+.5f} -> {:+.5f})",
                        sr.n_accepted, sr.evals.size(), sr.elapsed_s, sr.initial_kld, sr.final_kld,

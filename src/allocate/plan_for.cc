@@ -53,13 +53,15 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
   return a;
 }
 
+nlohmann::json plan_summary_json(const Plan& plan, int64_t budget_bytes) {
+  return {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
+          {"within_budget", plan.size_bytes <= budget_bytes}, {"types", plan.types()}};
+}
+
 nlohmann::json baselines_json(const Allocation& a) {
   if (a.baselines.empty()) return {{"skipped", a.baselines_skipped}};
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, plan] : a.baselines) {
-    j[name] = {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
-               {"within_budget", plan.size_bytes <= a.budget_bytes}, {"types", plan.types()}};
-  }
+  for (const auto& [name, plan] : a.baselines) j[name] = plan_summary_json(plan, a.budget_bytes);
   return j;
 }
 

@@ -131,8 +131,7 @@ Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const All
   const nlohmann::json sj = to_json(sr, p);
   write_file_atomic(run_dir + "/search.json", sj.dump(2) + "\n");
   extra["search"] = sj;
-  extra["initial_plan"] = {{"size_bytes", plan.size_bytes}, {"predicted_delta_kld", plan.predicted_delta_kld},
-                           {"types", plan.types()}};
+  extra["initial_plan"] = plan_summary_json(plan, plan.budget_bytes);
   r.search = summarize_search(sr);
   o.logger.info(fmt::format("search: {} of {} moves kept in {:.1f} s; predicted ΔKLD vs base {:+.5f} -> {:+.5f}, "
                             "measured {:+.5f} -> {:+.5f} (calibration)", sr.n_accepted, sr.evals.size(), sr.elapsed_s,

@@ -47,6 +47,9 @@ struct Allocation {
 // the damage curves and solves. BudgetError outside the feasible range.
 Allocation plan_for(const Journal& journal, const ModelInfo& model, const AllocateOptions& options);
 
+// A plan in brief: size, predicted ΔKLD, whether it is within the budget, types.
+nlohmann::json plan_summary_json(const Plan& plan, int64_t budget_bytes);
+
 // plan.json's "baselines": each plan's size, predicted ΔKLD, whether it is
 // within the budget and its types; or {"skipped": why}.
 nlohmann::json baselines_json(const Allocation& allocation);
