@@ -144,7 +144,8 @@ bool full_match(const std::string& re, const std::string& s) {
 bool priceable(const TensorInfo& t, const std::string& type, const CandidateContext& ctx) {
   if (type_needs_imatrix(type, t.name) && !ctx.imatrix_tensors.count(t.name)) return false;
   if (ctx.table) return true;
-  return std::find(kProxyLadder.begin(), kProxyLadder.end(), type) != kProxyLadder.end();
+  const auto& ladder = k_ladder();
+  return std::find(ladder.begin(), ladder.end(), type) != ladder.end();
 }
 
 // Candidate types as data-driven filters: allowed set ∪ base, rows fit, rules.

@@ -15,17 +15,16 @@
 #include <cmath>
 
 #include "cerebellum/allocate/allocate.h"
+#include "cerebellum/common/quant_types.h"
 
 namespace cb {
 namespace {
 
-constexpr const char* kTiers[] = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
-
+// The original project's tiers: the k-quant ladder.
 int tier_of(const std::string& type) {
-  for (int i = 0; i < 6; ++i) {
-    if (type == kTiers[i]) return i;
-  }
-  return -1;
+  const auto& ladder = k_ladder();
+  const auto it = std::find(ladder.begin(), ladder.end(), type);
+  return it == ladder.end() ? -1 : static_cast<int>(it - ladder.begin());
 }
 
 // Index of `type` in the tensor's candidates, -1 if not allowed.
@@ -38,8 +37,8 @@ int cand_index(const TensorCurve& c, const std::string& type) {
 
 int step_tier(const TensorCurve& c, int current, int dir) {
   const int t = tier_of(c.candidates[current].type);
-  if (t < 0 || t + dir < 0 || t + dir >= 6) return -1;
-  return cand_index(c, kTiers[t + dir]);
+  if (t < 0 || t + dir < 0 || t + dir >= static_cast<int>(k_ladder().size())) return -1;
+  return cand_index(c, k_ladder()[t + dir]);
 }
 
 std::map<int, double> layer_scores(const AllocationProblem& p) {

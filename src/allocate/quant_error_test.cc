@@ -112,7 +112,7 @@ TEST(AllocateQuantError, ProxyPricesOnlyTheLadderAndImatrixTypesNeedCoverage) {
   const AllocationProblem proxy = build_problem(dense(), j, {{"en", 1.0}}, Constraints{}, nullptr);
   for (const auto& c : proxy.tensors) {
     for (const auto& cand : c.candidates) {
-      const bool ladder = std::find(kProxyLadder.begin(), kProxyLadder.end(), cand.type) != kProxyLadder.end();
+      const bool ladder = std::find(k_ladder().begin(), k_ladder().end(), cand.type) != k_ladder().end();
       EXPECT_TRUE(ladder || cand.type == c.source_type) << c.name << " " << cand.type;
     }
   }

@@ -40,7 +40,7 @@ int pick_ftype(const BuildOptions& o, const std::string& base, const ModelInfo& 
                const std::map<std::string, std::string>& types) {
   const std::string name = !o.file_type.empty() ? o.file_type : base;
   if (!name.empty()) {
-    const auto p = engine::find_stock_preset(name);
+    const auto p = find_stock_mix(name);
     if (!p) throw RecipeError(fmt::format("unknown file type / preset '{}'", name));
     return p->ftype;
   }
@@ -54,8 +54,8 @@ int pick_ftype(const BuildOptions& o, const std::string& base, const ModelInfo& 
   for (const auto& [ty, n] : elems) {
     if (n > most) best = ty, most = n;
   }
-  const int ftype = engine::ftype_for_type(best);
-  return ftype >= 0 ? ftype : engine::ftype_for_type("f16");
+  const int ftype = type_by_name(best).mostly_ftype;
+  return ftype >= 0 ? ftype : type_by_name("f16").mostly_ftype;
 }
 
 // The metadata llama-quantize records about the imatrix it used, same order.

@@ -7,38 +7,64 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/strings.h"
-#include "ggml.h"
 
 namespace cb {
 namespace {
 
-std::vector<TypeInfo> build_table() {
-  std::vector<TypeInfo> table;
-  for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
-    const auto type = static_cast<ggml_type>(t);
-    const auto* traits = ggml_get_type_traits(type);
-    // Removed types keep a slot in the enum with a zero block size.
-    if (!traits || ggml_blck_size(type) == 0 || !traits->type_name) continue;
-    TypeInfo info;
-    info.id = t;
-    info.name = ggml_type_name(type);
-    info.block_elems = ggml_blck_size(type);
-    info.block_bytes = static_cast<int64_t>(ggml_type_size(type));
-    info.quantized = ggml_is_quantized(type);
-    info.can_quantize = info.quantized ? traits->from_float_ref != nullptr
-                                       : (type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
-                                          type == GGML_TYPE_F32);
-    info.requires_imatrix = ggml_quantize_requires_imatrix(type);
-    table.push_back(info);
-  }
-  return table;
-}
+// {id, name, block elems, block bytes, quantized, can_quantize, requires_imatrix, mostly_ftype}
+// ggml's traits at the pinned commit; removed ids (4, 5, 31-33, 36-38) are absent.
+const std::vector<TypeInfo> kTypes = {
+    {0, "f32", 1, 4, false, true, false, 0},          {1, "f16", 1, 2, false, true, false, 1},
+    {2, "q4_0", 32, 18, true, true, false, 2},        {3, "q4_1", 32, 20, true, true, false, 3},
+    {6, "q5_0", 32, 22, true, true, false, 8},        {7, "q5_1", 32, 24, true, true, false, 9},
+    {8, "q8_0", 32, 34, true, true, false, 7},        {9, "q8_1", 32, 36, true, true, false, -1},
+    {10, "q2_K", 256, 84, true, true, false, 10},     {11, "q3_K", 256, 110, true, true, false, 12},
+    {12, "q4_K", 256, 144, true, true, false, 15},    {13, "q5_K", 256, 176, true, true, false, 17},
+    {14, "q6_K", 256, 210, true, true, false, 18},    {15, "q8_K", 256, 292, true, false, false, -1},
+    {16, "iq2_xxs", 256, 66, true, false, true, 19},  {17, "iq2_xs", 256, 74, true, false, true, 20},
+    {18, "iq3_xxs", 256, 98, true, true, false, 23},  {19, "iq1_s", 256, 50, true, false, true, 24},
+    {20, "iq4_nl", 32, 18, true, true, false, 25},    {21, "iq3_s", 256, 110, true, true, false, 26},
+    // iq2_s files are labelled IQ2_M: stock's IQ2_S mix has no single-type label.
+    {22, "iq2_s", 256, 82, true, true, false, 29},    {23, "iq4_xs", 256, 136, true, true, false, 30},
+    {24, "i8", 1, 1, false, false, false, -1},        {25, "i16", 1, 2, false, false, false, -1},
+    {26, "i32", 1, 4, false, false, false, -1},       {27, "i64", 1, 8, false, false, false, -1},
+    {28, "f64", 1, 8, false, false, false, -1},       {29, "iq1_m", 256, 56, true, false, false, 31},
+    {30, "bf16", 1, 2, false, true, false, 32},       {34, "tq1_0", 256, 54, true, true, false, 36},
+    {35, "tq2_0", 256, 66, true, true, false, 37},    {39, "mxfp4", 32, 17, true, true, false, -1},
+    {40, "nvfp4", 64, 36, true, true, false, -1},     {41, "q1_0", 128, 18, true, true, false, -1},
+    {42, "q2_0", 64, 18, true, true, false, -1},
+};
+
+const std::vector<StockMix> kStockMixes = {
+    {"Q1_0", 40},        {"Q2_0", 41},        {"Q4_0", 2},         {"Q4_1", 3},
+    {"MXFP4_MOE", 38},   {"Q5_0", 8},         {"Q5_1", 9},         {"IQ2_XXS", 19},
+    {"IQ2_XS", 20},      {"IQ2_S", 28},       {"IQ2_M", 29},       {"IQ1_S", 24},
+    {"IQ1_M", 31},       {"TQ1_0", 36},       {"TQ2_0", 37},       {"Q2_K", 10, true},
+    {"Q2_K_S", 21},      {"IQ3_XXS", 23},     {"IQ3_S", 26},       {"IQ3_M", 27},
+    {"Q3_K", 12},        {"IQ3_XS", 22},      {"Q3_K_S", 11, true}, {"Q3_K_M", 12, true},
+    {"Q3_K_L", 13, true}, {"IQ4_NL", 25},     {"IQ4_XS", 30},      {"Q4_K", 15},
+    {"Q4_K_S", 14, true}, {"Q4_K_M", 15, true}, {"Q5_K", 17},      {"Q5_K_S", 16, true},
+    {"Q5_K_M", 17, true}, {"Q6_K", 18, true}, {"Q8_0", 7, true},   {"F16", 1},
+    {"BF16", 32},        {"F32", 0},
+};
 
 }  // namespace
 
-const std::vector<TypeInfo>& all_types() {
-  static const std::vector<TypeInfo> table = build_table();
-  return table;
+const std::vector<TypeInfo>& all_types() { return kTypes; }
+
+const std::vector<std::string>& k_ladder() {
+  static const std::vector<std::string> ladder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+  return ladder;
+}
+
+const std::vector<StockMix>& stock_mixes() { return kStockMixes; }
+
+std::optional<StockMix> find_stock_mix(std::string_view name) {
+  const std::string key = ascii_upper(name);
+  for (const auto& m : kStockMixes) {
+    if (m.name == key) return m;
+  }
+  return std::nullopt;
 }
 
 std::optional<TypeInfo> find_type(std::string_view name) {

@@ -12,16 +12,6 @@
 
 namespace cb::engine {
 
-struct StockPreset {
-  std::string name;  // as llama-quantize spells it, e.g. "Q4_K_M"
-  int ftype = -1;    // llama_ftype, what general.file_type records
-};
-
-// Presets llama-quantize accepts (QUANT_OPTIONS minus COPY), in its order.
-const std::vector<StockPreset>& stock_presets();
-// Case-insensitive lookup ("q4_k_m" == "Q4_K_M"); aliases "Q4_K" etc. included.
-std::optional<StockPreset> find_stock_preset(const std::string& name);
-
 struct StockFallback {
   std::string tensor;
   std::string requested_type;
@@ -42,8 +32,5 @@ struct StockPlan {
 StockPlan stock_preset_plan(const std::string& model_path, const std::string& preset,
                             bool with_imatrix, const Logger& logger);
 
-// The llama_ftype whose default type is `type_name` ("q4_K" -> Q4_K_M), for
-// general.file_type of custom mixes; -1 when there is none.
-int ftype_for_type(const std::string& type_name);
 
 }  // namespace cb::engine

@@ -11,6 +11,7 @@
 #include "cerebellum/build/build.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/common/quant_types.h"
 #include "cerebellum/eval/evaluator.h"
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/quantize/search.h"
@@ -19,11 +20,6 @@
 namespace cb {
 namespace fs = std::filesystem;
 namespace {
-
-// Stock mixes a same-size baseline is chosen from: those llama-quantize makes
-// without an importance matrix (the IQ mixes need one and are left out).
-constexpr const char* kBaselinePresets[] = {"Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
-                                            "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",   "Q8_0"};
 
 AllocateOptions allocate_options(const QuantizeOptions& o) {
   return {.budget = o.budget, .objective = o.objective, .noise_z = o.noise_z, .constraints = o.constraints,
@@ -192,7 +188,9 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
   // while spending no more bytes than it does.
   std::string best;
   int64_t best_size = -1;
-  for (const char* p : kBaselinePresets) {
+  for (const StockMix& mix : stock_mixes()) {
+    if (!mix.size_baseline) continue;
+    const std::string& p = mix.name;
     const int64_t s = stock_preset_size_bytes(source, p, imatrix_path);
     if (preset_sizes) (*preset_sizes)[p] = s;
     if (s >= size_bytes && (best_size < 0 || s < best_size)) {

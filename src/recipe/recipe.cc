@@ -85,7 +85,7 @@ Recipe parse_recipe_json_checked(const nlohmann::json& j, const std::string& sou
       recipe.rules.push_back(make_rule(name, type.get<std::string>(), 0, source));
     }
   }
-  if (recipe.base.size() && !engine::find_stock_preset(recipe.base)) {
+  if (recipe.base.size() && !find_stock_mix(recipe.base)) {
     throw RecipeError(fmt::format("{}: unknown base preset '{}'", source, recipe.base));
   }
   return recipe;
@@ -134,7 +134,7 @@ int ResolvedRecipe::n_fallbacks() const {
 
 std::vector<std::string> stock_preset_names() {
   std::vector<std::string> out;
-  for (const auto& p : engine::stock_presets()) out.push_back(p.name);
+  for (const auto& p : stock_mixes()) out.push_back(p.name);
   return out;
 }
 

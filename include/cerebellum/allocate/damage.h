@@ -18,10 +18,10 @@
 namespace cb {
 
 
-// Types priced without a quantization-error table (the 2^(−2·bpw) proxy): the
-// k-quant ladder of the previous default. Not f16: the proxy extrapolates it to
-// zero error, a gain the measured (noise-clamped) q8_0 point next to it denies.
-inline const std::vector<std::string> kProxyLadder{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+// Without a quantization-error table only the k-quant ladder (k_ladder(),
+// common/quant_types.h) is priced by the 2^(−2·bpw) proxy. Not f16: the proxy
+// extrapolates it to zero error, a gain the measured (noise-clamped) q8_0
+// point next to it denies.
 
 
 // Relative quantization MSE (Σ w·(W − deq(q(W)))² / Σ w·W², w = imatrix column

@@ -1,6 +1,11 @@
-// The type table: every ggml tensor type, its block geometry and traits,
-// read from ggml itself (not duplicated here). Types are named by ggml's
-// canonical names ("f16", "q4_K", "iq2_xs"); parsing is case-insensitive.
+// The type and preset facts, as data in one place: every ggml tensor type
+// (block geometry, traits, the file type a file mostly of it is labelled),
+// the k-quant ladder, and llama-quantize's stock mixes. Type ids and file
+// types are GGUF format values (`general.file_type`, tensor types), so they
+// are written here; engine/type_table_test.cc checks every row against the
+// pinned ggml / llama.h, so the table cannot drift from the engine.
+// Types are named by ggml's canonical names ("f16", "q4_K", "iq2_xs");
+// parsing is case-insensitive.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +24,11 @@ struct TypeInfo {
   bool quantized = false;       // a block-quantized type
   bool can_quantize = false;    // ggml has a quantizer for it (from float)
   bool requires_imatrix = false;// ggml refuses to quantize it without an imatrix
+  int mostly_ftype = -1;        // llama_ftype of a file mostly of this type; -1 = none
   double bits_per_weight() const { return 8.0 * block_bytes / block_elems; }
 };
 
-// All types ggml knows, in ggml order.
+// All types ggml knows (removed ones excluded), in ggml order.
 const std::vector<TypeInfo>& all_types();
 
 // Look up by name, case-insensitive ("Q4_K" == "q4_k" == "q4_K").
@@ -43,5 +49,23 @@ inline bool row_fits(const TypeInfo& type, int64_t n_per_row) {
 // The "useful target" types a planner considers (k-quants, i-quants, legacy,
 // q8_0, f16, bf16, f32), ordered by bits per weight.
 std::vector<TypeInfo> target_types();
+
+// The k-quant ladder q2_K < q3_K < q4_K < q5_K < q6_K < q8_0: the types the
+// bpw proxy prices and the original project's greedy plan steps through.
+const std::vector<std::string>& k_ladder();
+
+// A llama-quantize preset (QUANT_OPTIONS of the pinned tools/quantize, minus COPY).
+struct StockMix {
+  std::string name;            // as llama-quantize spells it, e.g. "Q4_K_M"
+  int ftype = -1;              // llama_ftype, what general.file_type records
+  // A candidate for the same-size stock baseline: the mixes llama-quantize
+  // makes without an importance matrix (k-quant mixes and Q8_0).
+  bool size_baseline = false;
+};
+
+// In llama-quantize's order; aliases ("Q4_K" = Q4_K_M) included.
+const std::vector<StockMix>& stock_mixes();
+// Case-insensitive lookup ("q4_k_m" == "Q4_K_M").
+std::optional<StockMix> find_stock_mix(std::string_view name);
 
 }  // namespace cb
