@@ -21,14 +21,11 @@ namespace cb::cli {
 namespace {
 
 struct AllocateArgs {
-  std::string measurements, source, budget, objective = "general", constraints;
-  std::string quant_error = "auto";
+  std::string measurements, source;
+  AllocateOptions o;              // the library's options and defaults
   std::string write_quant_error;  // where to save the table used
   std::string write_curves;       // where to save the damage curves
-  int n_threads = 0;
-  std::string imatrix;  // the build's imatrix adds metadata bytes: price them
   std::string out, tensor_types;
-  double noise_z = 1.0;
   bool no_greedy = false;
   std::string search_text;  // calibration text: refine the plan by measured local search
   SearchOptions search;
@@ -54,8 +51,8 @@ Plan search(const AllocateArgs& a, const AllocationProblem& p, const Plan& plan,
   ProgressPrinter progress;
   SearchOptions so = a.search;
   so.text_path = a.search_text;
-  so.imatrix_path = a.imatrix;
-  so.n_threads = a.n_threads;
+  so.imatrix_path = a.o.imatrix_path;
+  so.n_threads = a.o.n_threads;
   so.work_dir = std::filesystem::path(a.out).parent_path().string();  // the built base mix, next to the plan
   so.logger = log;
   so.progress = progress.fn();
@@ -72,22 +69,22 @@ Plan search(const AllocateArgs& a, const AllocationProblem& p, const Plan& plan,
 
 void run_allocate(const AllocateArgs& a) {
   const Logger log = stderr_logger();
-  check_output_path(a.out, {a.measurements, a.source, a.constraints, a.tensor_types});
-  check_output_path(a.tensor_types, {a.measurements, a.source, a.constraints}, "--tensor-types");
+  check_output_path(a.out, {a.measurements, a.source, a.o.constraints, a.tensor_types});
+  check_output_path(a.tensor_types, {a.measurements, a.source, a.o.constraints}, "--tensor-types");
   if (!a.tensor_types.empty() && a.tensor_types == a.out) {
     throw UsageError("--out and --tensor-types name the same file");
   }
   const Journal journal = read_journal_of(a, log);
   const ModelInfo model = inspect_model(a.source);
-  if (!a.write_quant_error.empty() && a.quant_error == "none") {
+  if (!a.write_quant_error.empty() && a.o.quant_error == "none") {
     throw UsageError("--write-quant-error needs --quant-error auto or a file");
   }
   ProgressPrinter progress;
-  const Allocation al = plan_for(journal, model,
-                                 {.budget = a.budget, .objective = a.objective, .noise_z = a.noise_z,
-                                  .constraints = a.constraints, .quant_error = a.quant_error, .imatrix_path = a.imatrix,
-                                  .n_threads = a.n_threads, .greedy_baseline = !a.no_greedy, .logger = log,
-                                  .progress = progress.fn()});
+  AllocateOptions o = a.o;
+  o.greedy_baseline = !a.no_greedy;
+  o.logger = log;
+  o.progress = progress.fn();
+  const Allocation al = plan_for(journal, model, o);
   progress.finish();
   const AllocationProblem& p = al.problem;
   if (al.quant_error && !a.write_quant_error.empty()) {
@@ -114,18 +111,18 @@ void setup_allocate(CLI::App& app) {
   auto* cmd = app.add_subcommand("allocate", "spend a byte budget where measured damage matters");
   cmd->add_option("--measurements", a->measurements, "measurements.jsonl")->required();
   cmd->add_option("--source", a->source, "source GGUF the measurements were taken on")->required();
-  cmd->add_option("--budget", a->budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)")
+  cmd->add_option("--budget", a->o.budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)")
       ->required();
-  cmd->add_option("--objective", a->objective, "general | DOMAIN | d1:w1,d2:w2 (default general)");
-  cmd->add_option("--constraints", a->constraints, "constraints JSON (cerebellum.constraints/1)");
-  cmd->add_option("--quant-error", a->quant_error,
+  cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
+  cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
+  cmd->add_option("--quant-error", a->o.quant_error,
                   "auto (compute from --source, imatrix-weighted with --imatrix) | none (2^-2bpw proxy, "
-                  "k-quant ladder only) | TABLE.json (cerebellum qerror) (default auto)");
+                  "k-quant ladder only) | TABLE.json (cerebellum qerror)")->capture_default_str();
   cmd->add_option("--write-quant-error", a->write_quant_error, "save the quantization-error table used (JSON)");
   cmd->add_option("--write-curves", a->write_curves, "save the damage curves (JSON)");
-  cmd->add_option("--threads", a->n_threads, "threads for the table (0 = all cores)");
-  cmd->add_option("--imatrix", a->imatrix, "the imatrix the build will use (its metadata bytes count)");
-  cmd->add_option("--noise-z", a->noise_z, "deltas within z standard errors count as 0 (default 1)");
+  cmd->add_option("--threads", a->o.n_threads, "threads for the table (0 = all cores)")->capture_default_str();
+  cmd->add_option("--imatrix", a->o.imatrix_path, "the imatrix the build will use (its metadata bytes count)");
+  cmd->add_option("--noise-z", a->o.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
   cmd->add_option("--search-text", a->search_text, "calibration text: refine the plan by measured local search");
   cmd->add_option("--search-evals", a->search.max_evals, "moves measured by the search")->capture_default_str();
@@ -134,7 +131,7 @@ void setup_allocate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--search-seconds", a->search.max_seconds, "time limit of the search (0 = none)")
       ->capture_default_str();
-  cmd->add_option("--search-z", a->search.z, "keep a move when ΔKLD < -z·se")->capture_default_str();
+  cmd->add_option("--search-z", a->search.accept_z, "keep a move when ΔKLD < -z·se")->capture_default_str();
   cmd->add_option("--out", a->out, "plan.json")->required();
   cmd->add_option("--tensor-types", a->tensor_types, "tensor_types.txt for llama-quantize / build");
   cmd->callback([a] { run_allocate(*a); });

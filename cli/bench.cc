@@ -96,7 +96,7 @@ void setup_bench(CLI::App& app) {
   cmd->add_option("--limit", a->opt.task.limit, "questions per task (0 = all)")->capture_default_str();
   cmd->add_option("--mmlu-shots", a->opt.task.mmlu_shots, "MMLU k-shot prefix from dev (0-5)")
       ->check(CLI::Range(0, 5))->capture_default_str();
-  cmd->add_option("--threads", a->opt.threads, "CPU threads (0 = all)")->capture_default_str();
+  cmd->add_option("--threads", a->opt.n_threads, "CPU threads (0 = all)")->capture_default_str();
   cmd->add_option("--ctx", a->opt.n_ctx, "context size (tokens)")->capture_default_str();
   cmd->add_option("--max-tokens", a->opt.humaneval.max_tokens, "HumanEval generation limit")->capture_default_str();
   cmd->add_option("--exec-timeout", a->opt.humaneval.timeout_s, "HumanEval test time limit (s)")

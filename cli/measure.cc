@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/allocate/allocate.h"
@@ -22,7 +23,8 @@ namespace {
 
 struct MeasureArgs {
   measure::MeasureOptions o;
-  std::string source, base = "Q4_K_M", plan = "tensors", mode = "resident", out, max_vram, max_memory;
+  std::string source, base = o.base, plan = measure::to_string(o.plan), mode = measure::to_string(o.mode), out,
+      max_vram, max_memory;
   std::vector<std::string> texts, domains, targets, promote;
 };
 
@@ -38,8 +40,10 @@ void run_measure_command(MeasureArgs& a) {
   o.mode = measure::parse_eval_mode(a.mode);
   if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
   if (!a.max_memory.empty()) o.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
-  o.targets = split_commas(a.targets);
-  o.promote = split_commas(a.promote);
+  if (!a.targets.empty() || !a.promote.empty()) {  // else the library's default targets
+    o.targets = split_commas(a.targets);
+    o.promote = split_commas(a.promote);
+  }
   const std::vector<std::string> domains = split_commas(a.domains);
   if (!domains.empty() && domains.size() != a.texts.size()) {
     throw UsageError(fmt::format("{} --domain names for {} --text files", domains.size(),
@@ -120,7 +124,7 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
   cmd->add_option("--domain", a->domains, "domain names, one per --text (comma list)");
   cmd->add_option("--plan", a->plan, "tensors|groups|layers|auto")->capture_default_str();
-  cmd->add_option("--targets", a->targets, "ablation types (comma list)")->default_str("q2_K");
+  cmd->add_option("--targets", a->targets, "ablation types (comma list)")->default_str(fmt::format("{}", fmt::join(o.targets, ",")));
   cmd->add_option("--promote", a->promote, "promotion types (comma list)");
   cmd->add_option("--tensors", o.tensor_regex, "only tensors matching this regex");
   cmd->add_option("--limit", o.limit_units, "first N units per type/domain by order (0 = all)");
@@ -164,7 +168,6 @@ void setup_measure(CLI::App& app) {
     for (const auto* sub : cmd->get_subcommands()) {
       if (sub->parsed()) return;
     }
-    if (a->targets.empty() && a->promote.empty()) a->targets = {"q2_K"};
     run_measure_command(*a);
   });
 }

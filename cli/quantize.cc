@@ -17,9 +17,8 @@ namespace {
 
 struct QuantizeArgs {
   QuantizeOptions o;
-  std::vector<std::string> texts, domains, targets, promote;
-  std::string plan = "tensors", max_vram, max_memory;
-  int min_chunks = 4, max_chunks = 16;
+  std::vector<std::string> texts, domains, targets = o.measure.targets, promote = o.measure.promote;
+  std::string plan = measure::to_string(o.measure.plan), max_vram, max_memory;
   bool card = false;
 };
 
@@ -48,21 +47,20 @@ void print_result(const QuantizeResult& r) {
 
 void run(QuantizeArgs& a, const std::string& command_line) {
   QuantizeOptions& o = a.o;
+  measure::MeasureOptions& m = o.measure;
   const auto domains = split_commas(a.domains);
   if (!domains.empty() && domains.size() != a.texts.size()) {
     throw UsageError(fmt::format("{} --domain names for {} --text files", domains.size(), a.texts.size()));
   }
   for (size_t i = 0; i < a.texts.size(); ++i) {
-    o.texts.push_back({domains.empty() ? std::filesystem::path(a.texts[i]).stem().string() : domains[i],
+    m.texts.push_back({domains.empty() ? std::filesystem::path(a.texts[i]).stem().string() : domains[i],
                        a.texts[i]});
   }
-  if (!a.targets.empty()) o.targets = split_commas(a.targets);
-  if (!a.promote.empty()) o.promote = split_commas(a.promote);
-  o.plan = measure::parse_plan_level(a.plan);
-  if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
-  if (!a.max_memory.empty()) o.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
-  o.stop.min_chunks = a.min_chunks;
-  o.stop.max_chunks = a.max_chunks;
+  m.targets = split_commas(a.targets);
+  m.promote = split_commas(a.promote);
+  m.plan = measure::parse_plan_level(a.plan);
+  if (!a.max_vram.empty()) m.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
+  if (!a.max_memory.empty()) m.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
   o.command_line = command_line;
   o.logger = stderr_logger();
   ProgressPrinter progress;
@@ -71,14 +69,14 @@ void run(QuantizeArgs& a, const std::string& command_line) {
   progress.finish();
   if (a.card && r.written) {
     card::CardOptions co;
-    co.speed.n_threads = o.n_threads;
+    co.speed.n_threads = m.n_threads;
     const auto cr = card::render_card(r.run_dir, r.run_dir + "/CARD.md", co, o.logger, o.progress);
     progress.finish();
     (void)cr;
     o.logger.info(fmt::format("card: {}/CARD.md", r.run_dir));
   }
   print_result(r);
-  if (!r.ships && !o.force) {
+  if (!r.ships && !o.gate.force) {
     throw GateError(fmt::format("the plan ({} B, KLD {:.6f}) does not beat stock {} ({} B, KLD {:.6f}); "
                                 "nothing written (use --force to write anyway)",
                                 r.ours.size_bytes, r.ours.kld_mean, r.baseline_preset,
@@ -90,43 +88,43 @@ void setup_quantize(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
   auto* cmd = app.add_subcommand("quantize", "measure, allocate, build and gate, end to end");
   cmd->add_option("--source", a->o.source, "full-precision GGUF")->required();
-  cmd->add_option("--budget", a->o.budget, "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")
+  cmd->add_option("--budget", a->o.allocate.budget, "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")
       ->capture_default_str();
   cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
   cmd->add_option("--domain", a->domains, "domain names for the --text files (default: file stems)");
-  cmd->add_option("--eval-text", a->o.eval_text, "held-out text for the gate (default: first --text)");
+  cmd->add_option("--eval-text", a->o.gate.eval_text, "held-out text for the gate (default: first --text)");
   cmd->add_option("--out", a->o.out, "output GGUF")->required();
   cmd->add_option("--run-dir", a->o.run_dir, "evidence directory (default: OUT without .gguf + .run)");
   cmd->add_option("--journal", a->o.journal, "measurements to reuse/resume (default: RUN_DIR/measurements.jsonl)");
-  cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
-  cmd->add_option("--noise-z", a->o.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
-  cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
-  cmd->add_option("--quant-error", a->o.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
-  cmd->add_option("--search-evals", a->o.search_evals, "moves the local search measures (0 = off)")
+  cmd->add_option("--objective", a->o.allocate.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
+  cmd->add_option("--noise-z", a->o.allocate.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
+  cmd->add_option("--constraints", a->o.allocate.constraints, "constraints JSON (cerebellum.constraints/1)");
+  cmd->add_option("--quant-error", a->o.allocate.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
+  cmd->add_option("--search-evals", a->o.search.max_evals, "moves the local search measures (0 = off)")
       ->capture_default_str();
-  cmd->add_option("--search-chunks", a->o.search_chunks, "calibration chunks per search measurement")
+  cmd->add_option("--search-chunks", a->o.search.n_chunks, "calibration chunks per search measurement")
       ->capture_default_str();
-  cmd->add_option("--search-seconds", a->o.search_seconds, "time limit of the search (0 = none)")
+  cmd->add_option("--search-seconds", a->o.search.max_seconds, "time limit of the search (0 = none)")
       ->capture_default_str();
-  cmd->add_option("--imatrix", a->o.imatrix_path, "importance matrix for ours and the baseline alike");
+  cmd->add_option("--imatrix", a->o.allocate.imatrix_path, "importance matrix for ours and the baseline alike");
   cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
-  cmd->add_option("--base", a->o.measure_base, "base mix the measurements ablate from")->capture_default_str();
-  cmd->add_option("--targets", a->targets, "ablation types (default q2_K,q3_K)");
-  cmd->add_option("--promote", a->promote, "promotion types (default q5_K,q6_K,q8_0)");
+  cmd->add_option("--base", a->o.measure.base, "base mix the measurements ablate from")->capture_default_str();
+  cmd->add_option("--targets", a->targets, "ablation types")->capture_default_str();
+  cmd->add_option("--promote", a->promote, "promotion types")->capture_default_str();
   cmd->add_option("--plan", a->plan, "tensors|groups|layers|auto")->capture_default_str();
-  cmd->add_option("--ctx", a->o.ctx, "tokens per chunk")->capture_default_str();
-  cmd->add_option("--min-chunks", a->min_chunks, "adaptive stopping: at least")->capture_default_str();
-  cmd->add_option("--max-chunks", a->max_chunks, "adaptive stopping: at most")->capture_default_str();
-  cmd->add_option("--eval-chunks", a->o.eval_chunks, "chunks of the eval text for the gate")->capture_default_str();
-  cmd->add_option("--curve", a->o.curve_presets, "extra stock mixes to evaluate for the card's curve");
-  cmd->add_option("--threads", a->o.n_threads, "threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--gpu-layers", a->o.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
+  cmd->add_option("--ctx", a->o.measure.ctx, "tokens per chunk")->capture_default_str();
+  cmd->add_option("--min-chunks", a->o.measure.stop.min_chunks, "adaptive stopping: at least")->capture_default_str();
+  cmd->add_option("--max-chunks", a->o.measure.stop.max_chunks, "adaptive stopping: at most")->capture_default_str();
+  cmd->add_option("--eval-chunks", a->o.gate.eval_chunks, "chunks of the eval text for the gate")->capture_default_str();
+  cmd->add_option("--curve", a->o.gate.curve_presets, "extra stock mixes to evaluate for the card's curve");
+  cmd->add_option("--threads", a->o.measure.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--gpu-layers", a->o.measure.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");
   cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
-  cmd->add_option("--reference-model", a->o.reference_model,
+  cmd->add_option("--reference-model", a->o.measure.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM");
-  cmd->add_flag("--force", a->o.force, "write the output even if it does not beat the stock mix");
+  cmd->add_flag("--force", a->o.gate.force, "write the output even if it does not beat the stock mix");
   cmd->add_flag("--card", a->card, "render RUN_DIR/CARD.md afterwards");
   cmd->callback([a, cmd] {
     std::string line = "cerebellum quantize";

@@ -86,7 +86,7 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   for (const auto& e : r.evals) {
     EXPECT_TRUE(std::isfinite(e.measured_delta_kld)) << e.move;
     EXPECT_GE(e.measured_se, 0) << e.move;
-    EXPECT_EQ(e.accepted, e.measured_delta_kld < -o.z * e.measured_se && e.measured_delta_kld < 0) << e.move;
+    EXPECT_EQ(e.accepted, e.measured_delta_kld < -o.accept_z * e.measured_se && e.measured_delta_kld < 0) << e.move;
     accepted += e.accepted;
   }
   EXPECT_EQ(accepted, r.n_accepted);

@@ -39,7 +39,7 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
   Allocation a;
   a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);  // a typo fails before the slow work
   const Constraints constraints = load_constraints(o.constraints);
-  a.quant_error = resolve_quant_error(o.quant_error, model.path, journal, constraints, o.imatrix_path, o.n_threads,
+  a.quant_error = resolve_quant_error(o.quant_error, model, journal, constraints, o.imatrix_path, o.n_threads,
                                       o.logger, o.progress);
   DamageOptions dopt;
   dopt.noise_z = o.noise_z;
@@ -77,7 +77,7 @@ int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem
   return predict_output_size_bytes(model.path, base, imatrix_path) - tensor_bytes;
 }
 
-std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const std::string& source,
+std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const ModelInfo& source,
                                                     const Journal& journal, const Constraints& constraints,
                                                     const std::string& imatrix_path, int n_threads,
                                                     const Logger& logger, const ProgressFn& progress) {
@@ -106,13 +106,14 @@ std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, con
   q.types.erase(std::unique(q.types.begin(), q.types.end()), q.types.end());
   q.imatrix_path = imatrix_path;
   q.n_threads = n_threads;
-  return compute_quant_error_table(source, q, logger, progress);
+  q.source_model = &source;
+  return compute_quant_error_table(source.path, q, logger, progress);
 }
 
 std::set<std::string> imatrix_tensor_names(const std::string& imatrix_path) {
   std::set<std::string> out;
   if (imatrix_path.empty()) return out;
-  for (const auto& [name, entry] : read_imatrix(imatrix_path).entries) out.insert(name);
+  for (const auto& [name, entry] : load_imatrix(imatrix_path)->entries) out.insert(name);
   return out;
 }
 

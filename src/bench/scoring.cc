@@ -220,7 +220,7 @@ ModelRun run_bench(const std::string& model_path, const BenchOptions& options, c
   engine::TasksLmOptions lo;
   lo.n_ctx = options.n_ctx;
   lo.n_seq_max = options.n_seq_max;
-  lo.threads = options.threads;
+  lo.n_threads = options.n_threads;
   TasksLm lm(model_path, lo, logger);
   if (!jsonl_dir.empty()) fs::create_directories(jsonl_dir, ec);
   for (const TaskSpec* spec : specs) {

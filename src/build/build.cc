@@ -2,6 +2,8 @@
 #include "cerebellum/common/schemas.h"
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <set>
 
 #include <fmt/format.h>
@@ -87,7 +89,7 @@ BuildReport make_report(const engine::WriteResult& r, const ResolvedRecipe& reso
   return report;
 }
 
-std::function<std::vector<float>(const std::string&)> imatrix_fn(const std::shared_ptr<Imatrix>& im) {
+std::function<std::vector<float>(const std::string&)> imatrix_fn(const std::shared_ptr<const Imatrix>& im) {
   if (!im) return {};
   return [im](const std::string& name) { return im->weights_for(name); };
 }
@@ -97,9 +99,9 @@ std::function<std::vector<float>(const std::string&)> imatrix_fn(const std::shar
 BuildReport build_model(const BuildOptions& o, const Logger& logger, const ProgressFn& progress) {
   const auto start = Clock::now();
   if (!o.dry_run) check_output_path(o.out, {o.source, o.imatrix_path});
-  const ModelInfo model = inspect_model(o.source);
-  std::shared_ptr<Imatrix> im;
-  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix_for(o.imatrix_path, model, logger));
+  const ModelInfo model = o.source_model ? *o.source_model : inspect_model(o.source);
+  std::shared_ptr<const Imatrix> im;
+  if (!o.imatrix_path.empty()) im = read_imatrix_for(o.imatrix_path, model, logger);
   Recipe recipe = o.recipe;
   if (!o.base.empty()) recipe.base = o.base;
   ResolveOptions ro;
@@ -135,13 +137,29 @@ BuildReport build_model(const BuildOptions& o, const Logger& logger, const Progr
 
 int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types,
                                   const std::string& imatrix_path) {
+  // Asked several times per run for the same plan (the budget check before
+  // the sweep, the allocation): remembered per process for unchanged files.
+  static std::mutex mutex;
+  static std::map<std::string, int64_t> memo;
+  const std::string source_id = file_identity(source);
+  const std::string imatrix_id = imatrix_path.empty() ? "-" : file_identity(imatrix_path);
+  const bool remember = !source_id.empty() && !imatrix_id.empty();  // else the dry run names the problem
+  std::string key = source_id + "|" + imatrix_id;
+  for (const auto& [name, type] : types) key += "|" + name + "=" + type;
+  if (remember) {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = memo.find(key); it != memo.end()) return it->second;
+  }
   engine::QuantizeJob job;
-  if (!imatrix_path.empty()) add_imatrix_kvs(imatrix_path, read_imatrix(imatrix_path), job);
+  if (!imatrix_path.empty()) add_imatrix_kvs(imatrix_path, *load_imatrix(imatrix_path), job);
   job.source = source;
   job.ftype = 0;  // the two u32 keys a build adds; the value does not change the size
   for (const auto& [name, type] : types) job.types[name] = type_by_name(type).name;
   job.dry_run = true;
-  return engine::quantize_gguf(job, Logger{}, ProgressFn{}).output_size_bytes;
+  const int64_t size_bytes = engine::quantize_gguf(job, Logger{}, ProgressFn{}).output_size_bytes;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (remember) memo[key] = size_bytes;
+  return size_bytes;
 }
 
 int64_t stock_preset_size_bytes(const std::string& source, const std::string& preset,
@@ -152,8 +170,8 @@ int64_t stock_preset_size_bytes(const std::string& source, const std::string& pr
 BuildReport surgery(const SurgeryOptions& o, const Logger& logger, const ProgressFn& progress) {
   const auto start = Clock::now();
   const ModelInfo model = inspect_model(o.in);
-  std::shared_ptr<Imatrix> im;
-  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix_for(o.imatrix_path, model, logger));
+  std::shared_ptr<const Imatrix> im;
+  if (!o.imatrix_path.empty()) im = read_imatrix_for(o.imatrix_path, model, logger);
   Recipe recipe;
   recipe.source = "--set";
   recipe.rules = o.sets;

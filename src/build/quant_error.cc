@@ -19,9 +19,9 @@ namespace cb {
 QuantErrorReport compute_quant_error_table(const std::string& source, const QuantErrorOptions& o,
                                            const Logger& logger, const ProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  const ModelInfo model = inspect_model(source);
-  std::shared_ptr<Imatrix> im;
-  if (!o.imatrix_path.empty()) im = std::make_shared<Imatrix>(read_imatrix_for(o.imatrix_path, model, logger));
+  const ModelInfo model = o.source_model ? *o.source_model : inspect_model(source);
+  std::shared_ptr<const Imatrix> im;
+  if (!o.imatrix_path.empty()) im = read_imatrix_for(o.imatrix_path, model, logger);
   std::vector<std::string> types = o.types.empty() ? Constraints{}.allowed_types : o.types;
   for (auto& t : types) t = type_by_name(t).name;  // RecipeError on unknown names
 

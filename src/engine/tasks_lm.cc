@@ -89,7 +89,7 @@ TasksLm::TasksLm(const std::string& model_path, const TasksLmOptions& options, c
   impl_->path = model_path;
   impl_->logger = logger;
   impl_->opt = options;
-  impl_->model = LlamaModel::load(model_path, {.n_threads = options.threads, .logger = logger});
+  impl_->model = LlamaModel::load(model_path, {.n_threads = options.n_threads, .logger = logger});
   impl_->make_context(options.n_ctx);
 }
 

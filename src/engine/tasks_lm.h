@@ -18,7 +18,7 @@ struct TasksLmOptions {
   int n_seq_max = 32;    // sequences decoded together (choices of several tasks)
   int n_batch = 2048;    // logical batch
   int n_ubatch = 512;    // physical batch, as stock
-  int threads = 0;       // 0 = hardware concurrency
+  int n_threads = 0;     // 0 = hardware concurrency
 };
 
 // Sequences sharing their first `prefix` tokens (the choices of one task).

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -124,8 +125,24 @@ Imatrix read_imatrix(const std::string& path) {
   return im;
 }
 
-Imatrix read_imatrix_for(const std::string& path, const ModelInfo& model, const Logger& logger) {
-  Imatrix im = read_imatrix(path);
+std::shared_ptr<const Imatrix> load_imatrix(const std::string& path) {
+  const std::string key = file_identity(path);
+  if (key.empty()) return std::make_shared<const Imatrix>(read_imatrix(path));  // read_imatrix names the problem
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const Imatrix>> cache;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  auto im = std::make_shared<const Imatrix>(read_imatrix(path));
+  const std::lock_guard<std::mutex> lock(mutex);
+  return cache.emplace(key, std::move(im)).first->second;
+}
+
+std::shared_ptr<const Imatrix> read_imatrix_for(const std::string& path, const ModelInfo& model,
+                                                const Logger& logger) {
+  std::shared_ptr<const Imatrix> loaded = load_imatrix(path);
+  const Imatrix& im = *loaded;
   int n_coverable = 0, n_covered = 0;
   for (const auto& t : model.tensors) {
     const ImatrixEntry* e = im.find(t.name);
@@ -146,7 +163,7 @@ Imatrix read_imatrix_for(const std::string& path, const ModelInfo& model, const 
                             "model, or a partial run? Uncovered tensors are quantized unweighted",
                             path, n_covered, n_coverable, model.path, 100.0 * n_covered / n_coverable));
   }
-  return im;
+  return loaded;
 }
 
 ImatrixFormat imatrix_format_for(const std::string& path, const std::string& format) {

@@ -120,3 +120,16 @@ void check_reference_model(const std::string& path, const ModelInfo& source) {
 }
 
 }  // namespace cb::measure
+
+namespace cb::measure {
+
+MeasureOptions end_to_end_sweep() {
+  MeasureOptions o;
+  o.targets = {"q2_K", "q3_K"};
+  o.promote = {"q5_K", "q6_K", "q8_0"};
+  o.stop.min_chunks = 4;
+  o.stop.max_chunks = 16;
+  return o;
+}
+
+}  // namespace cb::measure

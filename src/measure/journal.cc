@@ -294,54 +294,89 @@ void add_record(const json& j, const std::string& at, Journal& out, Dedupe& seen
 
 }  // namespace
 
-Journal parse_journal(const std::string& text, const std::string& where) {
-  Journal out;
-  Dedupe seen;
-  size_t pos = 0;
-  int line_no = 0;
-  bool have_header = false;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    const bool terminated = end != std::string::npos;
-    if (!terminated) end = text.size();
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string at = fmt::format("{}:{}", where, line_no);
+// Lines in, a Journal out: parse_journal reads a file's lines with it, and
+// JournalWriter keeps one fed with what it appends, so its journal() is what
+// reading the file back would give.
+class JournalParser {
+ public:
+  explicit JournalParser(std::string where) : where_(std::move(where)) {}
+  // One line (without its '\n'); `terminated`: a newline followed it.
+  // Returns false for a torn last line (unterminated, not JSON): not an error.
+  bool add_line(const std::string& line, bool terminated) {
+    ++line_no_;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) return true;
+    const std::string at = fmt::format("{}:{}", where_, line_no_);
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-      // A crash mid-append leaves an unterminated last line: not an error.
-      if (!terminated && have_header) {
-        out.torn_tail = true;
-        break;
+      if (!terminated && have_header_) {  // a crash mid-append
+        journal_.torn_tail = true;
+        return false;
       }
       throw InputError(fmt::format("{}: not a JSON object", at));
     }
+    add_json(j, at);
+    return true;
+  }
+  // A record this process wrote (as a line): no text round trip needed.
+  void add_written(const json& j) { add_json(j, fmt::format("{}:{}", where_, ++line_no_)); }
+  Journal& journal() { return journal_; }
+  bool have_header() const { return have_header_; }
+
+ private:
+  void add_json(const json& j, const std::string& at) {
     try {  // a value of the wrong JSON type is the file's fault: InputError naming the line
-      add_record(j, at, out, seen, have_header);
+      add_record(j, at, journal_, seen_, have_header_);
     } catch (const json::exception& e) {
       throw InputError(fmt::format("{}: malformed record ({})", at, e.what()));
     }
   }
-  if (!have_header) throw InputError(fmt::format("{}: empty journal (no header line)", where));
-  return out;
+  std::string where_;
+  Journal journal_;
+  Dedupe seen_;
+  bool have_header_ = false;
+  int line_no_ = 0;
+};
+
+namespace {
+
+void parse_lines(const std::string& text, JournalParser& parser) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    const bool terminated = end != std::string::npos;
+    if (!terminated) end = text.size();
+    if (!parser.add_line(text.substr(pos, end - pos), terminated)) break;
+    pos = end + 1;
+  }
+}
+
+}  // namespace
+
+Journal parse_journal(const std::string& text, const std::string& where) {
+  JournalParser parser(where);
+  parse_lines(text, parser);
+  if (!parser.have_header()) throw InputError(fmt::format("{}: empty journal (no header line)", where));
+  return std::move(parser.journal());
 }
 
 Journal read_journal(const std::string& path) { return parse_journal(read_file(path), path); }
 
-JournalWriter::JournalWriter(const std::string& path, const JournalHeader& header) : path_(path) {
+JournalWriter::JournalWriter(const std::string& path, const JournalHeader& header,
+                             const std::function<void(const JournalHeader&)>& check_existing)
+    : path_(path), parser_(std::make_unique<JournalParser>(path)) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const bool exists = fs::exists(path, ec) && fs::file_size(path, ec) > 0;
   if (exists) {
     const std::string text = read_file(path);
-    existing_ = parse_journal(text, path);
-    if (existing_.header.model_sha256 != header.model_sha256 ||
-        existing_.header.base_name != header.base_name) {
+    parse_lines(text, *parser_);
+    const Journal& existing = parser_->journal();
+    if (!parser_->have_header()) throw InputError(fmt::format("{}: empty journal (no header line)", path));
+    if (check_existing) check_existing(existing.header);
+    if (existing.header.model_sha256 != header.model_sha256 || existing.header.base_name != header.base_name) {
       throw MismatchError(fmt::format(
           "{}: journal is for model {} base {}, not model {} base {}", path,
-          existing_.header.model_sha256, existing_.header.base_name, header.model_sha256,
+          existing.header.model_sha256, existing.header.base_name, header.model_sha256,
           header.base_name));
     }
     // Cut a torn tail so the next record starts on its own line.
@@ -352,23 +387,26 @@ JournalWriter::JournalWriter(const std::string& path, const JournalHeader& heade
   }
   file_ = std::fopen(path.c_str(), "ab");
   if (!file_) throw IoError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
-  if (!exists) append_line(to_json(header).dump());
+  if (!exists) append_record(to_json(header));
 }
 
 JournalWriter::~JournalWriter() {
   if (file_) std::fclose(file_);
 }
 
-void JournalWriter::append_line(const std::string& line) {
-  const std::string buf = line + "\n";
+const Journal& JournalWriter::journal() const { return parser_->journal(); }
+
+void JournalWriter::append_record(const nlohmann::json& j) {
+  const std::string buf = j.dump() + "\n";
   if (std::fwrite(buf.data(), 1, buf.size(), file_) != buf.size() || std::fflush(file_) != 0 ||
       fsync(fileno(file_)) != 0) {
     throw IoError(fmt::format("{}: append failed ({})", path_, std::strerror(errno)));
   }
+  parser_->add_written(j);
 }
 
-void JournalWriter::append(const JournalBaseline& b) { append_line(to_json(b).dump()); }
-void JournalWriter::append(const JournalMeasurement& m) { append_line(to_json(m).dump()); }
-void JournalWriter::append(const JournalProbe& p) { append_line(to_json(p).dump()); }
+void JournalWriter::append(const JournalBaseline& b) { append_record(to_json(b)); }
+void JournalWriter::append(const JournalMeasurement& m) { append_record(to_json(m)); }
+void JournalWriter::append(const JournalProbe& p) { append_record(to_json(p)); }
 
 }  // namespace cb

@@ -74,16 +74,16 @@ class Sweep {
   Sweep(const MeasureOptions& o, const ModelInfo& model, TypeMap base, JournalWriter* w)
       : o_(o), model_(model), base_(std::move(base)), w_(w) {
     if (!w) return;
-    if (w->existing().torn_tail) {
+    if (w->journal().torn_tail) {
       o_.logger.warn(fmt::format("{}: the last line was torn (a crash mid-write); cut, its record is redone",
                                  o_.out_path));
     }
-    for (const auto& d : w->existing().duplicates) o_.logger.warn("duplicate record " + d);
-    for (const auto& m : w->existing().measurements) {
+    for (const auto& d : w->journal().duplicates) o_.logger.warn("duplicate record " + d);
+    for (const auto& m : w->journal().measurements) {
       done_[measurement_key(m.domain, m.direction, m.unit.id, m.types)] = m;
     }
-    for (const auto& p : w->existing().probes) done_probes_.insert(probe_key(p.domain, p.probe, p.units));
-    for (const auto& b : w->existing().baselines) have_baseline_.insert(b.domain);
+    for (const auto& p : w->journal().probes) done_probes_.insert(probe_key(p.domain, p.probe, p.units));
+    for (const auto& b : w->journal().baselines) have_baseline_.insert(b.domain);
   }
 
   void run_domain(const MeasureText& text);
@@ -463,17 +463,17 @@ void check_measure_options(const MeasureOptions& o) {
   }
   for (const auto& t : o.targets) type_by_name(t);
   for (const auto& t : o.promote) type_by_name(t);
-  if (!o.reference_model.empty()) check_reference_model(o.reference_model, inspect_model(o.source_path));
 }
 
 }  // namespace
 
-MeasureSummary run_measure(const MeasureOptions& o) {
+MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
   const double t0 = now_s();
   check_measure_options(o);
+  const ModelInfo model = source ? *source : inspect_model(o.source_path);
+  if (!o.reference_model.empty()) check_reference_model(o.reference_model, model);
   std::error_code ec;
   if (o.reference_only) {
-    const ModelInfo model = inspect_model(o.source_path);
     Sweep sweep(o, model, {}, nullptr);
     for (const MeasureText& t : o.texts) sweep.reference_only(t);
     sweep.summary.elapsed_s = now_s() - t0;
@@ -488,7 +488,6 @@ MeasureSummary run_measure(const MeasureOptions& o) {
     throw UsageError(fmt::format("{} exists: pass --resume to continue it, or remove it",
                                  o.out_path));
   }
-  const ModelInfo model = inspect_model(o.source_path);
   std::string base_name;
   const TypeMap base = resolve_base(o.base, model, &base_name);
   if (o.mode == EvalMode::kResident) {
@@ -498,14 +497,13 @@ MeasureSummary run_measure(const MeasureOptions& o) {
   }
   JournalHeader header = make_header(o, model, base);
   header.base_name = base_name;
-  if (fs::exists(o.out_path, ec)) {
-    check_resume_header(read_journal(o.out_path).header, header, o.out_path);
-  }
-  JournalWriter writer(o.out_path, header);
+  JournalWriter writer(o.out_path, header,
+                       [&](const JournalHeader& existing) { check_resume_header(existing, header, o.out_path); });
   Sweep sweep(o, model, base, &writer);
   for (const MeasureText& t : o.texts) sweep.run_domain(t);
   fs::remove(base_model_path(o), ec);  // the resident base mix (kept only for a resume)
   sweep.summary.elapsed_s = now_s() - t0;
+  sweep.summary.journal = writer.journal();
   return sweep.summary;
 }
 

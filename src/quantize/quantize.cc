@@ -21,10 +21,33 @@ namespace cb {
 namespace fs = std::filesystem;
 namespace {
 
-AllocateOptions allocate_options(const QuantizeOptions& o) {
-  return {.budget = o.budget, .objective = o.objective, .noise_z = o.noise_z, .constraints = o.constraints,
-          .quant_error = o.quant_error, .imatrix_path = o.imatrix_path, .n_threads = o.n_threads,
-          .logger = o.logger, .progress = o.progress};
+// The options with each stage's struct complete: the shared settings (set
+// once, in measure and allocate) handed on, paths and callbacks filled in.
+QuantizeOptions staged(const QuantizeOptions& in, const std::string& run_dir, const std::string& journal) {
+  QuantizeOptions o = in;
+  measure::MeasureOptions& m = o.measure;
+  m.source_path = o.source;
+  m.out_path = journal;
+  m.reference_dir = run_dir;
+  m.resume = fs::exists(journal);
+  m.logger = o.logger;
+  m.progress = o.progress;
+  o.allocate.n_threads = m.n_threads;
+  o.allocate.logger = o.logger;
+  o.allocate.progress = o.progress;
+  SearchOptions& so = o.search;
+  if (!m.texts.empty()) so.text_path = m.texts.front().path;
+  so.ctx = m.ctx;
+  so.first_chunk = m.stop.max_chunks;  // after the chunks the sweep may have read
+  so.imatrix_path = o.allocate.imatrix_path;
+  so.n_threads = m.n_threads;
+  so.n_gpu_layers = m.n_gpu_layers;
+  so.max_device_bytes = m.max_device_bytes;
+  so.reference_model = m.reference_model;
+  so.work_dir = run_dir;
+  so.logger = o.logger;
+  so.progress = o.progress;
+  return o;
 }
 
 std::string default_run_dir(const std::string& out) {
@@ -34,13 +57,14 @@ std::string default_run_dir(const std::string& out) {
 }
 
 // Builds `types` (or a preset) from the source into `path`.
-BuildReport build_to(const QuantizeOptions& o, const std::string& path,
+BuildReport build_to(const QuantizeOptions& o, const ModelInfo& model, const std::string& path,
                      const std::map<std::string, std::string>& types, const std::string& preset) {
   BuildOptions b;
   b.source = o.source;
+  b.source_model = &model;
   b.out = path;
-  b.imatrix_path = o.imatrix_path;
-  b.n_threads = o.n_threads;
+  b.imatrix_path = o.allocate.imatrix_path;
+  b.n_threads = o.measure.n_threads;
   if (!preset.empty()) {
     b.base = preset;
   } else {
@@ -54,12 +78,15 @@ struct Scored {
   eval::TokenSeries series;
 };
 
+eval::EvalOptions gate_eval_options(const QuantizeOptions& o) {
+  return {.ctx = o.measure.ctx, .max_chunks = o.gate.eval_chunks, .n_threads = o.measure.n_threads,
+          .top_k = o.gate.top_k, .n_gpu_layers = o.measure.n_gpu_layers,
+          .max_device_bytes = o.measure.max_device_bytes};
+}
+
 Scored score_model(const QuantizeOptions& o, const std::string& name, const std::string& path,
                    const std::string& text, const eval::ReferenceStore& ref) {
-  eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
-                       .top_k = o.eval_top_k, .n_gpu_layers = o.n_gpu_layers,
-                       .max_device_bytes = o.max_device_bytes};
-  eval::Evaluator ev(path, text, eo, o.logger);
+  eval::Evaluator ev(path, text, gate_eval_options(o), o.logger);
   Scored s;
   const eval::EvalSummary sum = ev.run(&ref, o.progress, &s.series);
   s.record = {name, path, static_cast<int64_t>(fs::file_size(path)), sum.ppl.ppl,
@@ -72,31 +99,13 @@ nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "") {
           {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"top1", r.top1}};
 }
 
-// measure (or resume) the journal the plan is allocated on.
-void run_sweep(const QuantizeOptions& o, const std::string& run_dir, const std::string& journal_path) {
-  measure::MeasureOptions m;
-  m.source_path = o.source;
-  m.base = o.measure_base;
-  m.texts = o.texts;
-  m.plan = o.plan;
-  m.targets = o.targets;
-  m.promote = o.promote;
-  m.ctx = o.ctx;
-  m.stop = o.stop;
-  m.top_k = o.top_k;
-  m.n_threads = o.n_threads;
-  m.n_gpu_layers = o.n_gpu_layers;
-  m.max_device_bytes = o.max_device_bytes;
-  m.max_host_bytes = o.max_host_bytes;
-  m.reference_model = o.reference_model;
-  m.resume = fs::exists(journal_path);
-  m.out_path = journal_path;
-  m.reference_dir = run_dir;
-  m.logger = o.logger;
-  m.progress = o.progress;
-  const measure::MeasureSummary ms = measure::run_measure(m);
+// measure (or resume) the journal the plan is allocated on; its records come
+// back in memory.
+Journal run_sweep(const QuantizeOptions& o, const ModelInfo& model) {
+  measure::MeasureSummary ms = measure::run_measure(o.measure, &model);
   o.logger.info(fmt::format("measure: {} new, {} reused measurements in {:.1f} s", ms.n_measured,
                             ms.n_resumed, ms.elapsed_s));
+  return std::move(ms.journal);
 }
 
 SearchSummary summarize_search(const SearchResult& sr) {
@@ -108,22 +117,7 @@ SearchSummary summarize_search(const SearchResult& sr) {
 // The solver's plan refined by the measured search (search.json in the run dir).
 Plan search_plan(const QuantizeOptions& o, const std::string& run_dir, const AllocationProblem& p,
                  const Plan& plan, nlohmann::json& extra, QuantizeResult& r) {
-  SearchOptions so;
-  so.text_path = o.texts.front().path;
-  so.ctx = o.ctx;
-  so.first_chunk = o.stop.max_chunks;  // after the chunks the sweep may have read
-  so.n_chunks = o.search_chunks;
-  so.max_evals = o.search_evals;
-  so.max_seconds = o.search_seconds;
-  so.imatrix_path = o.imatrix_path;
-  so.n_threads = o.n_threads;
-  so.n_gpu_layers = o.n_gpu_layers;
-  so.max_device_bytes = o.max_device_bytes;
-  so.reference_model = o.reference_model;
-  so.work_dir = run_dir;
-  so.logger = o.logger;
-  so.progress = o.progress;
-  const SearchResult sr = refine_plan(o.source, p, choice_of(p, plan), plan.budget_bytes - plan.fixed_overhead_bytes, so);
+  const SearchResult sr = refine_plan(o.source, p, choice_of(p, plan), plan.budget_bytes - plan.fixed_overhead_bytes, o.search);
   const nlohmann::json sj = to_json(sr, p);
   write_file_atomic(run_dir + "/search.json", sj.dump(2) + "\n");
   extra["search"] = sj;
@@ -144,7 +138,7 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
   const AllocationProblem& p = al.problem;
   Plan plan = al.plan;
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}, {"baselines", baselines_json(al)}};
-  if (o.search_evals > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
+  if (o.search.max_evals > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
   r.predicted_delta_kld = plan.predicted_delta_kld;
@@ -157,10 +151,10 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
 void write_run_json(const QuantizeOptions& o, const QuantizeResult& r) {
   nlohmann::json j = {{"schema", kRunSchema},
                       {"source", {{"path", fs::absolute(o.source).string()}, {"sha256", sha256_file(o.source)}}},
-                      {"budget", {{"spec", o.budget}, {"bytes", r.budget_bytes}}},
+                      {"budget", {{"spec", o.allocate.budget}, {"bytes", r.budget_bytes}}},
                       {"llama_cpp_version", "de3ff815"},
-                      {"flags", {"use_extra_bufts=false", "--objective " + o.objective,
-                                 "--ctx " + std::to_string(o.ctx)}}};
+                      {"flags", {"use_extra_bufts=false", "--objective " + o.allocate.objective,
+                                 "--ctx " + std::to_string(o.measure.ctx)}}};
   if (r.written) {
     j["output"] = {{"path", fs::absolute(r.out).string()}, {"sha256", sha256_file(r.out)},
                    {"size_bytes", static_cast<int64_t>(fs::file_size(r.out))}};
@@ -201,39 +195,37 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
   return best;
 }
 
+namespace {
+
 // A budget no plan can meet is refused before hours of measuring.
 void check_budget_before_sweep(const QuantizeOptions& o, const ModelInfo& model, int64_t budget_bytes) {
   std::string base_name;
-  const auto base = measure::resolve_base(o.measure_base, model, &base_name);
+  const auto base = measure::resolve_base(o.measure.base, model, &base_name);
+  const std::string& imatrix = o.allocate.imatrix_path;
   const AllocationProblem p0 =
-      unmeasured_problem(model, base, load_constraints(o.constraints), imatrix_tensor_names(o.imatrix_path));
-  check_budget_in_range(budget_bytes, budget_range(p0, calibrate_fixed_overhead(model, p0, o.imatrix_path)));
+      unmeasured_problem(model, base, load_constraints(o.allocate.constraints), imatrix_tensor_names(imatrix));
+  check_budget_in_range(budget_bytes, budget_range(p0, calibrate_fixed_overhead(model, p0, imatrix)));
 }
 
-namespace {
-
 void check_quantize_inputs(const QuantizeOptions& o) {
-  if (o.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
+  const measure::MeasureOptions& m = o.measure;
+  if (m.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
   if (o.out.empty()) throw UsageError("quantize needs --out");
-  std::vector<std::string> inputs = {o.source, o.eval_text, o.imatrix_path, o.reference_model, o.journal};
-  for (const auto& t : o.texts) inputs.push_back(t.path);
+  std::vector<std::string> inputs = {o.source, o.gate.eval_text, o.allocate.imatrix_path, m.reference_model, o.journal};
+  for (const auto& t : m.texts) inputs.push_back(t.path);
   check_output_path(o.out, inputs);
-  if (!o.reference_model.empty()) measure::check_reference_model(o.reference_model, inspect_model(o.source));
 }
 
 // The gate: ours and the stock baseline against the full-precision reference on
 // the same held-out tokens, plus the --curve presets; eval.json in the run dir.
-void run_gate(const QuantizeOptions& o, const std::string& candidate, const std::string& baseline_path,
+void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::string& candidate, const std::string& baseline_path,
               const std::map<std::string, int64_t>& preset_sizes, QuantizeResult& r) {
-  const std::string eval_path = o.eval_text.empty() ? o.texts.front().path : o.eval_text;
+  const std::string eval_path = o.gate.eval_text.empty() ? o.measure.texts.front().path : o.gate.eval_text;
   const std::string text = read_file(eval_path);
-  eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.eval_chunks, .n_threads = o.n_threads,
-                       .top_k = o.eval_top_k, .n_gpu_layers = o.n_gpu_layers,
-                       .max_device_bytes = o.max_device_bytes};
-  const std::string ref_model = o.reference_model.empty() ? o.source : o.reference_model;
+  const std::string& ref_model = o.measure.reference_model.empty() ? o.source : o.measure.reference_model;
   eval::ReferenceStore ref;
   {  // the F16 model is released before any candidate loads
-    eval::Evaluator ref_ev(ref_model, text, eo, o.logger);
+    eval::Evaluator ref_ev(ref_model, text, gate_eval_options(o), o.logger);
     ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress, o.logger);
   }
   const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
@@ -247,20 +239,20 @@ void run_gate(const QuantizeOptions& o, const std::string& candidate, const std:
   r.ships = r.ours.kld_mean < r.baseline.kld_mean && r.ours.size_bytes <= r.baseline.size_bytes;
 
   EvalRecord ours_final = r.ours;
-  if (r.ships || o.force) ours_final.path = o.out;  // where it will be after the gate
+  if (r.ships || o.gate.force) ours_final.path = o.out;  // where it will be after the gate
   nlohmann::json models = {record_json(ours_final, "build"), record_json(r.baseline, "stock")};
-  for (const auto& preset : o.curve_presets) {
+  for (const auto& preset : o.gate.curve_presets) {
     if (preset == r.baseline_preset) continue;
     const std::string path = r.run_dir + "/stock-" + preset + ".gguf";
-    build_to(o, path, {}, preset);
+    build_to(o, model, path, {}, preset);
     models.push_back(record_json(score_model(o, preset, path, text, ref).record, "stock"));
     fs::remove(path);
   }
-  EvalRecord f16{o.reference_model.empty() ? "F16" : "reference", ref_model,
+  EvalRecord f16{o.measure.reference_model.empty() ? "F16" : "reference", ref_model,
                  static_cast<int64_t>(fs::file_size(ref_model))};
   models.push_back(record_json(f16, "reference"));
-  nlohmann::json ej = {{"schema", kRunEvalSchema}, {"eval_text", eval_path}, {"ctx", o.ctx},
-                       {"chunks", o.eval_chunks}, {"models", models},
+  nlohmann::json ej = {{"schema", kRunEvalSchema}, {"eval_text", eval_path}, {"ctx", o.measure.ctx},
+                       {"chunks", o.gate.eval_chunks}, {"models", models},
                        {"paired_delta_kld", {{"mean", d.mean}, {"se", d.se}}},
                        {"stock_sizes_bytes", preset_sizes}};
   write_file_atomic(r.run_dir + "/eval.json", ej.dump(2) + "\n");
@@ -268,38 +260,40 @@ void run_gate(const QuantizeOptions& o, const std::string& candidate, const std:
 
 }  // namespace
 
-QuantizeResult run_quantize(const QuantizeOptions& o) {
+QuantizeResult run_quantize(const QuantizeOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  check_quantize_inputs(o);
+  check_quantize_inputs(options);
+  const ModelInfo model = inspect_model(options.source);  // inspected once for the whole run
+  const std::string& reference = options.measure.reference_model;
+  if (!reference.empty()) measure::check_reference_model(reference, model);
   QuantizeResult r;
-  r.run_dir = o.run_dir.empty() ? default_run_dir(o.out) : o.run_dir;
-  const std::string journal = o.journal.empty() ? r.run_dir + "/measurements.jsonl" : o.journal;
-  const ModelInfo model = inspect_model(o.source);  // inspected once for the whole run
-  r.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);
+  r.run_dir = options.run_dir.empty() ? default_run_dir(options.out) : options.run_dir;
+  const std::string journal = options.journal.empty() ? r.run_dir + "/measurements.jsonl" : options.journal;
+  const QuantizeOptions o = staged(options, r.run_dir, journal);
+  r.budget_bytes = budget_bytes_for(o.allocate.budget, model, o.allocate.imatrix_path);
   if (o.recipe_from.empty()) check_budget_before_sweep(o, model, r.budget_bytes);
   fs::create_directories(r.run_dir);
 
   std::map<std::string, std::string> types;
   if (o.recipe_from.empty()) {  // measure -> allocate (-> search)
-    run_sweep(o, r.run_dir, journal);
-    types = finish_plan(o, plan_for(read_journal(journal), model, allocate_options(o)), r.run_dir, journal, r);
+    types = finish_plan(o, plan_for(run_sweep(o, model), model, o.allocate), r.run_dir, journal, r);
   } else {
     types = resolve_recipe(load_recipe(o.recipe_from), model).types();
   }
   const std::string candidate = r.run_dir + "/candidate.gguf";
-  const BuildReport built = build_to(o, candidate, types, "");
+  const BuildReport built = build_to(o, model, candidate, types, "");
   std::map<std::string, int64_t> preset_sizes;
-  r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.imatrix_path, &preset_sizes);
+  r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.allocate.imatrix_path, &preset_sizes);
   if (r.baseline_preset.empty()) {
     throw BudgetError(fmt::format("no stock mix is as large as the plan ({} bytes): nothing to compare with",
                                   built.output_size_bytes));
   }
   const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
-  build_to(o, baseline_path, {}, r.baseline_preset);
-  run_gate(o, candidate, baseline_path, preset_sizes, r);
+  build_to(o, model, baseline_path, {}, r.baseline_preset);
+  run_gate(o, model, candidate, baseline_path, preset_sizes, r);
   // The stock file is reproducible (`cerebellum build --base PRESET`); keep only its scores.
   fs::remove(baseline_path);
-  if (r.ships || o.force) {
+  if (r.ships || o.gate.force) {
     fs::rename(candidate, o.out);
     r.out = o.out;
     r.ours.path = o.out;

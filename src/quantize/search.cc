@@ -47,7 +47,7 @@ class SwapBench {
  public:
   SwapBench(const std::string& source, const std::map<std::string, std::string>& base, const SearchOptions& o)
       : o_(o) {
-    if (!o.imatrix_path.empty()) imatrix_ = std::make_unique<Imatrix>(read_imatrix(o.imatrix_path));
+    if (!o.imatrix_path.empty()) imatrix_ = load_imatrix(o.imatrix_path);
     if (o.n_chunks < 2) throw UsageError("search: --search-chunks must be at least 2 (paired standard errors)");
     eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.first_chunk + o.n_chunks, .n_threads = o.n_threads,
                          .top_k = o.top_k, .n_gpu_layers = o.n_gpu_layers,
@@ -101,7 +101,7 @@ class SwapBench {
 
  private:
   const SearchOptions& o_;
-  std::unique_ptr<Imatrix> imatrix_;
+  std::shared_ptr<const Imatrix> imatrix_;
   std::unique_ptr<eval::Evaluator> ev_;
   eval::ReferenceStore ref_;
   std::map<std::string, std::string> memory_, current_;
@@ -167,7 +167,7 @@ struct Loop {
     SearchEval e{m.describe(p), static_cast<int>(m.changes.size()), m.same_layer, m.delta_bytes,
                  predicted(p, next) - predicted(p, r.final_choice)};
     std::tie(e.measured_delta_kld, e.measured_se) = paired(got, cur);
-    e.accepted = e.measured_delta_kld < 0 && e.measured_delta_kld < -o.z * e.measured_se;
+    e.accepted = e.measured_delta_kld < 0 && e.measured_delta_kld < -o.accept_z * e.measured_se;
     correct(ranked, m, e.measured_delta_kld);
     if (e.accepted) {
       r.final_choice = next;

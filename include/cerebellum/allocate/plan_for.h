@@ -68,7 +68,7 @@ int64_t calibrate_fixed_overhead(const ModelInfo& model, const AllocationProblem
 //           base and measured types; imatrix-weighted when imatrix_path is set),
 //   "none"  returns nullopt (the damage model uses the bpw proxy),
 //   else    reads a cerebellum.qerror/1 file (InputError if unreadable).
-std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const std::string& source,
+std::optional<QuantErrorReport> resolve_quant_error(const std::string& spec, const ModelInfo& source,
                                                     const Journal& journal, const Constraints& constraints,
                                                     const std::string& imatrix_path, int n_threads,
                                                     const Logger& logger, const ProgressFn& progress);

@@ -16,6 +16,8 @@
 
 namespace cb {
 
+struct ModelInfo;
+
 struct BuildOptions {
   std::string source;             // source GGUF (F32/F16/BF16 or already quantized)
   std::string out;                // output GGUF; unused when dry_run
@@ -29,6 +31,9 @@ struct BuildOptions {
   // general.file_type: default "" = the base preset's, else the "mostly" type
   // of the type holding most weights; or a preset name ("Q4_K_M").
   std::string file_type;
+  // The source's inspection when the caller already has it (a run inspects
+  // its model once); null = inspect `source` here.
+  const ModelInfo* source_model = nullptr;
 };
 
 struct BuildTensor {

@@ -32,6 +32,7 @@ struct QuantErrorOptions {
   int64_t min_elements_per_tensor = 1 << 18;
   int64_t max_elements_per_tensor = 1 << 22;
   double target_rel_se = 0.02;
+  const ModelInfo* source_model = nullptr;    // the source's inspection if the caller has it; null = inspect
 };
 
 struct QuantErrorReport {

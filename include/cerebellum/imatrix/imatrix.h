@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,12 @@ Imatrix read_imatrix(const std::string& path);
 // read_imatrix, then checked against the model it will weight: an entry whose
 // name matches but whose shape belongs to another model is a MismatchError;
 // covering under 90% of the tensors an imatrix can cover is a warning.
-Imatrix read_imatrix_for(const std::string& path, const ModelInfo& model, const Logger& logger);
+std::shared_ptr<const Imatrix> read_imatrix_for(const std::string& path, const ModelInfo& model,
+                                                const Logger& logger);
+
+// read_imatrix once per process: every stage of a run asks for the same file,
+// and a later call for the same path, size and mtime returns the same object.
+std::shared_ptr<const Imatrix> load_imatrix(const std::string& path);
 
 // The on-disk format for an output path: ".dat" legacy, anything else GGUF,
 // unless `format` ("gguf" | "dat") says otherwise (UsageError for others).

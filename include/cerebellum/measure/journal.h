@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -129,11 +131,15 @@ Journal parse_journal(const std::string& text, const std::string& where);
 // Append-only writer: each record is one line, flushed and fsynced before
 // append() returns. Opening an existing journal checks its header matches
 // (same model_sha256 and base) and cuts a torn tail off before appending.
+class JournalParser;
+
 class JournalWriter {
  public:
-  // Creates `path` with `header` if absent; otherwise resumes it (MismatchError
-  // if the existing header is for another model/base).
-  JournalWriter(const std::string& path, const JournalHeader& header);
+  // Creates `path` with `header` if absent; otherwise resumes it: the
+  // existing header goes to `check_existing` (when given), then MismatchError
+  // if it is for another model/base.
+  JournalWriter(const std::string& path, const JournalHeader& header,
+                const std::function<void(const JournalHeader&)>& check_existing = {});
   ~JournalWriter();
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
@@ -141,14 +147,15 @@ class JournalWriter {
   void append(const JournalBaseline& b);
   void append(const JournalMeasurement& m);
   void append(const JournalProbe& p);
-  // The records already in the file when it was opened (empty when created).
-  const Journal& existing() const { return existing_; }
+  // What read_journal(path) would give now: the records the file held when
+  // opened and those appended since (so nobody re-reads what was just written).
+  const Journal& journal() const;
 
  private:
-  void append_line(const std::string& line);
+  void append_record(const nlohmann::json& j);
   std::string path_;
   FILE* file_ = nullptr;
-  Journal existing_;
+  std::unique_ptr<JournalParser> parser_;
 };
 
 }  // namespace cb

@@ -137,6 +137,13 @@ struct MeasureOptions {
   ProgressFn progress;                     // stage "measure": units done / total
 };
 
+// The sweep `quantize` runs end to end: ablations (q2_K, q3_K) and
+// promotions (q5_K, q6_K, q8_0) around the base, so the allocator can move
+// tensors both ways, and 4..16 chunks per unit (fixed 4 chunks already rank
+// tensors at Spearman 0.989 against the 100-chunk truth, docs/measure.md;
+// the cap keeps chunks 16+ free for the search). Otherwise MeasureOptions'.
+MeasureOptions end_to_end_sweep();
+
 struct MeasureSummary {
   int n_measured = 0;         // measurements appended by this run
   int n_resumed = 0;          // found already done in the journal
@@ -144,6 +151,10 @@ struct MeasureSummary {
   int64_t chunks_evaluated = 0;
   std::map<std::string, int> stopped;  // "tight"/"separated"/"cap" -> count
   double elapsed_s = 0;
+  // The journal after the run, as read_journal would give it (resumed records
+  // and this run's): allocate it without reading the file again. Empty for
+  // reference_only.
+  Journal journal;
 };
 
 // Runs the sweep. Throws UsageError (bad options, journal exists without
@@ -153,7 +164,8 @@ struct MeasureSummary {
 // a recipe file (`name` gets "file:sha256[:12]"). UsageError for neither.
 std::map<std::string, std::string> resolve_base(const std::string& base, const ModelInfo& model, std::string* name);
 
-MeasureSummary run_measure(const MeasureOptions& options);
+// `source`: the source's inspection when the caller has it (else inspected here).
+MeasureSummary run_measure(const MeasureOptions& options, const ModelInfo* source = nullptr);
 
 // A --reference-model must be the same model in other types: same
 // architecture, tensor names and shapes as `source`. Throws InputError (no

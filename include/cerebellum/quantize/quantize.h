@@ -17,53 +17,44 @@
 #include "cerebellum/build/quant_error.h"
 #include "cerebellum/common/log.h"
 #include "cerebellum/measure/measure.h"
+#include "cerebellum/quantize/search.h"
 
 namespace cb {
 
 struct AllocationProblem;
 struct ModelInfo;
 
+// The gate: ours and the same-size stock mix against the full-precision
+// reference on held-out text.
+struct GateOptions {
+  std::string eval_text;                  // held-out text; "" = the first calibration text
+  int eval_chunks = 40;                   // chunks of eval_text (-1 = all)
+  // A larger top-K reads absolute KLD closer to the full distribution's (the
+  // gap by K: docs/evaluator.md); 8 KiB per token.
+  int top_k = 1024;
+  std::vector<std::string> curve_presets; // extra stock mixes evaluated for the card's curve
+  bool force = false;                     // write even when the gate fails
+};
+
+// The run is composed of the stages' own option structs, with their own
+// defaults. Settings every stage shares are set once, in `measure` (ctx,
+// n_threads, n_gpu_layers, max_device_bytes, reference_model) and in
+// `allocate` (imatrix_path: the sweep's search, our build and the baseline
+// use it too); run_quantize hands them on. Paths, resume, logger and progress
+// of the stages are also set by run_quantize.
 struct QuantizeOptions {
   std::string source;                     // full-precision GGUF
-  std::string budget = "Q4_K_M";          // a stock preset name (its file size for this model),
-                                          // or bytes "7.4MB" / "7400000" / "3.5bpw"
-  std::vector<measure::MeasureText> texts;  // calibration text(s), one per domain
-  std::string eval_text;                  // held-out text for the gate; "" = first calibration text
   std::string out;                        // the output GGUF
   std::string run_dir;                    // evidence; "" = <out without .gguf>.run
   std::string journal;                    // reuse/resume this journal; "" = run_dir/measurements.jsonl
-  std::string objective = "general";      // allocate --objective
-  double noise_z = 1.0;                   // allocate --noise-z (DamageOptions)
-  std::string constraints;                // allocate --constraints JSON ("" = defaults)
-  std::string quant_error = "auto";       // allocate --quant-error: auto | none | TABLE.json
-  // Measured local search after the solver (include/cerebellum/quantize/search.h),
-  // on the first calibration text: moves measured (0 = off), chunks per move.
-  // Its cost is measured in docs/allocate.md.
-  int search_evals = 32;
-  int search_chunks = 8;
-  double search_seconds = 0;              // 0 = no time limit
-  std::string imatrix_path;               // used by build (ours and the baseline alike)
   std::string recipe_from;                // skip measure/allocate: build this recipe and re-bench it
-  // Measurement settings (see measure::MeasureOptions for meanings).
-  std::string measure_base = "Q4_K_M";
-  std::vector<std::string> targets = {"q2_K", "q3_K"};
-  std::vector<std::string> promote = {"q5_K", "q6_K", "q8_0"};
-  measure::PlanLevel plan = measure::PlanLevel::kTensors;
-  int ctx = 512;
-  measure::StopRule stop;                 // adaptive stopping of each measurement
-  int eval_chunks = 40;                   // chunks of eval_text for the gate (-1 = all)
-  int top_k = 32;                         // reference log-probs per token for measuring
-  // For the gate: a larger top-K reads absolute KLD closer to the full
-  // distribution's (the gap by K: docs/evaluator.md); 8 KiB per token.
-  int eval_top_k = 1024;
-  // Extra stock mixes evaluated for the card's KLD/PPL-vs-size curve.
-  std::vector<std::string> curve_presets;
-  int n_threads = 0;                      // 0 = all cores
-  int n_gpu_layers = 0;                   // layers offloaded in every evaluation (999 = all)
-  int64_t max_device_bytes = 0;           // cap per loaded model (fewer layers offloaded); 0 = none
-  int64_t max_host_bytes = 0;             // refuse the sweep up front above this projection; 0 = none
-  std::string reference_model;            // reference instead of the source (e.g. a Q8_0); "" = source
-  bool force = false;                     // write even when the gate fails
+  measure::MeasureOptions measure = measure::end_to_end_sweep();
+  AllocateOptions allocate{.budget = "Q4_K_M"};
+  // Measured local search after the solver (max_evals 0 = off); its text is
+  // the first calibration text, its chunks follow the sweep's. Its cost is
+  // measured in docs/allocate.md.
+  SearchOptions search;
+  GateOptions gate;
   std::string command_line;               // recorded in commands.txt
   Logger logger;
   ProgressFn progress;

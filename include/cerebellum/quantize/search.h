@@ -68,7 +68,7 @@ struct SearchOptions {
   int top_k = 128;           // reference log-probs kept per token
   int max_evals = 32;        // measured moves; 0 = measure the plan only (predicted vs measured)
   double max_seconds = 0;    // stop starting new evaluations after this; 0 = no limit
-  double z = 2.0;            // accept a move when mean paired ΔKLD < −z·se (per-chunk pairs)
+  double accept_z = 2.0;     // accept a move when mean paired ΔKLD < −accept_z·se (per-chunk pairs)
   MoveOptions moves;
   std::string imatrix_path;  // the build's imatrix: swaps quantize with it too
   int n_threads = 0;         // 0 = all cores
