@@ -181,17 +181,10 @@ LlamaModel::~LlamaModel() {
 
 const llama_vocab* LlamaModel::vocab() const { return llama_model_get_vocab(model_); }
 int32_t LlamaModel::n_vocab() const { return llama_vocab_n_tokens(vocab()); }
-int32_t LlamaModel::n_ctx_train() const { return llama_model_n_ctx_train(model_); }
 int32_t LlamaModel::n_layer() const { return llama_model_n_layer(model_); }
 Token LlamaModel::bos() const { return llama_vocab_bos(vocab()); }
-Token LlamaModel::eos() const { return llama_vocab_eos(vocab()); }
 bool LlamaModel::add_bos() const { return llama_vocab_get_add_bos(vocab()); }
 bool LlamaModel::add_eos() const { return llama_vocab_get_add_eos(vocab()); }
-
-std::string LlamaModel::chat_template() const {
-  const char* t = llama_model_chat_template(model_, nullptr);
-  return t ? t : "";
-}
 
 std::string LlamaModel::chat_prompt(const std::string& user_message) const {
   const char* tmpl = llama_model_chat_template(model_, nullptr);

@@ -72,15 +72,11 @@ class LlamaModel {
   const std::string& path() const { return path_; }  // the file given to load()
   int n_threads() const { return n_threads_; }
   int32_t n_vocab() const;
-  int32_t n_ctx_train() const;
   int32_t n_layer() const;
   Token bos() const;            // -1 if none
-  Token eos() const;            // -1 if none
   bool add_bos() const;         // the vocab wants BOS prepended
   bool add_eos() const;
-  // The model's default chat template ("" if none).
-  std::string chat_template() const;
-  // That template applied to one user message, the assistant turn opened;
+  // The model's default chat template applied to one user message, the assistant turn opened;
   // "" when the model has none or llama.cpp does not know it.
   std::string chat_prompt(const std::string& user_message) const;
   bool is_eog(Token token) const;  // end of generation (EOS, EOT, ...)

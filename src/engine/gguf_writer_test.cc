@@ -1,0 +1,115 @@
+// The GGUF writer on a small synthetic file (no model needed): the dry run
+// predicts the written size to the byte, the bytes are ggml's own quantizer's,
+// slab size does not change them, and the in-memory converter used for
+// resident swaps gives the same bytes as the file (the measured types are the
+// built types).
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cerebellum/common/error.h"
+#include "engine/engine.h"
+#include "engine/gguf_writer.h"
+#include "ggml.h"
+#include "synthetic_gguf.h"
+#include "test_paths.h"
+
+namespace cb::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<uint8_t> tensor_bytes(const std::string& path, const std::string& name) {
+  const GgufFile f(path);
+  const int64_t i = f.find_tensor(name);
+  EXPECT_GE(i, 0) << name;
+  std::vector<uint8_t> out(f.tensor_size_bytes(i));
+  FILE* fp = std::fopen(path.c_str(), "rb");
+  std::fseek(fp, static_cast<long>(f.data_offset() + f.tensor_offset(i)), SEEK_SET);
+  EXPECT_EQ(std::fread(out.data(), 1, out.size(), fp), out.size());
+  std::fclose(fp);
+  return out;
+}
+
+class GgufWriter : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ensure_backend();
+    dir_ = test::temp_dir("gguf-writer");
+    src_ = test::write_synthetic_gguf(dir_ + "/synthetic.gguf");
+  }
+  QuantizeJob job(const std::string& out, const std::string& type) const {
+    QuantizeJob j;
+    j.source = src_.path;
+    j.out = out;
+    j.types["blk.0.ffn_up.weight"] = type;
+    j.n_threads = 2;
+    return j;
+  }
+  std::string dir_;
+  test::SyntheticGguf src_;
+};
+
+TEST_F(GgufWriter, DryRunPredictsTheWrittenSizeAndTheBytesAreGgmlsQuantizer) {
+  for (const std::string type : {"q4_K", "q8_0", "iq4_nl", "q2_K"}) {
+    SCOPED_TRACE(type);
+    const std::string out = dir_ + "/" + type + ".gguf";
+    QuantizeJob dry = job(out, type);
+    dry.dry_run = true;
+    const WriteResult predicted = quantize_gguf(dry, Logger{}, ProgressFn{});
+    EXPECT_FALSE(fs::exists(out));
+    const WriteResult written = quantize_gguf(job(out, type), Logger{}, ProgressFn{});
+    EXPECT_EQ(predicted.output_size_bytes, written.output_size_bytes);
+    EXPECT_EQ(written.output_size_bytes, static_cast<int64_t>(fs::file_size(out)));
+
+    const auto t = static_cast<ggml_type>([&] {
+      for (int id = 0; id < GGML_TYPE_COUNT; ++id) {
+        if (ggml_get_type_traits(static_cast<ggml_type>(id))->type_name == type) return id;
+      }
+      return -1;
+    }());
+    std::vector<uint8_t> want(ggml_row_size(t, 512) * 8);
+    ggml_quantize_chunk(t, src_.w.data(), want.data(), 0, 8, 512, nullptr);
+    EXPECT_EQ(tensor_bytes(out, "blk.0.ffn_up.weight"), want);
+    // Untouched tensors are copied as they are.
+    const auto norm = tensor_bytes(out, "blk.0.ffn_norm.weight");
+    EXPECT_EQ(norm, tensor_bytes(src_.path, "blk.0.ffn_norm.weight"));
+  }
+}
+
+TEST_F(GgufWriter, SlabSizeDoesNotChangeTheBytesAndSwapsConvertTheSameBytes) {
+  QuantizeJob big = job(dir_ + "/big.gguf", "q4_K");
+  QuantizeJob small = job(dir_ + "/small.gguf", "q4_K");
+  small.max_slab_bytes = 1;  // one row at a time
+  quantize_gguf(big, Logger{}, ProgressFn{});
+  quantize_gguf(small, Logger{}, ProgressFn{});
+  const auto file_bytes = tensor_bytes(big.out, "blk.0.ffn_up.weight");
+  EXPECT_EQ(file_bytes, tensor_bytes(small.out, "blk.0.ffn_up.weight"));
+
+  const TensorSource source(src_.path);
+  std::vector<uint8_t> swapped;
+  const int64_t n = source.convert("blk.0.ffn_up.weight", "q4_K", {}, 2, [&](const void* p, size_t size) {
+    swapped.insert(swapped.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + size);
+  });
+  EXPECT_EQ(n, static_cast<int64_t>(swapped.size()));
+  EXPECT_EQ(swapped, file_bytes);
+}
+
+TEST_F(GgufWriter, RowsThatDoNotFitTheTypeAndUnknownTensorsAreRecipeErrors) {
+  QuantizeJob bad = job(dir_ + "/bad.gguf", "q4_K");
+  bad.types["blk.0.attn_k.weight"] = "q4_K";  // 96 columns, 256-element blocks
+  EXPECT_THROW(quantize_gguf(bad, Logger{}, ProgressFn{}), RecipeError);
+  EXPECT_FALSE(fs::exists(bad.out));
+  const TensorSource source(src_.path);
+  auto sink = [](const void*, size_t) {};
+  EXPECT_THROW(source.convert("blk.9.nope.weight", "q4_K", {}, 1, sink), RecipeError);
+  EXPECT_THROW(source.convert("blk.0.attn_k.weight", "q4_K", {}, 1, sink), RecipeError);
+  EXPECT_THROW(source.convert("blk.0.ffn_up.weight", "iq2_xxs", {}, 1, sink), RecipeError);  // needs an imatrix
+}
+
+}  // namespace
+}  // namespace cb::engine
