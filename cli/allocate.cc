@@ -1,4 +1,4 @@
-// cerebellum allocate --measurements M.jsonl --source SRC.gguf --budget 7.4MB|7400000|3.5bpw
+// cerebellum allocate (--measurements M.jsonl | --proxy [--base Q4_K_M]) --source SRC.gguf --budget 7.4MB|7400000|3.5bpw
 //   [--objective general|code|en|wiki:0.4,code:0.6] [--constraints C.json]
 //   [--quant-error auto|none|TABLE.json] [--write-quant-error FILE] [--imatrix F]
 //   [--search-text CALIB --search-evals 32 --search-chunks 8 --search-seconds 0]
@@ -27,6 +27,8 @@ struct AllocateArgs {
   std::string write_curves;       // where to save the damage curves
   std::string out, tensor_types;
   bool no_greedy = false;
+  bool proxy = false;             // the weight-error-only plan: no measurements
+  std::string base = "Q4_K_M";    // --proxy: the base mix plans are priced against
   std::string search_text;  // calibration text: refine the plan by measured local search
   SearchOptions search;
 };
@@ -74,14 +76,20 @@ void run_allocate(const AllocateArgs& a) {
   if (!a.tensor_types.empty() && a.tensor_types == a.out) {
     throw UsageError("--out and --tensor-types name the same file");
   }
-  const Journal journal = read_journal_of(a, log);
+  if (a.proxy == !a.measurements.empty()) {
+    throw UsageError("allocate needs --measurements M.jsonl, or --proxy for the weight-error-only plan (not both)");
+  }
+  Journal journal;
+  if (!a.proxy) journal = read_journal_of(a, log);
   const ModelInfo model = inspect_model(a.source);
+  if (a.proxy) journal = weight_error_journal(model, a.base);
   if (!a.write_quant_error.empty() && a.o.quant_error == "none") {
     throw UsageError("--write-quant-error needs --quant-error auto or a file");
   }
   ProgressPrinter progress;
   AllocateOptions o = a.o;
   o.greedy_baseline = !a.no_greedy;
+  o.weight_error_only = a.proxy;
   o.logger = log;
   o.progress = progress.fn();
   const Allocation al = plan_for(journal, model, o);
@@ -95,6 +103,7 @@ void run_allocate(const AllocateArgs& a) {
   const int64_t budget = al.budget_bytes;
   Plan plan = al.plan;
   nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}, {"baselines", baselines_json(al)}};
+  if (a.proxy) extra["damage"] = "weight_error_only";
   if (!a.search_text.empty()) plan = search(a, p, plan, budget, al.overhead_bytes, extra, log);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
   // No comment line: stock llama-quantize reads the file token by token and
@@ -109,7 +118,11 @@ void run_allocate(const AllocateArgs& a) {
 void setup_allocate(CLI::App& app) {
   auto a = std::make_shared<AllocateArgs>();
   auto* cmd = app.add_subcommand("allocate", "spend a byte budget where measured damage matters");
-  cmd->add_option("--measurements", a->measurements, "measurements.jsonl")->required();
+  cmd->add_option("--measurements", a->measurements, "measurements.jsonl");
+  cmd->add_flag("--proxy", a->proxy,
+                "no measurements: the weight-error-only plan (damage = elements x Δ relative MSE from the "
+                "quantization-error table, imatrix-weighted with --imatrix; docs/allocate.md)");
+  cmd->add_option("--base", a->base, "with --proxy: the base mix (stock preset or recipe)")->capture_default_str();
   cmd->add_option("--source", a->source, "source GGUF the measurements were taken on")->required();
   cmd->add_option("--budget", a->o.budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)")
       ->required();

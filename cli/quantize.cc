@@ -24,10 +24,11 @@ struct QuantizeArgs {
 
 void print_result(const QuantizeResult& r) {
   fmt::print("budget      {}\n", human_bytes(r.budget_bytes));
-  fmt::print("{:<22} {:>14} {:>12} {:>20}\n", "model", "bytes", "PPL", "KLD vs F16 (nats)");
+  fmt::print("{:<22} {:>14} {:>12} {:>22} {:>10} {:>10} {:>7}\n", "model", "bytes", "PPL", "KLD vs F16 (nats)",
+             "p99", "p99.9", "top-1");
   for (const auto* e : {&r.ours, &r.baseline}) {
-    fmt::print("{:<22} {:>14} {:>12.4f} {:>11.6f} ± {:.6f}\n", e->name, e->size_bytes, e->ppl,
-               e->kld_mean, e->kld_se);
+    fmt::print("{:<22} {:>14} {:>12.4f} {:>11.6f} ± {:.6f} {:>10.5f} {:>10.5f} {:>7.4f}\n", e->name, e->size_bytes,
+               e->ppl, e->kld_mean, e->kld_se, e->kld_p99, e->kld_p999, e->top1);
   }
   fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% lower\n", r.delta_kld,
              r.delta_kld_se, 100 * r.kld_reduction);
@@ -106,6 +107,8 @@ void setup_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--search-seconds", a->o.search.max_seconds, "time limit of the search (0 = none)")
       ->capture_default_str();
+  cmd->add_flag("--no-measure", a->o.allocate.weight_error_only,
+                "no sweep: allocate the weight-error-only plan (allocate --proxy), then search and gate as usual");
   cmd->add_option("--imatrix", a->o.allocate.imatrix_path, "importance matrix for ours and the baseline alike");
   cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
   cmd->add_option("--base", a->o.measure.base, "base mix the measurements ablate from")->capture_default_str();

@@ -129,5 +129,41 @@ TEST(AllocateCli, BudgetsOutsideTheFeasibleRangeAreRefusedWithTheRange) {
   }
 }
 
+// allocate --proxy (issue 14): no measurements, damage = elements x Δ relative
+// MSE. It is the exact knapsack optimum of that objective, so no assignment
+// within the budget scores lower on it: not stock's own Q3_K_M mix either.
+TEST(AllocateCli, ProxyPlanIsTheWeightErrorOptimumAtTheBudget) {
+  const std::string dir = test::temp_dir("allocate_proxy");
+  const std::string model = test::model("cb-dense-12l-F16.gguf");
+  const auto r = test::run_command(fmt::format(
+      "{} allocate --proxy --source {} --budget Q3_K_M --threads 2 --write-quant-error {}/qe.json "
+      "--out {}/plan.json --tensor-types {}/tt.txt", test::cli_path(), model, dir, dir, dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plan = nlohmann::json::parse(read_file(dir + "/plan.json"));
+  const auto table = nlohmann::json::parse(read_file(dir + "/qe.json")).at("rel_mse");
+  EXPECT_EQ(plan.at("damage"), "weight_error_only");
+  EXPECT_LE(plan.at("size_bytes").get<int64_t>(), plan.at("budget_bytes").get<int64_t>());
+  const ModelInfo info = inspect_model(model);
+  const auto stock = stock_preset_types(model, "Q3_K_M");
+  double ours = 0, theirs = 0;
+  int n_priced = 0, n_changed = 0;
+  for (const auto& t : info.tensors) {
+    const std::string mine = plan.at("types").at(t.name);
+    if (!table.contains(t.name) || !table[t.name].contains(mine) || !table[t.name].contains(stock.at(t.name))) continue;
+    ours += t.n_elements * table[t.name][mine].get<double>();
+    theirs += t.n_elements * table[t.name][stock.at(t.name)].get<double>();
+    ++n_priced;
+    n_changed += mine != stock.at(t.name);
+  }
+  EXPECT_GE(n_priced, 80) << "the 84 matrices of cb-dense are priced";
+  EXPECT_GT(n_changed, 0);
+  EXPECT_LT(ours, theirs) << "weighted error of the proxy plan vs stock Q3_K_M at its bytes";
+  // Without --measurements and without --proxy it is a usage error.
+  const auto bad = test::run_command(fmt::format("{} allocate --source {} --budget Q3_K_M --out {}/p2.json",
+                                                 test::cli_path(), model, dir));
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--proxy"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace cb

@@ -308,7 +308,10 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
     if (pit != pts.end()) {
       for (const auto& [type, pt] : pit->second) measured_types.insert(type);
     }
-    if (auto sit = fit.scale.find(t.name); sit != fit.scale.end()) {
+    if (opt.weight_error_only) {
+      measured_types.clear();
+      c.scale = static_cast<double>(t.n_elements), c.scale_from = "weight_error";
+    } else if (auto sit = fit.scale.find(t.name); sit != fit.scale.end()) {
       c.scale = sit->second, c.scale_from = "measured";
     } else if (role_scales.count(t.role)) {
       c.scale = median(role_scales[t.role]), c.scale_from = "role:" + t.role;
@@ -317,7 +320,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
     } else {
       c.scale_from = "none";
     }
-    if (c.scale_from != "measured" && c.scale_from != "none") ++rep.n_tensors_imputed;
+    if (c.scale_from != "measured" && c.scale_from != "none" && !opt.weight_error_only) ++rep.n_tensors_imputed;
     // The tensor's own single-tensor ablation, raw, for the greedy baseline.
     if (auto rit = raw.find(t.name); rit != raw.end()) {
       for (const auto& [type, pt] : rit->second) {

@@ -10,6 +10,7 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/imatrix/imatrix.h"
+#include "cerebellum/measure/measure.h"
 #include "cerebellum/recipe/recipe.h"
 
 namespace cb {
@@ -44,13 +45,23 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
   DamageOptions dopt;
   dopt.noise_z = o.noise_z;
   dopt.imatrix_tensors = imatrix_tensor_names(o.imatrix_path);
-  a.problem = build_problem(model, journal, parse_objective(o.objective, journal.domains()), constraints,
-                            a.quant_error ? &a.quant_error->table : nullptr, dopt);
+  dopt.weight_error_only = o.weight_error_only;
+  const auto objective = o.weight_error_only ? std::map<std::string, double>{}
+                                             : parse_objective(o.objective, journal.domains());
+  a.problem = build_problem(model, journal, objective, constraints, a.quant_error ? &a.quant_error->table : nullptr,
+                            dopt);
   a.overhead_bytes = calibrate_fixed_overhead(model, a.problem, o.imatrix_path);
   check_budget_in_range(a.budget_bytes, budget_range(a.problem, a.overhead_bytes));
   a.plan = allocate_plan(a.problem, a.budget_bytes, a.overhead_bytes);
-  add_baselines(a.problem, o.greedy_baseline, a);
+  add_baselines(a.problem, o.greedy_baseline && !o.weight_error_only, a);
   return a;
+}
+
+Journal weight_error_journal(const ModelInfo& model, const std::string& base) {
+  Journal j;
+  j.header.model_sha256 = sha256_file(model.path);
+  j.header.base_types = measure::resolve_base(base, model, &j.header.base_name);
+  return j;
 }
 
 nlohmann::json plan_summary_json(const Plan& plan, int64_t budget_bytes) {

@@ -90,13 +90,15 @@ Scored score_model(const QuantizeOptions& o, const std::string& name, const std:
   Scored s;
   const eval::EvalSummary sum = ev.run(&ref, o.progress, &s.series);
   s.record = {name, path, static_cast<int64_t>(fs::file_size(path)), sum.ppl.ppl,
-              sum.ppl.ppl_se, sum.kld.mean_nats, sum.kld.se_nats, sum.top1.mean};
+              sum.ppl.ppl_se, sum.kld.mean_nats, sum.kld.se_nats, sum.kld.p99_nats, sum.kld.p999_nats,
+              sum.top1.mean};
   return s;
 }
 
 nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "") {
   return {{"name", r.name}, {"kind", kind}, {"path", r.path}, {"size_bytes", r.size_bytes}, {"ppl", r.ppl},
-          {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"top1", r.top1}};
+          {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"kld_p99", r.kld_p99},
+          {"kld_p999", r.kld_p999}, {"top1", r.top1}};
 }
 
 // measure (or resume) the journal the plan is allocated on; its records come
@@ -138,6 +140,7 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
   const AllocationProblem& p = al.problem;
   Plan plan = al.plan;
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}, {"baselines", baselines_json(al)}};
+  if (o.allocate.weight_error_only) extra["damage"] = "weight_error_only";
   if (o.search.max_evals > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
@@ -276,7 +279,10 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
 
   std::map<std::string, std::string> types;
   if (o.recipe_from.empty()) {  // measure -> allocate (-> search)
-    types = finish_plan(o, plan_for(run_sweep(o, model), model, o.allocate), r.run_dir, journal, r);
+    // --no-measure: the weight-error-only plan, no sweep.
+    const bool swept = !o.allocate.weight_error_only;
+    const Journal measured = swept ? run_sweep(o, model) : weight_error_journal(model, o.measure.base);
+    types = finish_plan(o, plan_for(measured, model, o.allocate), r.run_dir, swept ? journal : "", r);
   } else {
     types = resolve_recipe(load_recipe(o.recipe_from), model).types();
   }

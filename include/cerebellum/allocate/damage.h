@@ -50,6 +50,11 @@ struct DamageOptions {
   // Tensors the build's imatrix has entries for: types that need an imatrix
   // (type_needs_imatrix) are candidates only there. Empty = no imatrix.
   std::set<std::string> imatrix_tensors;
+  // The weight-error-only plan (`allocate --proxy`): every tensor's damage is
+  // its element count × Δ(relative MSE) from the quantization-error table
+  // (imatrix-weighted when the table is), measurements ignored. The units are
+  // not nats; only the order of plans means something.
+  bool weight_error_only = false;
 };
 
 struct CandidateType {
@@ -66,7 +71,7 @@ struct TensorCurve {
   std::string source_type, base_type;
   bool stock_quantizable = false;
   double scale = 0;                 // damage per unit of Δ(relative MSE)
-  std::string scale_from;           // "measured" | "role:<role>" | "global" | "none"
+  std::string scale_from;           // "measured" | "role:<role>" | "global" | "none" | "weight_error"
   std::optional<double> ablate_delta_kld;  // the tensor's own ablation, raw (for the greedy)
   double ablate_delta_se_kld = 0;
   std::string ablate_type;

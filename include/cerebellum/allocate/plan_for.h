@@ -27,6 +27,10 @@ struct AllocateOptions {
   std::string imatrix_path;           // the build's imatrix: its metadata bytes and coverage
   int n_threads = 0;                  // for the quantization-error table; 0 = all cores
   bool greedy_baseline = true;        // also price the original project's greedy plan
+  // The weight-error-only plan: no measurements, damage from the
+  // quantization-error table alone (DamageOptions::weight_error_only); pass
+  // the journal weight_error_journal() makes.
+  bool weight_error_only = false;
   Logger logger;
   ProgressFn progress;
 };
@@ -46,6 +50,11 @@ struct Allocation {
 // Resolves the budget (before any slow work), prices the candidates, builds
 // the damage curves and solves. BudgetError outside the feasible range.
 Allocation plan_for(const Journal& journal, const ModelInfo& model, const AllocateOptions& options);
+
+// What a weight-error-only plan is allocated on: a journal with a header only
+// (the model's sha256, the base mix's types and name), no measurements.
+// `base`: a stock preset name or a recipe file, as measure's --base.
+Journal weight_error_journal(const ModelInfo& model, const std::string& base);
 
 // A plan in brief: size, predicted ΔKLD, whether it is within the budget, types.
 nlohmann::json plan_summary_json(const Plan& plan, int64_t budget_bytes);

@@ -66,6 +66,7 @@ struct EvalRecord {
   int64_t size_bytes = 0;
   double ppl = 0, ppl_se = 0;
   double kld_mean = 0, kld_se = 0;
+  double kld_p99 = 0, kld_p999 = 0;       // tails: 99th and 99.9th percentile per-token KLD
   double top1 = 0;
 };
 
