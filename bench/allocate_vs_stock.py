@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Issue #5 acceptance bench: our allocation vs the stock mix vs the original
-greedy rule, at the byte sizes of stock Q2_K, Q3_K_M and Q4_K_M, without and
-with the same imatrix on every side. Prints one table; writes JSON.
+"""Issue #14 acceptance bench: our plans against the strongest alternatives a user
+could pick at the same bytes, at the byte sizes of stock Q2_K, Q3_K_M and Q4_K_M,
+without and with the same imatrix on every side. Prints one table; writes JSON.
 
-Our plans, each at exactly the stock file's bytes:
-  cerebellum (proxy)    the knapsack on the damage model with the 2^(-2 bpw) proxy and
-                        the k-quant ladder (the previous method: allocate --quant-error none)
-  cerebellum (table)    the knapsack with the engine's quantization-error table
-                        (cerebellum qerror) and the i-quant / legacy candidates it prices
-  cerebellum (+search)  the table plan refined by the measured local search on the
-                        calibration text (allocate --search-text)
-Quality: mean KLD vs F16 (full vocabulary: --top-k 0) and PPL on wiki.test.raw,
-which is never used for calibration, measurement or the search.
+Rows, each within the stock file's bytes:
+  stock PRESET          the stock mix whose size is the budget
+  best stock            the stock preset with the lowest prose KLD among all of
+                        llama-quantize's presets (k-quant, i-quant, legacy mixes;
+                        those that need an imatrix only in the imatrix pass) whose
+                        file is no larger than the budget; named
+  weight-error only     allocate --proxy: no sweep, damage = elements x Δ relative MSE
+                        from the quantization-error table (imatrix-weighted in that pass)
+  measured              the knapsack on the measured damage curves + table
+  measured + search     that plan refined by the measured local search (allocate --search-text)
+Columns: mean KLD ± se and p99.9 KLD vs F16 (full vocabulary: --top-k 0) on two held-out
+domains: prose (wiki.test.raw) and code (the second half of docs-code-calib.txt; calibration,
+measurement and search use docs-en-calib.txt only). Goal (issue #14): measured + search
+<= 0.75x the best stock option and <= 0.85x the weight-error-only plan in mean KLD.
 
 usage: bench/allocate_vs_stock.py [--cb build/cerebellum] [--model M] [--work DIR]
        [--eval-chunks 40] [--budgets Q2_K,Q3_K_M,Q4_K_M] [--no-imatrix-pass]
@@ -40,27 +45,40 @@ def recipe_file(types, path):
     return path
 
 
-def evaluate(model, a, ref_store):
-    out, _ = sh([CB, "-q", "eval", "--model", model, "--text", a.eval_text, "--reference", a.model,
+def evaluate(model, a, text, ref_store):
+    out, _ = sh([CB, "-q", "eval", "--model", model, "--text", text, "--reference", a.model,
                  "--reference-store", ref_store, "--chunks", str(a.eval_chunks), "--top-k", "0",
                  "--threads", str(a.threads), "--json"])
     j = json.loads(out)
     return {"ppl": j["ppl"], "ppl_se": j["ppl_se"], "kld": j["kld"]["mean"], "kld_se": j["kld"]["se"],
-            "size_bytes": os.path.getsize(model)}
+            "kld_p999": j["kld"]["p99_9"], "top1": j["top1"]}
 
 
-def build(a, out, recipe=None, base=None, imatrix=None):
+def evaluate_all(model, a):
+    """{"size_bytes", "prose": {...}, "code": {...}}"""
+    r = {"size_bytes": os.path.getsize(model)}
+    for domain, (text, store) in a.texts.items():
+        r[domain] = evaluate(model, a, text, store)
+    return r
+
+
+def build(a, out, recipe=None, base=None, imatrix=None, dry_run=False, check=True):
     args = [CB, "-q", "build", "--source", a.model, "--out", out, "--threads", str(a.threads)]
     if recipe: args += ["--recipe", recipe]
     if base: args += ["--base", base]
     if imatrix: args += ["--imatrix", imatrix]
-    sh(args)
-    return out
+    if dry_run: args += ["--dry-run", "--json"]
+    if not check:
+        r = subprocess.run(args, capture_output=True, text=True)
+        return r
+    out_text, _ = sh(args)
+    return json.loads(out_text) if dry_run else out
 
 
-def allocate(a, journal, budget, out, quant_error, imatrix, search):
-    args = [CB, "-q", "allocate", "--measurements", journal, "--source", a.model, "--budget", str(budget),
-            "--quant-error", quant_error, "--threads", str(a.threads), "--out", out]
+def allocate(a, journal, budget, out, table, imatrix, search):
+    args = [CB, "-q", "allocate", "--source", a.model, "--budget", str(budget),
+            "--quant-error", table, "--threads", str(a.threads), "--out", out]
+    args += ["--measurements", journal] if journal else ["--proxy"]
     if imatrix: args += ["--imatrix", imatrix]
     if search:
         args += ["--search-text", a.calib, "--search-evals", str(a.search_evals),
@@ -70,18 +88,53 @@ def allocate(a, journal, budget, out, quant_error, imatrix, search):
 
 
 def plans_for(a, journal, budget, tag, table, imatrix):
-    """method -> types, plus the search's record."""
+    """row name -> types, plus the search's record."""
     base = os.path.join(a.work, f"plan-{tag}")
-    proxy, _ = allocate(a, journal, budget, base + "-proxy.json", "none", imatrix, False)
+    proxy, proxy_s = allocate(a, None, budget, base + "-proxy.json", table, imatrix, False)
     searched, search_s = allocate(a, journal, budget, base + "-search.json", table, imatrix, True)
     s = searched["search"]
-    info = {"search_s": search_s, "search_elapsed_s": s["elapsed_s"], "search_setup_s": s["setup_s"],
-            "n_evals": s["n_evals"], "n_accepted": s["n_accepted"], "changed": s["changed"],
-            "before": s["before"], "after": s["after"]}
-    plans = {"cerebellum (proxy)": proxy["types"], "cerebellum (table)": searched["initial_plan"]["types"],
-             "cerebellum (+search)": searched["types"],
-             "greedy_original": proxy["baselines"]["greedy_original"]["types"]}
+    info = {"proxy_s": proxy_s, "search_s": search_s, "search_elapsed_s": s["elapsed_s"],
+            "search_setup_s": s["setup_s"], "n_evals": s["n_evals"], "n_accepted": s["n_accepted"],
+            "changed": s["changed"], "before": s["before"], "after": s["after"]}
+    plans = {"weight-error only": proxy["types"], "measured": searched["initial_plan"]["types"],
+             "measured + search": searched["types"]}
     return plans, info
+
+
+def stock_presets(a, imatrix, max_bytes, tag):
+    """preset -> evaluation (or {"skipped": why}) for every llama-quantize preset
+    whose file is at most max_bytes; sizes from build --dry-run."""
+    out, _ = sh([CB, "-q", "recipe", "--list-presets", "--json"])
+    results = {}
+    for p in json.loads(out):
+        name = p["name"]
+        if name in ("F16", "BF16", "F32"):
+            continue
+        path = os.path.join(a.work, f"stock-{name}-{tag}.gguf")
+        r = build(a, path, base=name, imatrix=imatrix, dry_run=True, check=False)
+        if r.returncode != 0:
+            results[name] = {"skipped": (r.stderr.strip().splitlines() or ["failed"])[-1][:200]}
+            continue
+        size = json.loads(r.stdout)["output_size_bytes"]
+        if size > max_bytes:
+            results[name] = {"skipped": f"{size} B, above every budget"}
+            continue
+        build(a, path, base=name, imatrix=imatrix)
+        results[name] = evaluate_all(path, a)
+        os.remove(path)
+        print(f"  stock {name:<10} {results[name]['size_bytes']:>10} B  prose KLD {results[name]['prose']['kld']:.5f}"
+              f"  code KLD {results[name]['code']['kld']:.5f}", flush=True)
+    return results
+
+
+def heldout_code(a):
+    """The second half of the code text, cut at a line: never calibrated on."""
+    path = os.path.join(a.work, "code-heldout.txt")
+    text = open(a.code_text, encoding="utf-8").read()
+    cut = text.index("\n", len(text) // 2) + 1
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text[cut:])
+    return path
 
 
 def main():
@@ -91,6 +144,8 @@ def main():
     p.add_argument("--model", default=os.path.join(SHARED, "models/cb-dense-12l-F16.gguf"))
     p.add_argument("--calib", default=os.path.join(SHARED, "data/docs-en-calib.txt"))
     p.add_argument("--eval-text", default=os.path.join(SHARED, "data/wikitext-2-raw/wiki.test.raw"))
+    p.add_argument("--code-text", default=os.path.join(SHARED, "data/docs-code-calib.txt"),
+                   help="its second half is the held-out code text")
     p.add_argument("--work", default="/tmp/cb-bench-allocate")
     p.add_argument("--budgets", default="Q2_K,Q3_K_M,Q4_K_M")
     p.add_argument("--eval-chunks", type=int, default=40)
@@ -120,57 +175,77 @@ def main():
     if not a.no_imatrix_pass and not os.path.exists(imatrix):
         sh([CB, "-q", "imatrix", "--model", a.model, "--text", a.calib, "--out", imatrix,
             "--chunks", "40", "--threads", str(a.threads)])
-    ref_store = os.path.join(a.work, "wiki-ref-full.bin")
-    rows, tables = [], {}
+    a.texts = {"prose": (a.eval_text, os.path.join(a.work, "wiki-ref-full.bin")),
+               "code": (heldout_code(a), os.path.join(a.work, "code-ref-full.bin"))}
+    rows, tables, stock = [], {}, {}
     passes = [None] if a.no_imatrix_pass else [None, imatrix]
+    budgets = a.budgets.split(",")
     for im in passes:
         tag = "imatrix" if im else "plain"
         table = os.path.join(a.work, f"qerror-{tag}.json")
         _, tables[tag] = sh([CB, "-q", "qerror", "--source", a.model, "--out", table, "--threads", str(a.threads)]
                             + (["--imatrix", im] if im else []))
         print(f"quantization-error table ({tag}): {tables[tag]:.1f} s", flush=True)
-        for preset in a.budgets.split(","):
-            stock = build(a, os.path.join(a.work, f"stock-{preset}-{tag}.gguf"), base=preset, imatrix=im)
-            budget = os.path.getsize(stock)
+        sizes = {}
+        for preset in budgets:
+            sizes[preset] = build(a, os.path.join(a.work, "size.gguf"), base=preset, imatrix=im,
+                                  dry_run=True)["output_size_bytes"]
+        stock[tag] = stock_presets(a, im, max(sizes.values()), tag)
+        for preset in budgets:
+            budget = sizes[preset]
             plans, search = plans_for(a, journal, budget, f"{preset}-{tag}", table, im)
-            res = {"stock": evaluate(stock, a, ref_store)}
-            os.remove(stock)
+            fits = {n: r for n, r in stock[tag].items() if "skipped" not in r and r["size_bytes"] <= budget}
+            best = min(fits, key=lambda n: fits[n]["prose"]["kld"])
+            res = {f"stock {preset}": stock[tag][preset], f"best stock ({best})": fits[best]}
             for name, types in plans.items():
-                safe = name.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "")
+                safe = name.replace(" ", "_").replace("+", "plus")
                 path = build(a, os.path.join(a.work, f"{safe}-{preset}-{tag}.gguf"),
                              recipe=recipe_file(types, os.path.join(a.work, f"{safe}-{preset}-{tag}.txt")),
                              imatrix=im)
-                res[name] = evaluate(path, a, ref_store)
+                res[name] = evaluate_all(path, a)
                 os.remove(path)
             for r in res.values():
                 r["within_budget"] = r["size_bytes"] <= budget
-            rows.append({"budget": preset, "budget_bytes": budget, "imatrix": bool(im), "results": res,
-                         "search": search})
+            rows.append({"budget": preset, "budget_bytes": budget, "imatrix": bool(im), "best_stock": best,
+                         "results": res, "search": search, "goals": goals(res, best)})
             print_row(rows[-1])
     with open(os.path.join(a.work, "allocate_vs_stock.json"), "w") as f:
         json.dump({"measure_s": measure_s, "qerror_s": tables, "eval_chunks": a.eval_chunks,
-                   "search_evals": a.search_evals, "search_chunks": a.search_chunks, "rows": rows}, f, indent=2)
+                   "search_evals": a.search_evals, "search_chunks": a.search_chunks,
+                   "stock_presets": stock, "rows": rows}, f, indent=2)
     print(f"\nJSON: {os.path.join(a.work, 'allocate_vs_stock.json')}")
+
+
+def goals(res, best):
+    """Mean-KLD ratios of measured + search against the goal rows, per domain."""
+    ours = res["measured + search"]
+    out = {}
+    for domain in ("prose", "code"):
+        vs_best = ours[domain]["kld"] / res[f"best stock ({best})"][domain]["kld"]
+        vs_proxy = ours[domain]["kld"] / res["weight-error only"][domain]["kld"]
+        out[domain] = {"vs_best_stock": vs_best, "vs_weight_error_only": vs_proxy,
+                       "met": vs_best <= 0.75 and vs_proxy <= 0.85}
+    return out
 
 
 def print_row(row):
     if not hasattr(print_row, "header"):
         print_row.header = True
-        print(f"\n{'budget':<8} {'imatrix':<8} {'method':<21} {'bytes':>10} {'KLD (nats)':>20} "
-              f"{'PPL':>16} {'KLD vs stock':>13}")
-    stock_kld = row["results"]["stock"]["kld"]
+        print(f"\n{'budget':<7} {'imatrix':<7} {'row':<24} {'bytes':>9} {'prose KLD':>19} {'p99.9':>8} "
+              f"{'code KLD':>19} {'p99.9':>8}")
     for name, r in row["results"].items():
-        rel = (r["kld"] / stock_kld - 1) * 100 if stock_kld > 0 else 0
         flag = "" if r["within_budget"] else " OVER"
-        print(f"{row['budget']:<8} {str(row['imatrix']):<8} {name:<21} {r['size_bytes']:>10} "
-              f"{r['kld']:>10.5f} ± {r['kld_se']:.5f} {r['ppl']:>8.3f} ± {r['ppl_se']:.3f} {rel:>+12.1f}%{flag}",
-              flush=True)
+        cells = " ".join(f"{r[d]['kld']:>9.5f} ± {r[d]['kld_se']:.5f} {r[d]['kld_p999']:>8.4f}" for d in ("prose", "code"))
+        print(f"{row['budget']:<7} {str(row['imatrix']):<7} {name:<24} {r['size_bytes']:>9} {cells}{flag}", flush=True)
+    g = row["goals"]
+    print(f"{'':<16} measured + search / best stock: prose {g['prose']['vs_best_stock']:.3f}, code "
+          f"{g['code']['vs_best_stock']:.3f} (goal <= 0.75); / weight-error only: prose "
+          f"{g['prose']['vs_weight_error_only']:.3f}, code {g['code']['vs_weight_error_only']:.3f} (goal <= 0.85)",
+          flush=True)
     s = row["search"]
-    print(f"{'':<17} search: {s['n_accepted']}/{s['n_evals']} moves kept in {s['search_elapsed_s']:.0f} s "
+    print(f"{'':<16} search: {s['n_accepted']}/{s['n_evals']} moves kept in {s['search_elapsed_s']:.0f} s "
           f"(setup {s['search_setup_s']:.0f} s); calibration KLD {s['before']['kld']:.5f} -> "
-          f"{s['after']['kld']:.5f}; predicted ΔKLD vs base {s['before']['predicted_delta_kld_vs_base']:+.5f}, "
-          f"measured {s['before']['measured_delta_kld_vs_base']:+.5f} "
-          f"± {s['before']['measured_se']:.5f} (before search)", flush=True)
+          f"{s['after']['kld']:.5f}", flush=True)
 
 
 if __name__ == "__main__":

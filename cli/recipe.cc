@@ -1,8 +1,11 @@
 // cerebellum recipe --model M [--preset P] [--recipe R] [--set name=type]... [--json]
+// cerebellum recipe --list-presets [--json]
 // Prints a fully resolved per-tensor recipe (text form reusable as
 // llama-quantize --tensor-type-file and cerebellum build --recipe).
 #include <fmt/format.h>
 
+#include "cerebellum/common/error.h"
+#include "cerebellum/common/quant_types.h"
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/recipe/recipe.h"
 #include "cli_util.h"
@@ -19,9 +22,26 @@ struct RecipeArgs {
   bool with_imatrix = false;
   bool json = false;
   bool fallback = false;
+  bool list_presets = false;
 };
 
+// llama-quantize's presets (common/quant_types.cc): name, file type, and
+// whether quantize's gate considers it as the same-size stock baseline.
+void list_presets(bool json) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const StockMix& m : stock_mixes()) {
+    if (json) {
+      j.push_back({{"name", m.name}, {"ftype", m.ftype}, {"size_baseline", m.size_baseline}});
+    } else {
+      fmt::print("{}{}\n", m.name, m.size_baseline ? "  (size baseline)" : "");
+    }
+  }
+  if (json) print_json(j);
+}
+
 void run_recipe(const RecipeArgs& args) {
+  if (args.list_presets) return list_presets(args.json);
+  if (args.model.empty()) throw UsageError("recipe needs --model (or --list-presets)");
   const Logger logger = stderr_logger();
   const ModelInfo model = inspect_model(args.model);
   Recipe recipe;
@@ -52,7 +72,8 @@ void run_recipe(const RecipeArgs& args) {
 void setup_recipe(CLI::App& app) {
   auto args = std::make_shared<RecipeArgs>();
   auto* cmd = app.add_subcommand("recipe", "resolve a preset / recipe to explicit per-tensor types");
-  cmd->add_option("--model", args->model, "GGUF model the recipe is for")->required();
+  cmd->add_option("--model", args->model, "GGUF model the recipe is for");
+  cmd->add_flag("--list-presets", args->list_presets, "list llama-quantize's presets and exit");
   cmd->add_option("--preset", args->preset, "stock llama-quantize preset to start from (Q4_K_M, Q6_K, ...)");
   cmd->add_option("--recipe", args->recipe, "recipe file (text name=type lines or JSON)");
   cmd->add_option("--set", args->sets, "override: NAME_OR_REGEX=TYPE (repeatable, applied last)");

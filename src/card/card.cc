@@ -114,7 +114,7 @@ void section_quality(Ctx& c, const std::vector<std::string>& figures) {
     return;
   }
   for (const auto& f : figures) c.line(fmt::format("![{}]({})\n", fs::path(f).stem().string(), c.link(f)));
-  c.line("| model | kind | size | PPL | KLD (nats) |\n|---|---|---:|---:|---:|");
+  c.line("| model | kind | size | PPL | KLD (nats) | KLD p99.9 | top-1 |\n|---|---|---:|---:|---:|---:|---:|");
   std::vector<EvalEntry> rows = *c.run.eval;
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.size_bytes < b.size_bytes; });
   auto pm = [](std::optional<double> v, std::optional<double> se, int digits) {
@@ -123,8 +123,9 @@ void section_quality(Ctx& c, const std::vector<std::string>& figures) {
   };
   for (const auto& e : rows) {
     const bool ours = e.kind == "build";
-    c.line(fmt::format("| {}{}{} | {} | {} | {} | {} |", ours ? "**" : "", e.name, ours ? "**" : "", e.kind,
-                       bytes_str(e.size_bytes), pm(e.ppl, e.ppl_se, 3), pm(e.kld_mean, e.kld_se, 5)));
+    c.line(fmt::format("| {}{}{} | {} | {} | {} | {} | {} | {} |", ours ? "**" : "", e.name, ours ? "**" : "", e.kind,
+                       bytes_str(e.size_bytes), pm(e.ppl, e.ppl_se, 3), pm(e.kld_mean, e.kld_se, 5),
+                       pm(e.kld_p999, std::nullopt, 4), pm(e.top1, std::nullopt, 4)));
   }
   c.line(fmt::format("\n± is one standard error. Source: [eval.json]({}).\n", c.link(c.run.dir + "/eval.json")));
 }

@@ -87,13 +87,16 @@ Chart quality_chart(const std::vector<EvalEntry>& eval, bool kld) {
   Series stock{"stock llama-quantize mixes", "#1f77b4", {}};
   Series build{"cerebellum build", "#d62728", {}};
   Series ref{"reference", "#2ca02c", {}};
+  Series proxy{"weight-error-only plan", "#9467bd", {}};
   for (const auto& e : eval) {
     const std::optional<double> y = kld ? e.kld_mean : e.ppl;
     if (!y || (kld && *y <= 0)) continue;  // the reference has KLD 0: no point on a log axis
     SeriesPoint p{e.size_bytes / 1e6, *y, kld ? e.kld_se : e.ppl_se, e.name};
-    (e.kind == "build" ? build : e.kind == "reference" ? ref : stock).points.push_back(p);
+    (e.kind == "build" ? build : e.kind == "reference" ? ref : e.kind == "weight_error_only" ? proxy : stock)
+        .points.push_back(p);
   }
   c.series = {stock, build, ref};
+  if (!proxy.points.empty()) c.series.push_back(proxy);
   return c;
 }
 

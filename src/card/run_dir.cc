@@ -92,6 +92,8 @@ std::vector<EvalEntry> read_eval(const std::string& path) {
       x.ppl_se = opt_num(e, "ppl_se");
       x.kld_mean = opt_num(e, "kld_mean");
       x.kld_se = opt_num(e, "kld_se");
+      x.kld_p999 = opt_num(e, "kld_p999");
+      x.top1 = opt_num(e, "top1");
       out.push_back(std::move(x));
     }
   } catch (const json::exception& e) {

@@ -36,16 +36,19 @@ const std::vector<TypeInfo> kTypes = {
 };
 
 const std::vector<StockMix> kStockMixes = {
-    {"Q1_0", 40},        {"Q2_0", 41},        {"Q4_0", 2},         {"Q4_1", 3},
-    {"MXFP4_MOE", 38},   {"Q5_0", 8},         {"Q5_1", 9},         {"IQ2_XXS", 19},
-    {"IQ2_XS", 20},      {"IQ2_S", 28},       {"IQ2_M", 29},       {"IQ1_S", 24},
-    {"IQ1_M", 31},       {"TQ1_0", 36},       {"TQ2_0", 37},       {"Q2_K", 10, true},
-    {"Q2_K_S", 21},      {"IQ3_XXS", 23},     {"IQ3_S", 26},       {"IQ3_M", 27},
-    {"Q3_K", 12},        {"IQ3_XS", 22},      {"Q3_K_S", 11, true}, {"Q3_K_M", 12, true},
-    {"Q3_K_L", 13, true}, {"IQ4_NL", 25},     {"IQ4_XS", 30},      {"Q4_K", 15},
-    {"Q4_K_S", 14, true}, {"Q4_K_M", 15, true}, {"Q5_K", 17},      {"Q5_K_S", 16, true},
-    {"Q5_K_M", 17, true}, {"Q6_K", 18, true}, {"Q8_0", 7, true},   {"F16", 1},
-    {"BF16", 32},        {"F32", 0},
+    {"Q1_0", 40, false, "legacy"},     {"Q2_0", 41, false, "legacy"},     {"Q4_0", 2, false, "legacy"},
+    {"Q4_1", 3, false, "legacy"},      {"MXFP4_MOE", 38, false, "mxfp4"}, {"Q5_0", 8, false, "legacy"},
+    {"Q5_1", 9, false, "legacy"},      {"IQ2_XXS", 19, false, "iq"},      {"IQ2_XS", 20, false, "iq"},
+    {"IQ2_S", 28, false, "iq"},        {"IQ2_M", 29, false, "iq"},        {"IQ1_S", 24, false, "iq"},
+    {"IQ1_M", 31, false, "iq"},        {"TQ1_0", 36, false, "ternary"},   {"TQ2_0", 37, false, "ternary"},
+    {"Q2_K", 10, true, "k"},           {"Q2_K_S", 21, false, "k"},        {"IQ3_XXS", 23, false, "iq"},
+    {"IQ3_S", 26, false, "iq"},        {"IQ3_M", 27, false, "iq"},        {"Q3_K", 12, false, "k"},
+    {"IQ3_XS", 22, false, "iq"},       {"Q3_K_S", 11, true, "k"},         {"Q3_K_M", 12, true, "k"},
+    {"Q3_K_L", 13, true, "k"},         {"IQ4_NL", 25, false, "iq"},       {"IQ4_XS", 30, false, "iq"},
+    {"Q4_K", 15, false, "k"},          {"Q4_K_S", 14, true, "k"},         {"Q4_K_M", 15, true, "k"},
+    {"Q5_K", 17, false, "k"},          {"Q5_K_S", 16, true, "k"},         {"Q5_K_M", 17, true, "k"},
+    {"Q6_K", 18, true, "k"},           {"Q8_0", 7, true, "k"},            {"F16", 1, false, "float"},
+    {"BF16", 32, false, "float"},      {"F32", 0, false, "float"},
 };
 
 }  // namespace

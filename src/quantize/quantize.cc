@@ -21,6 +21,13 @@ namespace cb {
 namespace fs = std::filesystem;
 namespace {
 
+// A model the gate scores besides ours: built into the run dir, scored, removed.
+struct Contender {
+  std::string name, kind;                     // "stock Q4_K_S", "stock"
+  std::map<std::string, std::string> types;   // or a preset
+  std::string preset;
+};
+
 // The options with each stage's struct complete: the shared settings (set
 // once, in measure and allocate) handed on, paths and callbacks filled in.
 QuantizeOptions staged(const QuantizeOptions& in, const std::string& run_dir, const std::string& journal) {
@@ -200,6 +207,32 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
 
 namespace {
 
+// The weight-error-only plan at our budget, priced with our allocation's
+// quantization-error table (quant_error.json, not computed twice).
+std::map<std::string, std::string> weight_error_plan(const QuantizeOptions& o, const ModelInfo& model,
+                                                     const Allocation& al, const std::string& run_dir) {
+  AllocateOptions w = o.allocate;
+  w.budget = std::to_string(al.budget_bytes);
+  w.weight_error_only = true;
+  w.greedy_baseline = false;
+  if (al.quant_error) w.quant_error = run_dir + "/quant_error.json";
+  w.progress = {};
+  return plan_for(weight_error_journal(model, o.measure.base), model, w).plan.types();
+}
+
+// What ours must beat besides the baseline (GateOptions::rivals).
+std::vector<Contender> gate_rivals(const QuantizeOptions& o, const ModelInfo& model, int64_t size_bytes,
+                                   const std::string& baseline, const std::map<std::string, std::string>& weight_error,
+                                   std::map<std::string, int64_t>& preset_sizes) {
+  std::vector<Contender> out;
+  if (!o.gate.rivals) return out;
+  for (const auto& p : rival_presets(model, size_bytes, o.allocate.imatrix_path, baseline, &preset_sizes)) {
+    out.push_back({"stock " + p, "stock", {}, p});
+  }
+  if (!weight_error.empty()) out.push_back({"weight-error only", "weight_error_only", weight_error, ""});
+  return out;
+}
+
 // A budget no plan can meet is refused before hours of measuring.
 void check_budget_before_sweep(const QuantizeOptions& o, const ModelInfo& model, int64_t budget_bytes) {
   std::string base_name;
@@ -219,10 +252,26 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   check_output_path(o.out, inputs);
 }
 
-// The gate: ours and the stock baseline against the full-precision reference on
-// the same held-out tokens, plus the --curve presets; eval.json in the run dir.
+// Builds, scores and removes each contender; the records in order.
+std::vector<EvalRecord> score_contenders(const QuantizeOptions& o, const ModelInfo& model,
+                                         const std::vector<Contender>& contenders, const std::string& text,
+                                         const eval::ReferenceStore& ref, const std::string& run_dir) {
+  std::vector<EvalRecord> out;
+  for (const Contender& c : contenders) {
+    const std::string path = run_dir + "/contender.gguf";
+    build_to(o, model, path, c.types, c.preset);
+    out.push_back(score_model(o, c.name, path, text, ref).record);
+    fs::remove(path);
+  }
+  return out;
+}
+
+// The gate: ours, the stock baseline and the rivals against the full-precision
+// reference on the same held-out tokens, plus the --curve presets; eval.json
+// in the run dir. Ships: lower mean KLD than the baseline and every rival.
 void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::string& candidate, const std::string& baseline_path,
-              const std::map<std::string, int64_t>& preset_sizes, QuantizeResult& r) {
+              const std::vector<Contender>& rivals, const std::map<std::string, int64_t>& preset_sizes,
+              QuantizeResult& r) {
   const std::string eval_path = o.gate.eval_text.empty() ? o.measure.texts.front().path : o.gate.eval_text;
   const std::string text = read_file(eval_path);
   const std::string& ref_model = o.measure.reference_model.empty() ? o.source : o.measure.reference_model;
@@ -239,17 +288,20 @@ void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::strin
   r.delta_kld = d.mean;
   r.delta_kld_se = d.se;
   r.kld_reduction = r.baseline.kld_mean > 0 ? 1.0 - r.ours.kld_mean / r.baseline.kld_mean : 0;
+  r.rivals = score_contenders(o, model, rivals, text, ref, r.run_dir);
   r.ships = r.ours.kld_mean < r.baseline.kld_mean && r.ours.size_bytes <= r.baseline.size_bytes;
+  for (const EvalRecord& rival : r.rivals) r.ships = r.ships && r.ours.kld_mean < rival.kld_mean;
 
   EvalRecord ours_final = r.ours;
   if (r.ships || o.gate.force) ours_final.path = o.out;  // where it will be after the gate
   nlohmann::json models = {record_json(ours_final, "build"), record_json(r.baseline, "stock")};
+  for (size_t i = 0; i < rivals.size(); ++i) models.push_back(record_json(r.rivals[i], rivals[i].kind));
+  std::vector<Contender> curve;
   for (const auto& preset : o.gate.curve_presets) {
-    if (preset == r.baseline_preset) continue;
-    const std::string path = r.run_dir + "/stock-" + preset + ".gguf";
-    build_to(o, model, path, {}, preset);
-    models.push_back(record_json(score_model(o, preset, path, text, ref).record, "stock"));
-    fs::remove(path);
+    if (preset != r.baseline_preset) curve.push_back({preset, "stock", {}, preset});
+  }
+  for (const EvalRecord& e : score_contenders(o, model, curve, text, ref, r.run_dir)) {
+    models.push_back(record_json(e, "stock"));
   }
   EvalRecord f16{o.measure.reference_model.empty() ? "F16" : "reference", ref_model,
                  static_cast<int64_t>(fs::file_size(ref_model))};
@@ -277,12 +329,14 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   if (o.recipe_from.empty()) check_budget_before_sweep(o, model, r.budget_bytes);
   fs::create_directories(r.run_dir);
 
-  std::map<std::string, std::string> types;
+  std::map<std::string, std::string> types, weight_error_types;
   if (o.recipe_from.empty()) {  // measure -> allocate (-> search)
     // --no-measure: the weight-error-only plan, no sweep.
     const bool swept = !o.allocate.weight_error_only;
     const Journal measured = swept ? run_sweep(o, model) : weight_error_journal(model, o.measure.base);
-    types = finish_plan(o, plan_for(measured, model, o.allocate), r.run_dir, swept ? journal : "", r);
+    const Allocation al = plan_for(measured, model, o.allocate);
+    types = finish_plan(o, al, r.run_dir, swept ? journal : "", r);
+    if (swept && o.gate.rivals) weight_error_types = weight_error_plan(o, model, al, r.run_dir);
   } else {
     types = resolve_recipe(load_recipe(o.recipe_from), model).types();
   }
@@ -296,7 +350,9 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   }
   const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
   build_to(o, model, baseline_path, {}, r.baseline_preset);
-  run_gate(o, model, candidate, baseline_path, preset_sizes, r);
+  run_gate(o, model, candidate, baseline_path,
+           gate_rivals(o, model, built.output_size_bytes, r.baseline_preset, weight_error_types, preset_sizes),
+           preset_sizes, r);
   // The stock file is reproducible (`cerebellum build --base PRESET`); keep only its scores.
   fs::remove(baseline_path);
   if (r.ships || o.gate.force) {
@@ -315,6 +371,8 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
 }
 
 nlohmann::json to_json(const QuantizeResult& r) {
+  nlohmann::json rivals = nlohmann::json::array();
+  for (const EvalRecord& e : r.rivals) rivals.push_back(record_json(e));
   return {{"schema", kQuantizeSchema}, {"out", r.out}, {"run_dir", r.run_dir},
           {"budget_bytes", r.budget_bytes}, {"baseline_preset", r.baseline_preset},
           {"ours", record_json(r.ours)}, {"baseline", record_json(r.baseline)},
@@ -324,7 +382,7 @@ nlohmann::json to_json(const QuantizeResult& r) {
           // calibration text) next to what the built file shows on the eval
           // text: the interaction check.
           {"predicted_delta_kld_vs_measure_base", r.predicted_delta_kld}, {"written", r.written},
-          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}};
+          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals}};
 }
 
 }  // namespace cb

@@ -40,9 +40,10 @@ RunInfo run_info_from_json(const nlohmann::json& j, const std::string& where);
 // One model of eval.json (cerebellum.runeval/1): our build or a stock mix.
 struct EvalEntry {
   std::string name;                 // "cerebellum", "Q4_K_M", ...
-  std::string kind = "stock";       // "build" | "stock" | "reference"
+  std::string kind = "stock";       // "build" | "stock" | "weight_error_only" | "reference"
   int64_t size_bytes = 0;
   std::optional<double> ppl, ppl_se, kld_mean, kld_se;
+  std::optional<double> kld_p999, top1;  // the tail and top-1 agreement, when recorded
 };
 
 // Reads eval.json: {"schema":..., "models":[...]} or a bare list of entries.

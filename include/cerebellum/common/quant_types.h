@@ -61,6 +61,12 @@ struct StockMix {
   // A candidate for the same-size stock baseline: the mixes llama-quantize
   // makes without an importance matrix (k-quant mixes and Q8_0).
   bool size_baseline = false;
+  // "k" (Q2_K .. Q8_0), "iq" (IQ1_S .. IQ4_XS), "legacy" (Q4_0 .. Q5_1, Q1_0,
+  // Q2_0), "ternary" (TQ*: for ternary-trained models), "mxfp4", "float".
+  // Within a family a larger file is the better one (llama.cpp's published
+  // KLD-vs-size tables), so the best of a family within a budget is its
+  // largest member that fits.
+  std::string family;
 };
 
 // In llama-quantize's order; aliases ("Q4_K" = Q4_K_M) included.

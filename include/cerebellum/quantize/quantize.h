@@ -34,6 +34,10 @@ struct GateOptions {
   int top_k = 1024;
   std::vector<std::string> curve_presets; // extra stock mixes evaluated for the card's curve
   bool force = false;                     // write even when the gate fails
+  // Ours must also beat the rivals a user could pick at no more of our bytes
+  // (rival_presets, and the weight-error-only plan when ours is measured):
+  // "ships" means it beats all of them (issue 14). Off: only the baseline.
+  bool rivals = true;
 };
 
 // The run is composed of the stages' own option structs, with their own
@@ -90,7 +94,9 @@ struct QuantizeResult {
   double kld_reduction = 0;               // 1 - ours/baseline
   double predicted_delta_kld = 0;         // the plan's predicted ΔKLD vs the measurement base
   std::optional<SearchSummary> search;    // when the local search ran
-  bool ships = false;                     // ours beats the baseline on KLD
+  // The rivals (GateOptions::rivals): stock presets and "weight-error only".
+  std::vector<EvalRecord> rivals;
+  bool ships = false;                     // ours beats the baseline and every rival on KLD
   bool written = false;
   double elapsed_s = 0;
 };
@@ -105,6 +111,14 @@ QuantizeResult run_quantize(const QuantizeOptions& options);
 std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
                                  const std::string& imatrix_path,
                                  std::map<std::string, int64_t>* preset_sizes = nullptr);
+
+// The stock rivals of a file of `size_bytes`: per preset family ("k", "iq",
+// "legacy"; StockMix::family), the largest preset whose file is no larger
+// (the best of its family at our bytes), aliases once, `except` left out.
+// Presets our build cannot make without an imatrix are skipped when
+// imatrix_path is "". `sizes` receives every size computed.
+std::vector<std::string> rival_presets(const ModelInfo& model, int64_t size_bytes, const std::string& imatrix_path,
+                                       const std::string& except, std::map<std::string, int64_t>* sizes = nullptr);
 
 nlohmann::json to_json(const QuantizeResult& r);
 
