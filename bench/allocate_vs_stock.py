@@ -101,9 +101,10 @@ def plans_for(a, journal, budget, tag, table, imatrix):
     return plans, info
 
 
-def stock_presets(a, imatrix, max_bytes, tag):
+def stock_presets(a, imatrix, min_bytes, max_bytes, tag):
     """preset -> evaluation (or {"skipped": why}) for every llama-quantize preset
-    whose file is at most max_bytes; sizes from build --dry-run."""
+    whose file is at most max_bytes and at least 0.8 x min_bytes; sizes from
+    build --dry-run."""
     out, _ = sh([CB, "-q", "recipe", "--list-presets", "--json"])
     results = {}
     for p in json.loads(out):
@@ -118,6 +119,9 @@ def stock_presets(a, imatrix, max_bytes, tag):
         size = json.loads(r.stdout)["output_size_bytes"]
         if size > max_bytes:
             results[name] = {"skipped": f"{size} B, above every budget"}
+            continue
+        if size < 0.8 * min_bytes:  # far below every budget: not the best at any of them
+            results[name] = {"skipped": f"{size} B, under 0.8x the smallest budget"}
             continue
         build(a, path, base=name, imatrix=imatrix)
         results[name] = evaluate_all(path, a)
@@ -190,7 +194,7 @@ def main():
         for preset in budgets:
             sizes[preset] = build(a, os.path.join(a.work, "size.gguf"), base=preset, imatrix=im,
                                   dry_run=True)["output_size_bytes"]
-        stock[tag] = stock_presets(a, im, max(sizes.values()), tag)
+        stock[tag] = stock_presets(a, im, min(sizes.values()), max(sizes.values()), tag)
         for preset in budgets:
             budget = sizes[preset]
             plans, search = plans_for(a, journal, budget, f"{preset}-{tag}", table, im)

@@ -17,7 +17,7 @@ namespace {
 
 struct QuantizeArgs {
   QuantizeOptions o;
-  std::vector<std::string> texts, domains, targets = o.measure.targets, promote = o.measure.promote;
+  std::vector<std::string> texts, domains, targets = o.measure.targets, promote = o.measure.promote, bench_tasks;
   std::string plan = measure::to_string(o.measure.plan), max_vram, max_memory;
   bool card = false;
 };
@@ -30,7 +30,9 @@ std::string beaten_by(const QuantizeResult& r) {
   for (const auto* e : all) {
     if (e->kld_mean <= r.ours.kld_mean) names += (names.empty() ? "" : ", ") + e->name;
   }
-  return names.empty() ? "larger than the stock baseline" : "not better than " + names;
+  std::string why = names.empty() ? "" : "not better than " + names;
+  if (r.task_gate && !r.task_gate->ships) why += (why.empty() ? "" : "; ") + r.task_gate->reason;
+  return why.empty() ? "larger than the stock baseline" : why;
 }
 
 void print_result(const QuantizeResult& r) {
@@ -54,6 +56,7 @@ void print_result(const QuantizeResult& r) {
                r.search->elapsed_s, r.search->predicted_before, r.search->predicted_after,
                r.search->measured_before, r.search->measured_after);
   }
+  if (r.task_gate) fmt::print("task gate   {} ({})\n", r.task_gate->ships ? "ships" : "REGRESSION", r.task_gate->reason);
   fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix and every rival at our bytes)"
                                          : "DOES NOT SHIP (" + beaten_by(r) + ")");
   fmt::print("output      {}\nevidence    {}\n", r.written ? r.out : "(not written)", r.run_dir);
@@ -73,6 +76,8 @@ void run(QuantizeArgs& a, const std::string& command_line) {
   m.targets = split_commas(a.targets);
   m.promote = split_commas(a.promote);
   m.plan = measure::parse_plan_level(a.plan);
+  o.gate.bench.tasks = split_commas(a.bench_tasks);
+  for (const auto& t : o.gate.bench.tasks) bench::find_task(t);  // a typo fails before the sweep
   if (!a.max_vram.empty()) m.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
   if (!a.max_memory.empty()) m.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
   o.command_line = command_line;
@@ -138,6 +143,12 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
   cmd->add_option("--reference-model", a->o.measure.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM");
+  a->o.gate.bench.task.data_dir = "../shared/data";
+  cmd->add_option("--bench", a->bench_tasks, "task gate: bench tasks (comma list, e.g. code-lines); a significant "
+                  "regression against the baseline (paired McNemar) does not ship");
+  cmd->add_option("--bench-limit", a->o.gate.bench.task.limit, "questions per task gate task (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--data", a->o.gate.bench.task.data_dir, "shared data folder for --bench")->capture_default_str();
   cmd->add_flag("!--no-rivals", a->o.gate.rivals,
                 "gate against the same-size stock mix only, not also the best stock preset of each family "
                 "within our bytes and the weight-error-only plan");

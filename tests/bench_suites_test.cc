@@ -20,7 +20,8 @@ TEST(BenchSuites, LoadersReadTheSharedDataAtFullSize) {
   const std::map<std::string, size_t> expected = {
       {"hellaswag", 10042}, {"arc-challenge", 1172}, {"arc-easy", 2376}, {"winogrande", 1267},
       {"mmlu", 14042},      {"mmlu-redux", 5700},    {"lambada", 5153},  {"piqa", 1838},
-      {"openbookqa", 500},  {"copa", 100},           {"humaneval", 164}, {"humanevalplus", 164}};
+      {"openbookqa", 500},  {"copa", 100},           {"humaneval", 164}, {"humanevalplus", 164},
+      {"code-identifiers", 2593}};
   for (const auto& [name, n] : expected) {
     const auto qs = bench::find_task(name).load(o);
     EXPECT_EQ(qs.size(), n) << name;

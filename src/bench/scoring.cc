@@ -68,7 +68,7 @@ Prepared prepare(const TasksLm& lm, const TaskSpec& spec, const Question& q) {
       p.end.push_back(seqs[i].size() - last);
     }
   } else {  // kGreedyContinuation
-    seqs.push_back(lm.tokenize(q.prompt + " " + q.continuation, true));
+    seqs.push_back(lm.tokenize(q.prompt + q.joiner + q.continuation, true));
     seqs.push_back(lm.tokenize(q.prompt, true));
     p.group.prefix = common_prefix(seqs);
     seqs.pop_back();

@@ -220,6 +220,20 @@ std::map<std::string, std::string> weight_error_plan(const QuantizeOptions& o, c
   return plan_for(weight_error_journal(model, o.measure.base), model, w).plan.types();
 }
 
+// Ours and the baseline on the gate's bench tasks (bench/ in the run dir:
+// per-question JSONL and summary.json, as `cerebellum bench` writes them).
+bench::GateVerdict task_gate(const QuantizeOptions& o, const std::string& candidate, const std::string& baseline,
+                             const std::string& dir) {
+  bench::BenchOptions b = o.gate.bench;
+  b.n_threads = o.measure.n_threads;
+  const bench::ModelRun ours = bench::run_bench(candidate, b, dir, o.logger, o.progress);
+  const bench::ModelRun base = bench::run_bench(baseline, b, dir + "/baseline", o.logger, o.progress);
+  const bench::GateVerdict verdict = bench::ship_gate(ours, base, b.gate_alpha);
+  write_file_atomic(dir + "/summary.json", bench::summary_json(ours, &base, &verdict, b).dump(2) + "\n");
+  o.logger.info("task gate: " + std::string(verdict.ships ? "ships" : "does not ship") + " (" + verdict.reason + ")");
+  return verdict;
+}
+
 // What ours must beat besides the baseline (GateOptions::rivals).
 std::vector<Contender> gate_rivals(const QuantizeOptions& o, const ModelInfo& model, int64_t size_bytes,
                                    const std::string& baseline, const std::map<std::string, std::string>& weight_error,
@@ -291,6 +305,10 @@ void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::strin
   r.rivals = score_contenders(o, model, rivals, text, ref, r.run_dir);
   r.ships = r.ours.kld_mean < r.baseline.kld_mean && r.ours.size_bytes <= r.baseline.size_bytes;
   for (const EvalRecord& rival : r.rivals) r.ships = r.ships && r.ours.kld_mean < rival.kld_mean;
+  if (!o.gate.bench.tasks.empty()) {
+    r.task_gate = task_gate(o, candidate, baseline_path, r.run_dir + "/bench");
+    r.ships = r.ships && r.task_gate->ships;
+  }
 
   EvalRecord ours_final = r.ours;
   if (r.ships || o.gate.force) ours_final.path = o.out;  // where it will be after the gate
@@ -382,7 +400,9 @@ nlohmann::json to_json(const QuantizeResult& r) {
           // calibration text) next to what the built file shows on the eval
           // text: the interaction check.
           {"predicted_delta_kld_vs_measure_base", r.predicted_delta_kld}, {"written", r.written},
-          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals}};
+          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals},
+          {"task_gate", r.task_gate ? nlohmann::json{{"ships", r.task_gate->ships}, {"reason", r.task_gate->reason}}
+                                    : nlohmann::json(nullptr)}};
 }
 
 }  // namespace cb

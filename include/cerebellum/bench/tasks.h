@@ -32,6 +32,7 @@ struct Question {
   std::string prompt;                // the context or question text
   std::vector<std::string> choices;  // for kWinogrande: the alternative contexts
   std::string continuation;          // kWinogrande / kGreedyContinuation
+  std::string joiner = " ";          // kGreedyContinuation: between prompt and continuation
   int gold = -1;                     // index into choices (-1: none, e.g. LAMBADA)
   nlohmann::json meta = nlohmann::json::object();  // subject, flags, tests ...
 };

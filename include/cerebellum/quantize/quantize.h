@@ -14,6 +14,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "cerebellum/allocate/plan_for.h"
+#include "cerebellum/bench/bench.h"
 #include "cerebellum/build/quant_error.h"
 #include "cerebellum/common/log.h"
 #include "cerebellum/measure/measure.h"
@@ -38,6 +39,10 @@ struct GateOptions {
   // (rival_presets, and the weight-error-only plan when ours is measured):
   // "ships" means it beats all of them (issue 14). Off: only the baseline.
   bool rivals = true;
+  // The task gate (`--bench TASKS`): ours and the baseline on these bench
+  // tasks, per question; a significant regression (paired McNemar, p <
+  // gate_alpha) does not ship. Empty tasks = no task gate.
+  bench::BenchOptions bench;
 };
 
 // The run is composed of the stages' own option structs, with their own
@@ -96,7 +101,9 @@ struct QuantizeResult {
   std::optional<SearchSummary> search;    // when the local search ran
   // The rivals (GateOptions::rivals): stock presets and "weight-error only".
   std::vector<EvalRecord> rivals;
-  bool ships = false;                     // ours beats the baseline and every rival on KLD
+  // The task gate's verdict when it ran (GateOptions::bench): ships, and why not.
+  std::optional<bench::GateVerdict> task_gate;
+  bool ships = false;                     // ours beats the baseline and every rival on KLD (and the task gate)
   bool written = false;
   double elapsed_s = 0;
 };
