@@ -107,8 +107,8 @@ def stock_presets(a, imatrix, min_bytes, max_bytes, tag):
     build --dry-run."""
     out, _ = sh([CB, "-q", "recipe", "--list-presets", "--json"])
     results = {}
-    for p in json.loads(out):
-        name = p["name"]
+    by_ftype = {p["ftype"]: p["name"] for p in json.loads(out)}  # aliases once, by the later (full) name
+    for name in by_ftype.values():
         if name in ("F16", "BF16", "F32"):
             continue
         path = os.path.join(a.work, f"stock-{name}-{tag}.gguf")
