@@ -101,6 +101,22 @@ void run(QuantizeArgs& a, const std::string& command_line) {
   }
 }
 
+// The gate's flags: what ours is compared with, on what, and the task gate.
+void add_gate_options(CLI::App* cmd, QuantizeArgs& a) {
+  cmd->add_option("--eval-chunks", a.o.gate.eval_chunks, "chunks of the eval text for the gate")->capture_default_str();
+  cmd->add_option("--curve", a.o.gate.curve_presets, "extra stock mixes to evaluate for the card's curve");
+  a.o.gate.bench.task.data_dir = "../shared/data";
+  cmd->add_option("--bench", a.bench_tasks, "task gate: bench tasks (comma list, e.g. code-identifiers); a significant "
+                  "regression against the baseline (paired McNemar) does not ship");
+  cmd->add_option("--bench-limit", a.o.gate.bench.task.limit, "questions per task gate task (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--data", a.o.gate.bench.task.data_dir, "shared data folder for --bench")->capture_default_str();
+  cmd->add_flag("!--no-rivals", a.o.gate.rivals,
+                "gate against the same-size stock mix only, not also the best stock preset of each family "
+                "within our bytes and the weight-error-only plan");
+  cmd->add_flag("--force", a.o.gate.force, "write the output even if it does not beat the stock mix");
+}
+
 void setup_quantize(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
   auto* cmd = app.add_subcommand("quantize", "measure, allocate, build and gate, end to end");
@@ -134,8 +150,6 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--ctx", a->o.measure.ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--min-chunks", a->o.measure.stop.min_chunks, "adaptive stopping: at least")->capture_default_str();
   cmd->add_option("--max-chunks", a->o.measure.stop.max_chunks, "adaptive stopping: at most")->capture_default_str();
-  cmd->add_option("--eval-chunks", a->o.gate.eval_chunks, "chunks of the eval text for the gate")->capture_default_str();
-  cmd->add_option("--curve", a->o.gate.curve_presets, "extra stock mixes to evaluate for the card's curve");
   cmd->add_option("--threads", a->o.measure.n_threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--gpu-layers", a->o.measure.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
       ->capture_default_str();
@@ -143,16 +157,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
   cmd->add_option("--reference-model", a->o.measure.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM");
-  a->o.gate.bench.task.data_dir = "../shared/data";
-  cmd->add_option("--bench", a->bench_tasks, "task gate: bench tasks (comma list, e.g. code-lines); a significant "
-                  "regression against the baseline (paired McNemar) does not ship");
-  cmd->add_option("--bench-limit", a->o.gate.bench.task.limit, "questions per task gate task (0 = all)")
-      ->capture_default_str();
-  cmd->add_option("--data", a->o.gate.bench.task.data_dir, "shared data folder for --bench")->capture_default_str();
-  cmd->add_flag("!--no-rivals", a->o.gate.rivals,
-                "gate against the same-size stock mix only, not also the best stock preset of each family "
-                "within our bytes and the weight-error-only plan");
-  cmd->add_flag("--force", a->o.gate.force, "write the output even if it does not beat the stock mix");
+  add_gate_options(cmd, *a);
   cmd->add_flag("--card", a->card, "render RUN_DIR/CARD.md afterwards");
   cmd->callback([a, cmd] {
     std::string line = "cerebellum quantize";
