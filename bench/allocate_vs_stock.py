@@ -19,7 +19,7 @@ measurement and search use docs-en-calib.txt only). Goal (issue #14): measured +
 <= 0.75x the best stock option and <= 0.85x the weight-error-only plan in mean KLD.
 
 usage: bench/allocate_vs_stock.py [--cb build/cerebellum] [--model M] [--work DIR]
-       [--eval-chunks 40] [--budgets Q2_K,Q3_K_M,Q4_K_M] [--no-imatrix-pass]
+       [--eval-chunks 40] [--budgets Q2_K,Q3_K_M,Q4_K_M] [--no-imatrix-pass | --imatrix-pass-only]
        [--search-evals 32] [--search-chunks 8] [--threads 2] [--journal M.jsonl]
 """
 import argparse, json, os, subprocess, sys, time
@@ -160,6 +160,7 @@ def main():
     p.add_argument("--search-chunks", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-imatrix-pass", action="store_true")
+    p.add_argument("--imatrix-pass-only", action="store_true", help="only the pass with the imatrix")
     a = p.parse_args()
     CB = a.cb
     os.makedirs(a.work, exist_ok=True)
@@ -182,7 +183,7 @@ def main():
     a.texts = {"prose": (a.eval_text, os.path.join(a.work, "wiki-ref-full.bin")),
                "code": (heldout_code(a), os.path.join(a.work, "code-ref-full.bin"))}
     rows, tables, stock = [], {}, {}
-    passes = [None] if a.no_imatrix_pass else [None, imatrix]
+    passes = [None] if a.no_imatrix_pass else [imatrix] if a.imatrix_pass_only else [None, imatrix]
     budgets = a.budgets.split(",")
     for im in passes:
         tag = "imatrix" if im else "plain"
