@@ -162,3 +162,34 @@ TEST(BuildImatrix, OutputFormatFollowsTheExtensionOrFormat) {
 
 }  // namespace
 }  // namespace cb
+
+namespace cb {
+namespace {
+
+// `cerebellum imatrix` covers every tensor stock llama-imatrix covers, with
+// the same weights. It once asked llama.cpp for the last token's logits only,
+// so the last layer's FFN ran on a few rows and blk.11.ffn_* were missing
+// (81 of 84 entries): imatrix-only types could not be built there.
+TEST(BuildImatrix, ComputedCoversWhatStockCoversWithTheSameWeights) {
+  const std::string dir = test::temp_dir("imatrix-parity");
+  const std::string model = test::model("cb-dense-12l-F16.gguf"), text = test::data("docs-en-calib.txt");
+  auto r = test::run_command(fmt::format("{} -q imatrix --model {} --text {} --chunks 2 --threads 2 --out {}/ours.gguf",
+                                         test::cli_path(), model, text, dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_command(fmt::format("{} -m {} -f {} -c 512 --chunks 2 -nr -t 2 -o {}/stock.gguf",
+                                    test::stock_tool("llama-imatrix"), model, text, dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Imatrix ours = read_imatrix(dir + "/ours.gguf"), stock = read_imatrix(dir + "/stock.gguf");
+  ASSERT_EQ(ours.entries.size(), stock.entries.size());
+  for (const auto& [name, e] : stock.entries) {
+    ASSERT_TRUE(ours.find(name)) << name;
+    const auto a = ours.weights_for(name), b = stock.weights_for(name);
+    ASSERT_EQ(a.size(), b.size()) << name;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
+    EXPECT_LT(std::sqrt(num / den), 1e-3) << name;  // summation order differs, nothing else
+  }
+}
+
+}  // namespace
+}  // namespace cb

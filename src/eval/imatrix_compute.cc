@@ -36,10 +36,12 @@ Imatrix compute_imatrix(const std::string& model_path, const std::string& text,
     for (int s = 0; s < n_group; ++s) {
       const size_t start = static_cast<size_t>(c + s) * ctx;
       for (int k = 0; k < ctx; ++k) {
-        // As llama-imatrix: BOS replaces each chunk's first token; one
-        // output (the last) keeps llama.cpp from computing all logits.
+        // As llama-imatrix: BOS replaces each chunk's first token, and every
+        // token is an output. With outputs for the last token only, llama.cpp
+        // runs the last layer's FFN on those rows alone, too few to count: the
+        // imatrix lacked blk.<last>.ffn_* (81 of cb-dense's 84 entries, stock 84).
         const engine::Token tok = (k == 0 && model->add_bos()) ? model->bos() : tokens[start + k];
-        batch.add(tok, k, s, k == ctx - 1);
+        batch.add(tok, k, s, true);
       }
     }
     lctx.clear();
