@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "common/json_int.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/common/strings.h"
 
@@ -70,8 +71,8 @@ Rec normalize(const json& j, size_t line_no) {
   if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
     r.n_choices = static_cast<int>(j["choices"].size());
   }
-  if (j.contains("gold") && j["gold"].is_number_integer()) r.gold = j["gold"].get<int>();
-  if (j.contains("predicted") && j["predicted"].is_number_integer()) r.predicted = j["predicted"].get<int>();
+  if (j.contains("gold") && j["gold"].is_number_integer()) r.gold = json_integer<int>(j["gold"]);
+  if (j.contains("predicted") && j["predicted"].is_number_integer()) r.predicted = json_integer<int>(j["predicted"]);
   if (j.contains("generation")) {
     r.generation = true;
     r.output = j["generation"].is_string() ? j["generation"].get<std::string>() : "";

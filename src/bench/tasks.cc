@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "common/json_int.h"
 #include "cerebellum/common/io.h"
 
 namespace cb::bench {
@@ -107,7 +108,7 @@ std::function<std::vector<Question>(const TaskOptions&)> foundry_mc(std::string 
         while (!q.prompt.empty() && (q.prompt.back() == '\n' || q.prompt.back() == ' ')) q.prompt.pop_back();
         q.prompt += suffix;
         q.choices = r.at("choices").get<std::vector<std::string>>();
-        q.gold = r.at("gold").get<int>();
+        q.gold = json_integer<int>(r.at("gold"));
       } catch (const std::exception& e) {
         throw InputError(fmt::format("{}:{}: {}", path, i, e.what()));
       }
@@ -127,7 +128,7 @@ std::vector<Question> load_winogrande(const TaskOptions& o) {
     try {
       q.choices = r.at("context_options").get<std::vector<std::string>>();
       q.continuation = r.at("continuation").get<std::string>();
-      q.gold = r.at("gold").get<int>();
+      q.gold = json_integer<int>(r.at("gold"));
     } catch (const std::exception& e) {
       throw InputError(fmt::format("{}:{}: {}", path, i, e.what()));
     }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "common/json_int.h"
 #include "cerebellum/common/schemas.h"
 #include "cerebellum/common/io.h"
 
@@ -87,7 +88,7 @@ std::vector<EvalEntry> read_eval(const std::string& path) {
       EvalEntry x;
       x.name = e.at("name").get<std::string>();
       x.kind = e.value("kind", "stock");
-      x.size_bytes = e.at("size_bytes").get<int64_t>();
+      x.size_bytes = json_integer<int64_t>(e.at("size_bytes"));
       x.ppl = opt_num(e, "ppl");
       x.ppl_se = opt_num(e, "ppl_se");
       x.kld_mean = opt_num(e, "kld_mean");
@@ -96,7 +97,7 @@ std::vector<EvalEntry> read_eval(const std::string& path) {
       x.top1 = opt_num(e, "top1");
       out.push_back(std::move(x));
     }
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json::exception, or json_integer's range_error
     throw InputError(fmt::format("{}: bad entry: {}", path, e.what()));
   }
   return out;

@@ -13,19 +13,27 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "common/json_int.h"
 
 namespace cb {
 namespace {
 
 using nlohmann::json;
 
+// Integers go through json_integer: a journal is outside input.
+template <typename T>
+T get_as(const json& v) {
+  if constexpr (std::is_integral_v<T>) return json_integer<T>(v);
+  else return v.get<T>();
+}
+
 template <typename T>
 T req(const json& j, const char* key, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end()) throw InputError(fmt::format("{}: missing \"{}\"", where, key));
   try {
-    return it->get<T>();
-  } catch (const json::exception& e) {
+    return get_as<T>(*it);
+  } catch (const std::exception& e) {
     throw InputError(fmt::format("{}: bad \"{}\": {}", where, key, e.what()));
   }
 }
@@ -34,7 +42,11 @@ template <typename T>
 T opt(const json& j, const char* key, T fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  return it->get<T>();
+  try {
+    return get_as<T>(*it);
+  } catch (const std::range_error& e) {
+    throw std::range_error(fmt::format("bad \"{}\": {}", key, e.what()));
+  }
 }
 
 std::optional<double> opt_num(const json& j, const char* key) {
@@ -327,6 +339,8 @@ class JournalParser {
     try {  // a value of the wrong JSON type is the file's fault: InputError naming the line
       add_record(j, at, journal_, seen_, have_header_);
     } catch (const json::exception& e) {
+      throw InputError(fmt::format("{}: malformed record ({})", at, e.what()));
+    } catch (const std::range_error& e) {
       throw InputError(fmt::format("{}: malformed record ({})", at, e.what()));
     }
   }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "cerebellum/common/error.h"
+
 namespace cb {
 namespace {
 
@@ -35,6 +37,27 @@ TEST(JournalRead, TornLastLineIsDroppedAndFlagged) {
   const Journal j = parse_journal(std::string(kHeader) + "\n" + m + "\n" + m.substr(0, 40), "j");
   EXPECT_TRUE(j.torn_tail);
   EXPECT_EQ(j.measurements.size(), 1u);
+}
+
+// The journal fuzzer: n_chunks 3e115 went through nlohmann's get<int>(), a
+// float-to-int cast out of range (undefined behaviour). Now an InputError naming
+// the line and the field, as for any other malformed value; integral floats are fine.
+TEST(JournalRead, IntegerFieldsOutOfRangeOrFractionalAreInputErrors) {
+  auto with_chunks = [](const std::string& n) {
+    std::string m = measurement(0.1);
+    m.replace(m.find(R"("n_chunks":3)"), 12, R"("n_chunks":)" + n);
+    return std::string(kHeader) + "\n" + m + "\n";
+  };
+  for (const std::string bad : {"3e115", "-1e300", "2.5", "4294967296"}) {
+    try {
+      parse_journal(with_chunks(bad), "j.jsonl");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("j.jsonl:2"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("n_chunks"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_journal(with_chunks("5.0"), "j").measurements.at(0).metrics.n_chunks, 5);
 }
 
 }  // namespace
