@@ -17,18 +17,37 @@ namespace {
 
 struct QuantizeArgs {
   QuantizeOptions o;
-  std::vector<std::string> texts, domains, targets = o.measure.targets, promote = o.measure.promote, bench_tasks;
+  std::vector<std::string> texts, domains, eval_texts, eval_domains, targets = o.measure.targets, promote = o.measure.promote, bench_tasks;
   std::string plan = measure::to_string(o.measure.plan), max_vram, max_memory;
   bool card = false;
 };
 
-// What beat (or tied) ours at the gate.
+// --text/--domain, --eval-text/--eval-domain: one domain per file, named
+// by --domain (comma lists or repeats) or the file's stem.
+std::vector<measure::MeasureText> texts_with_domains(const std::vector<std::string>& paths,
+                                                    const std::vector<std::string>& names, const char* flag) {
+  const auto domains = split_commas(names);
+  if (!domains.empty() && domains.size() != paths.size()) {
+    throw UsageError(fmt::format("{} {} names for {} files", domains.size(), flag, paths.size()));
+  }
+  std::vector<measure::MeasureText> out;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    out.push_back({domains.empty() ? std::filesystem::path(paths[i]).stem().string() : domains[i], paths[i]});
+  }
+  return out;
+}
+
+// What beat (or tied) ours at the gate, per eval text.
 std::string beaten_by(const QuantizeResult& r) {
-  std::vector<const EvalRecord*> all = {&r.baseline};
-  for (const auto& e : r.rivals) all.push_back(&e);
   std::string names;
-  for (const auto* e : all) {
-    if (e->kld_mean <= r.ours.kld_mean) names += (names.empty() ? "" : ", ") + e->name;
+  for (const GateDomain& g : r.domains) {
+    std::vector<const EvalRecord*> all = {&g.baseline};
+    for (const auto& e : g.rivals) all.push_back(&e);
+    std::string here;
+    for (const auto* e : all) {
+      if (e->kld_mean <= g.ours.kld_mean) here += (here.empty() ? "" : ", ") + e->name;
+    }
+    if (!here.empty()) names += (names.empty() ? "" : "; ") + (r.domains.size() > 1 ? g.domain + ": " : "") + here;
   }
   std::string why = names.empty() ? "" : "not better than " + names;
   if (r.task_gate && !r.task_gate->ships) why += (why.empty() ? "" : "; ") + r.task_gate->reason;
@@ -37,18 +56,21 @@ std::string beaten_by(const QuantizeResult& r) {
 
 void print_result(const QuantizeResult& r) {
   fmt::print("budget      {}\n", human_bytes(r.budget_bytes));
-  fmt::print("{:<22} {:>14} {:>12} {:>22} {:>10} {:>10} {:>7}\n", "model", "bytes", "PPL", "KLD vs F16 (nats)",
-             "p99", "p99.9", "top-1");
-  std::vector<const EvalRecord*> rows = {&r.ours, &r.baseline};
-  for (const auto& e : r.rivals) rows.push_back(&e);
-  for (const auto* e : rows) {
-    fmt::print("{:<22} {:>14} {:>12.4f} {:>11.6f} ± {:.6f} {:>10.5f} {:>10.5f} {:>7.4f}\n", e->name, e->size_bytes,
-               e->ppl, e->kld_mean, e->kld_se, e->kld_p99, e->kld_p999, e->top1);
+  for (const GateDomain& g : r.domains) {
+    fmt::print("eval text   {} ({}){}\n", g.domain, g.eval_text, g.ships ? "" : ": ours does not win here");
+    fmt::print("{:<22} {:>14} {:>12} {:>22} {:>10} {:>10} {:>7}\n", "model", "bytes", "PPL", "KLD vs F16 (nats)",
+               "p99", "p99.9", "top-1");
+    std::vector<const EvalRecord*> rows = {&g.ours, &g.baseline};
+    for (const auto& e : g.rivals) rows.push_back(&e);
+    for (const auto* e : rows) {
+      fmt::print("{:<22} {:>14} {:>12.4f} {:>11.6f} ± {:.6f} {:>10.5f} {:>10.5f} {:>7.4f}\n", e->name, e->size_bytes,
+                 e->ppl, e->kld_mean, e->kld_se, e->kld_p99, e->kld_p999, e->top1);
+    }
+    fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% lower\n", g.delta_kld,
+               g.delta_kld_se, 100 * g.kld_reduction);
   }
-  fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% lower\n", r.delta_kld,
-             r.delta_kld_se, 100 * r.kld_reduction);
   fmt::print("interaction check: predicted ΔKLD vs the measurement base {:+.6f} (additive model, "
-             "calibration text); measured vs stock {} {:+.6f} (eval text)\n",
+             "calibration text); measured vs stock {} {:+.6f} (first eval text)\n",
              r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
   if (r.search) {
     fmt::print("search: {} of {} moves kept ({:.1f} s); predicted ΔKLD vs base {:+.6f} -> {:+.6f}, measured "
@@ -57,7 +79,7 @@ void print_result(const QuantizeResult& r) {
                r.search->measured_before, r.search->measured_after);
   }
   if (r.task_gate) fmt::print("task gate   {} ({})\n", r.task_gate->ships ? "ships" : "REGRESSION", r.task_gate->reason);
-  fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix and every rival at our bytes)"
+  fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix and every rival at our bytes on every eval text)"
                                          : "DOES NOT SHIP (" + beaten_by(r) + ")");
   fmt::print("output      {}\nevidence    {}\n", r.written ? r.out : "(not written)", r.run_dir);
 }
@@ -65,14 +87,8 @@ void print_result(const QuantizeResult& r) {
 void run(QuantizeArgs& a, const std::string& command_line) {
   QuantizeOptions& o = a.o;
   measure::MeasureOptions& m = o.measure;
-  const auto domains = split_commas(a.domains);
-  if (!domains.empty() && domains.size() != a.texts.size()) {
-    throw UsageError(fmt::format("{} --domain names for {} --text files", domains.size(), a.texts.size()));
-  }
-  for (size_t i = 0; i < a.texts.size(); ++i) {
-    m.texts.push_back({domains.empty() ? std::filesystem::path(a.texts[i]).stem().string() : domains[i],
-                       a.texts[i]});
-  }
+  m.texts = texts_with_domains(a.texts, a.domains, "--domain");
+  o.gate.eval_texts = texts_with_domains(a.eval_texts, a.eval_domains, "--eval-domain");
   m.targets = split_commas(a.targets);
   m.promote = split_commas(a.promote);
   m.plan = measure::parse_plan_level(a.plan);
@@ -125,7 +141,9 @@ void setup_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
   cmd->add_option("--domain", a->domains, "domain names for the --text files (default: file stems)");
-  cmd->add_option("--eval-text", a->o.gate.eval_text, "held-out text for the gate (default: first --text)");
+  cmd->add_option("--eval-text", a->eval_texts, "held-out text for the gate; repeat for several domains, ours must "
+                  "ship on each (default: first --text)");
+  cmd->add_option("--eval-domain", a->eval_domains, "domain names for the --eval-text files (default: file stems)");
   cmd->add_option("--out", a->o.out, "output GGUF")->required();
   cmd->add_option("--run-dir", a->o.run_dir, "evidence directory (default: OUT without .gguf + .run)");
   cmd->add_option("--journal", a->o.journal, "measurements to reuse/resume (default: RUN_DIR/measurements.jsonl)");

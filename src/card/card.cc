@@ -107,15 +107,8 @@ void section_recipe(Ctx& c) {
   c.line();
 }
 
-void section_quality(Ctx& c, const std::vector<std::string>& figures) {
-  c.line("## Quality against size\n");
-  if (!c.run.eval) {
-    c.line("Not run: no `eval.json`.\n");
-    return;
-  }
-  for (const auto& f : figures) c.line(fmt::format("![{}]({})\n", fs::path(f).stem().string(), c.link(f)));
+void quality_table(Ctx& c, std::vector<EvalEntry> rows) {
   c.line("| model | kind | size | PPL | KLD (nats) | KLD p99.9 | top-1 |\n|---|---|---:|---:|---:|---:|---:|");
-  std::vector<EvalEntry> rows = *c.run.eval;
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.size_bytes < b.size_bytes; });
   auto pm = [](std::optional<double> v, std::optional<double> se, int digits) {
     if (!v) return std::string("—");
@@ -126,6 +119,24 @@ void section_quality(Ctx& c, const std::vector<std::string>& figures) {
     c.line(fmt::format("| {}{}{} | {} | {} | {} | {} | {} | {} |", ours ? "**" : "", e.name, ours ? "**" : "", e.kind,
                        bytes_str(e.size_bytes), pm(e.ppl, e.ppl_se, 3), pm(e.kld_mean, e.kld_se, 5),
                        pm(e.kld_p999, std::nullopt, 4), pm(e.top1, std::nullopt, 4)));
+  }
+}
+
+void section_quality(Ctx& c, const std::vector<std::string>& figures) {
+  c.line("## Quality against size\n");
+  if (!c.run.eval) {
+    c.line("Not run: no `eval.json`.\n");
+    return;
+  }
+  for (const auto& f : figures) c.line(fmt::format("![{}]({})\n", fs::path(f).stem().string(), c.link(f)));
+  if (c.run.eval_domains.size() > 1) {  // one table per held-out text
+    for (const EvalDomain& d : c.run.eval_domains) {
+      c.line(fmt::format("### {} (`{}`)\n", d.domain, fs::path(d.eval_text).filename().string()));
+      quality_table(c, d.models);
+      c.line();
+    }
+  } else {
+    quality_table(c, *c.run.eval);
   }
   c.line(fmt::format("\n± is one standard error. Source: [eval.json]({}).\n", c.link(c.run.dir + "/eval.json")));
 }

@@ -77,10 +77,9 @@ RunInfo run_info_from_json(const json& j, const std::string& where) {
   }
 }
 
-std::vector<EvalEntry> read_eval(const std::string& path) {
-  const json j = parse_json_file(path);
-  check_schema(j, kRunEvalSchema, path);
-  const json& list = j.is_array() ? j : j.contains("models") ? j["models"] : json();
+namespace {
+
+std::vector<EvalEntry> eval_entries(const json& list, const std::string& path) {
   if (!list.is_array()) throw InputError(fmt::format("{}: expected a \"models\" list", path));
   std::vector<EvalEntry> out;
   try {
@@ -99,6 +98,29 @@ std::vector<EvalEntry> read_eval(const std::string& path) {
     }
   } catch (const std::exception& e) {  // json::exception, or json_integer's range_error
     throw InputError(fmt::format("{}: bad entry: {}", path, e.what()));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<EvalEntry> read_eval(const std::string& path) {
+  const json j = parse_json_file(path);
+  check_schema(j, kRunEvalSchema, path);
+  return eval_entries(j.is_array() ? j : j.contains("models") ? j["models"] : json(), path);
+}
+
+std::vector<EvalDomain> read_eval_domains(const std::string& path) {
+  const json j = parse_json_file(path);
+  check_schema(j, kRunEvalSchema, path);
+  std::vector<EvalDomain> out;
+  if (!j.is_object() || !j.contains("domains")) return out;
+  if (!j["domains"].is_array()) throw InputError(fmt::format("{}: \"domains\" is not a list", path));
+  for (const json& d : j["domains"]) {
+    if (!d.is_object()) throw InputError(fmt::format("{}: a \"domains\" entry is not an object", path));
+    const json name = d.value("domain", json()), text = d.value("eval_text", json());
+    out.push_back({name.is_string() ? name.get<std::string>() : "", text.is_string() ? text.get<std::string>() : "",
+                   eval_entries(d.value("models", json()), path)});
   }
   return out;
 }
@@ -160,7 +182,10 @@ RunDir load_run_dir(const std::string& dir) {
     check_schema(*r.plan, kPlanSchema, at("plan.json"));
   }
   probe(r, "tensor_types.txt", "allocate: the recipe for llama-quantize --tensor-type-file");
-  if (probe(r, "eval.json", "PPL/KLD of the build and the stock mixes")) r.eval = read_eval(at("eval.json"));
+  if (probe(r, "eval.json", "PPL/KLD of the build and the stock mixes")) {
+    r.eval = read_eval(at("eval.json"));
+    r.eval_domains = read_eval_domains(at("eval.json"));
+  }
   if (probe(r, "bench/summary.json", "bench: task accuracy vs the baseline")) {
     r.bench = parse_json_file(at("bench/summary.json"));
     check_schema(*r.bench, kBenchSchema, at("bench/summary.json"));

@@ -25,7 +25,8 @@ struct RunDir {
   std::optional<RunInfo> run;
   std::optional<Journal> journal;
   std::optional<nlohmann::json> plan;
-  std::optional<std::vector<EvalEntry>> eval;
+  std::optional<std::vector<EvalEntry>> eval;   // the first eval text's models
+  std::vector<EvalDomain> eval_domains;          // every eval text (eval.json "domains"; empty if absent)
   std::optional<nlohmann::json> bench;         // bench/summary.json
   std::optional<std::string> commands;         // commands.txt
   std::vector<RunFile> files;                  // every artifact present (model included)

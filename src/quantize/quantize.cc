@@ -16,17 +16,11 @@
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/quantize/search.h"
 #include "cerebellum/recipe/recipe.h"
+#include "quantize/gate.h"
 
 namespace cb {
 namespace fs = std::filesystem;
 namespace {
-
-// A model the gate scores besides ours: built into the run dir, scored, removed.
-struct Contender {
-  std::string name, kind;                     // "stock Q4_K_S", "stock"
-  std::map<std::string, std::string> types;   // or a preset
-  std::string preset;
-};
 
 // The options with each stage's struct complete: the shared settings (set
 // once, in measure and allocate) handed on, paths and callbacks filled in.
@@ -61,51 +55,6 @@ std::string default_run_dir(const std::string& out) {
   fs::path p(out);
   if (p.extension() == ".gguf") p.replace_extension("");
   return p.string() + ".run";
-}
-
-// Builds `types` (or a preset) from the source into `path`.
-BuildReport build_to(const QuantizeOptions& o, const ModelInfo& model, const std::string& path,
-                     const std::map<std::string, std::string>& types, const std::string& preset) {
-  BuildOptions b;
-  b.source = o.source;
-  b.source_model = &model;
-  b.out = path;
-  b.imatrix_path = o.allocate.imatrix_path;
-  b.n_threads = o.measure.n_threads;
-  if (!preset.empty()) {
-    b.base = preset;
-  } else {
-    for (const auto& [name, type] : types) b.recipe.rules.push_back({name, type, 0});
-  }
-  return build_model(b, o.logger, o.progress);
-}
-
-struct Scored {
-  EvalRecord record;
-  eval::TokenSeries series;
-};
-
-eval::EvalOptions gate_eval_options(const QuantizeOptions& o) {
-  return {.ctx = o.measure.ctx, .max_chunks = o.gate.eval_chunks, .n_threads = o.measure.n_threads,
-          .top_k = o.gate.top_k, .n_gpu_layers = o.measure.n_gpu_layers,
-          .max_device_bytes = o.measure.max_device_bytes};
-}
-
-Scored score_model(const QuantizeOptions& o, const std::string& name, const std::string& path,
-                   const std::string& text, const eval::ReferenceStore& ref) {
-  eval::Evaluator ev(path, text, gate_eval_options(o), o.logger);
-  Scored s;
-  const eval::EvalSummary sum = ev.run(&ref, o.progress, &s.series);
-  s.record = {name, path, static_cast<int64_t>(fs::file_size(path)), sum.ppl.ppl,
-              sum.ppl.ppl_se, sum.kld.mean_nats, sum.kld.se_nats, sum.kld.p99_nats, sum.kld.p999_nats,
-              sum.top1.mean};
-  return s;
-}
-
-nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "") {
-  return {{"name", r.name}, {"kind", kind}, {"path", r.path}, {"size_bytes", r.size_bytes}, {"ppl", r.ppl},
-          {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"kld_p99", r.kld_p99},
-          {"kld_p999", r.kld_p999}, {"top1", r.top1}};
 }
 
 // measure (or resume) the journal the plan is allocated on; its records come
@@ -220,20 +169,6 @@ std::map<std::string, std::string> weight_error_plan(const QuantizeOptions& o, c
   return plan_for(weight_error_journal(model, o.measure.base), model, w).plan.types();
 }
 
-// Ours and the baseline on the gate's bench tasks (bench/ in the run dir:
-// per-question JSONL and summary.json, as `cerebellum bench` writes them).
-bench::GateVerdict task_gate(const QuantizeOptions& o, const std::string& candidate, const std::string& baseline,
-                             const std::string& dir) {
-  bench::BenchOptions b = o.gate.bench;
-  b.n_threads = o.measure.n_threads;
-  const bench::ModelRun ours = bench::run_bench(candidate, b, dir, o.logger, o.progress);
-  const bench::ModelRun base = bench::run_bench(baseline, b, dir + "/baseline", o.logger, o.progress);
-  const bench::GateVerdict verdict = bench::ship_gate(ours, base, b.gate_alpha);
-  write_file_atomic(dir + "/summary.json", bench::summary_json(ours, &base, &verdict, b).dump(2) + "\n");
-  o.logger.info("task gate: " + std::string(verdict.ships ? "ships" : "does not ship") + " (" + verdict.reason + ")");
-  return verdict;
-}
-
 // What ours must beat besides the baseline (GateOptions::rivals).
 std::vector<Contender> gate_rivals(const QuantizeOptions& o, const ModelInfo& model, int64_t size_bytes,
                                    const std::string& baseline, const std::map<std::string, std::string>& weight_error,
@@ -261,74 +196,11 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   const measure::MeasureOptions& m = o.measure;
   if (m.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
   if (o.out.empty()) throw UsageError("quantize needs --out");
-  std::vector<std::string> inputs = {o.source, o.gate.eval_text, o.allocate.imatrix_path, m.reference_model, o.journal};
+  if (m.texts.empty() && o.gate.eval_texts.empty()) throw UsageError("quantize --recipe-from needs --eval-text");
+  std::vector<std::string> inputs = {o.source, o.allocate.imatrix_path, m.reference_model, o.journal};
   for (const auto& t : m.texts) inputs.push_back(t.path);
+  for (const auto& t : o.gate.eval_texts) inputs.push_back(t.path);
   check_output_path(o.out, inputs);
-}
-
-// Builds, scores and removes each contender; the records in order.
-std::vector<EvalRecord> score_contenders(const QuantizeOptions& o, const ModelInfo& model,
-                                         const std::vector<Contender>& contenders, const std::string& text,
-                                         const eval::ReferenceStore& ref, const std::string& run_dir) {
-  std::vector<EvalRecord> out;
-  for (const Contender& c : contenders) {
-    const std::string path = run_dir + "/contender.gguf";
-    build_to(o, model, path, c.types, c.preset);
-    out.push_back(score_model(o, c.name, path, text, ref).record);
-    fs::remove(path);
-  }
-  return out;
-}
-
-// The gate: ours, the stock baseline and the rivals against the full-precision
-// reference on the same held-out tokens, plus the --curve presets; eval.json
-// in the run dir. Ships: lower mean KLD than the baseline and every rival.
-void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::string& candidate, const std::string& baseline_path,
-              const std::vector<Contender>& rivals, const std::map<std::string, int64_t>& preset_sizes,
-              QuantizeResult& r) {
-  const std::string eval_path = o.gate.eval_text.empty() ? o.measure.texts.front().path : o.gate.eval_text;
-  const std::string text = read_file(eval_path);
-  const std::string& ref_model = o.measure.reference_model.empty() ? o.source : o.measure.reference_model;
-  eval::ReferenceStore ref;
-  {  // the F16 model is released before any candidate loads
-    eval::Evaluator ref_ev(ref_model, text, gate_eval_options(o), o.logger);
-    ref = eval::load_or_build_reference(ref_ev, r.run_dir + "/eval-reference.bin", o.progress, o.logger);
-  }
-  const Scored ours = score_model(o, "cerebellum", candidate, text, ref);
-  const Scored base = score_model(o, "stock " + r.baseline_preset, baseline_path, text, ref);
-  r.ours = ours.record;
-  r.baseline = base.record;
-  const eval::MeanSe d = eval::paired_delta(ours.series.kld_nats, base.series.kld_nats);
-  r.delta_kld = d.mean;
-  r.delta_kld_se = d.se;
-  r.kld_reduction = r.baseline.kld_mean > 0 ? 1.0 - r.ours.kld_mean / r.baseline.kld_mean : 0;
-  r.rivals = score_contenders(o, model, rivals, text, ref, r.run_dir);
-  r.ships = r.ours.kld_mean < r.baseline.kld_mean && r.ours.size_bytes <= r.baseline.size_bytes;
-  for (const EvalRecord& rival : r.rivals) r.ships = r.ships && r.ours.kld_mean < rival.kld_mean;
-  if (!o.gate.bench.tasks.empty()) {
-    r.task_gate = task_gate(o, candidate, baseline_path, r.run_dir + "/bench");
-    r.ships = r.ships && r.task_gate->ships;
-  }
-
-  EvalRecord ours_final = r.ours;
-  if (r.ships || o.gate.force) ours_final.path = o.out;  // where it will be after the gate
-  nlohmann::json models = {record_json(ours_final, "build"), record_json(r.baseline, "stock")};
-  for (size_t i = 0; i < rivals.size(); ++i) models.push_back(record_json(r.rivals[i], rivals[i].kind));
-  std::vector<Contender> curve;
-  for (const auto& preset : o.gate.curve_presets) {
-    if (preset != r.baseline_preset) curve.push_back({preset, "stock", {}, preset});
-  }
-  for (const EvalRecord& e : score_contenders(o, model, curve, text, ref, r.run_dir)) {
-    models.push_back(record_json(e, "stock"));
-  }
-  EvalRecord f16{o.measure.reference_model.empty() ? "F16" : "reference", ref_model,
-                 static_cast<int64_t>(fs::file_size(ref_model))};
-  models.push_back(record_json(f16, "reference"));
-  nlohmann::json ej = {{"schema", kRunEvalSchema}, {"eval_text", eval_path}, {"ctx", o.measure.ctx},
-                       {"chunks", o.gate.eval_chunks}, {"models", models},
-                       {"paired_delta_kld", {{"mean", d.mean}, {"se", d.se}}},
-                       {"stock_sizes_bytes", preset_sizes}};
-  write_file_atomic(r.run_dir + "/eval.json", ej.dump(2) + "\n");
 }
 
 }  // namespace
@@ -391,6 +263,14 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
 nlohmann::json to_json(const QuantizeResult& r) {
   nlohmann::json rivals = nlohmann::json::array();
   for (const EvalRecord& e : r.rivals) rivals.push_back(record_json(e));
+  nlohmann::json domains = nlohmann::json::array();
+  for (const GateDomain& g : r.domains) {
+    nlohmann::json dr = nlohmann::json::array();
+    for (const EvalRecord& e : g.rivals) dr.push_back(record_json(e));
+    domains.push_back({{"domain", g.domain}, {"eval_text", g.eval_text}, {"ours", record_json(g.ours)},
+                       {"baseline", record_json(g.baseline)}, {"rivals", dr}, {"delta_kld", g.delta_kld},
+                       {"delta_kld_se", g.delta_kld_se}, {"kld_reduction", g.kld_reduction}, {"ships", g.ships}});
+  }
   return {{"schema", kQuantizeSchema}, {"out", r.out}, {"run_dir", r.run_dir},
           {"budget_bytes", r.budget_bytes}, {"baseline_preset", r.baseline_preset},
           {"ours", record_json(r.ours)}, {"baseline", record_json(r.baseline)},
@@ -401,6 +281,7 @@ nlohmann::json to_json(const QuantizeResult& r) {
           // text: the interaction check.
           {"predicted_delta_kld_vs_measure_base", r.predicted_delta_kld}, {"written", r.written},
           {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals},
+          {"domains", domains},
           {"task_gate", r.task_gate ? nlohmann::json{{"ships", r.task_gate->ships}, {"reason", r.task_gate->reason}}
                                     : nlohmann::json(nullptr)}};
 }

@@ -49,6 +49,13 @@ struct EvalEntry {
 // Reads eval.json: {"schema":..., "models":[...]} or a bare list of entries.
 std::vector<EvalEntry> read_eval(const std::string& path);
 
+// One held-out text of eval.json's "domains" (quantize with several --eval-text).
+struct EvalDomain {
+  std::string domain, eval_text;
+  std::vector<EvalEntry> models;
+};
+std::vector<EvalDomain> read_eval_domains(const std::string& path);  // empty when eval.json has no "domains"
+
 struct CardOptions {
   bool measure_speed = true;        // load the build and time pp / tg
   SpeedOptions speed;               // pp 512, tg 128, threads

@@ -26,10 +26,12 @@ struct AllocationProblem;
 struct ModelInfo;
 
 // The gate: ours and the same-size stock mix against the full-precision
-// reference on held-out text.
+// reference on held-out text, each domain on its own.
 struct GateOptions {
-  std::string eval_text;                  // held-out text; "" = the first calibration text
-  int eval_chunks = 40;                   // chunks of eval_text (-1 = all)
+  // Held-out texts, one per domain (e.g. prose and code: issue 14); ours must
+  // ship on every one. Empty = the first calibration text.
+  std::vector<measure::MeasureText> eval_texts;
+  int eval_chunks = 40;                   // chunks of each eval text (-1 = all)
   // A larger top-K reads absolute KLD closer to the full distribution's (the
   // gap by K: docs/evaluator.md); 8 KiB per token.
   int top_k = 1024;
@@ -89,11 +91,24 @@ struct SearchSummary {
   double kld_before = 0, kld_after = 0;   // mean KLD vs F16 on the search chunks
 };
 
+// The gate on one held-out text.
+struct GateDomain {
+  std::string domain, eval_text;
+  EvalRecord ours, baseline;
+  std::vector<EvalRecord> rivals;         // in QuantizeResult::rivals' order
+  double delta_kld = 0, delta_kld_se = 0; // ours - baseline, paired per token, nats
+  double kld_reduction = 0;               // 1 - ours/baseline
+  bool ships = false;                     // beats the baseline and every rival on this text
+};
+
 struct QuantizeResult {
   std::string out;                        // written output ("" when the gate refused)
   std::string run_dir;
   int64_t budget_bytes = 0;
   std::string baseline_preset;
+  // Every eval text's gate; ours / baseline / rivals / delta_kld /
+  // kld_reduction below are the first text's (the primary).
+  std::vector<GateDomain> domains;
   EvalRecord ours, baseline;
   double delta_kld = 0, delta_kld_se = 0; // ours - baseline, paired per token, nats
   double kld_reduction = 0;               // 1 - ours/baseline
@@ -103,7 +118,8 @@ struct QuantizeResult {
   std::vector<EvalRecord> rivals;
   // The task gate's verdict when it ran (GateOptions::bench): ships, and why not.
   std::optional<bench::GateVerdict> task_gate;
-  bool ships = false;                     // ours beats the baseline and every rival on KLD (and the task gate)
+  bool ships = false;                     // ours beats the baseline and every rival on KLD on every
+                                          // eval text (and passes the task gate)
   bool written = false;
   double elapsed_s = 0;
 };

@@ -1,0 +1,37 @@
+// quantize's gate (private to src/quantize): ours, the same-size stock mix
+// and the rivals against the full-precision reference on every held-out text,
+// and the task gate. run_quantize (quantize.cc) plans and builds; this scores.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "cerebellum/build/build.h"
+#include "cerebellum/quantize/quantize.h"
+
+namespace cb {
+
+// A model the gate scores besides ours: built into the run dir, scored, removed.
+struct Contender {
+  std::string name, kind;                     // "stock Q4_K_S", "stock"
+  std::map<std::string, std::string> types;   // or a preset
+  std::string preset;
+};
+
+// Builds `types` (or a preset) from the source into `path`.
+BuildReport build_to(const QuantizeOptions& o, const ModelInfo& model, const std::string& path,
+                     const std::map<std::string, std::string>& types, const std::string& preset);
+
+nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "");
+
+// The gate on every GateOptions::eval_texts domain: fills r.domains (and the
+// first domain's mirror in r.ours / baseline / rivals / delta_kld), r.ships
+// and r.task_gate; writes eval.json (and bench/) into r.run_dir.
+void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::string& candidate,
+              const std::string& baseline_path, const std::vector<Contender>& rivals,
+              const std::map<std::string, int64_t>& preset_sizes, QuantizeResult& r);
+
+}  // namespace cb
