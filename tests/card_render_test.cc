@@ -225,6 +225,28 @@ TEST(CardRender, BareRunDirListsMissingPartsAsNotRun) {
   EXPECT_NE(r.markdown.find("- `plan.json` (allocate: the plan)"), std::string::npos);
 }
 
+// quantize with two --eval-text: eval.json's "domains", one table each.
+TEST(CardRender, EveryEvalTextGetsItsOwnTable) {
+  const fs::path dir = test::temp_dir("card_domains");
+  fs::create_symlink(test::model(kModel), dir / "model.gguf");
+  json e = eval_json();
+  json code = e["models"];
+  for (auto& m : code) m["kld_mean"] = m["kld_mean"].get<double>() * 0.5;
+  e["domains"] = {{{"domain", "prose"}, {"eval_text", "/x/wiki.test.raw"}, {"models", e["models"]}},
+                  {{"domain", "code"}, {"eval_text", "/y/code-heldout.txt"}, {"models", code}}};
+  write(dir / "eval.json", e.dump(2));
+  card::CardOptions o = small_options();
+  o.measure_speed = false;
+  o.measured_ctx = 0;
+  const std::string md = card::render_card(dir.string(), (dir / "CARD.md").string(), o).markdown;
+  const size_t prose = md.find("### prose (`wiki.test.raw`)"), code_at = md.find("### code (`code-heldout.txt`)");
+  ASSERT_NE(prose, std::string::npos) << md;
+  ASSERT_NE(code_at, std::string::npos) << md;
+  EXPECT_LT(prose, code_at);
+  EXPECT_NE(md.find("| **cerebellum** | build | 8.00 MB (8000000 B) | 27.850 ± 0.300 | 0.00900 ± 0.00050 |", prose), std::string::npos) << md;
+  EXPECT_NE(md.find("| **cerebellum** | build | 8.00 MB (8000000 B) | 27.850 ± 0.300 | 0.00450 ± 0.00050 |", code_at), std::string::npos) << md;
+}
+
 TEST(CardRender, RunDirWithoutModelIsAnInputErrorNamingIt) {
   const fs::path dir = test::temp_dir("card_nomodel");
   write(dir / "plan.json", "{}");
