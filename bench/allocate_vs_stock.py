@@ -107,8 +107,7 @@ def stock_presets(a, imatrix, min_bytes, max_bytes, tag):
     build --dry-run."""
     out, _ = sh([CB, "-q", "recipe", "--list-presets", "--json"])
     results = {}
-    by_ftype = {p["ftype"]: p["name"] for p in json.loads(out)}  # aliases once, by the later (full) name
-    for name in by_ftype.values():
+    for name in [p["name"] for p in json.loads(out) if not p.get("alias_of")]:  # aliases ("Q4_K") once
         if name in ("F16", "BF16", "F32"):
             continue
         path = os.path.join(a.work, f"stock-{name}-{tag}.gguf")

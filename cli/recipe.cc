@@ -31,9 +31,11 @@ void list_presets(bool json) {
   nlohmann::json j = nlohmann::json::array();
   for (const StockMix& m : stock_mixes()) {
     if (json) {
-      j.push_back({{"name", m.name}, {"ftype", m.ftype}, {"size_baseline", m.size_baseline}});
+      j.push_back({{"name", m.name}, {"ftype", m.ftype}, {"family", m.family}, {"size_baseline", m.size_baseline},
+                   {"alias_of", m.alias_of.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.alias_of)}});
     } else {
-      fmt::print("{}{}\n", m.name, m.size_baseline ? "  (size baseline)" : "");
+      fmt::print("{}{}{}\n", m.name, m.size_baseline ? "  (size baseline)" : "",
+                 m.alias_of.empty() ? "" : "  (= " + m.alias_of + ")");
     }
   }
   if (json) print_json(j);

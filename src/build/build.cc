@@ -164,7 +164,16 @@ int64_t predict_output_size_bytes(const std::string& source, const std::map<std:
 
 int64_t stock_preset_size_bytes(const std::string& source, const std::string& preset,
                                 const std::string& imatrix_path) {
-  return predict_output_size_bytes(source, stock_preset_types(source, preset, !imatrix_path.empty()), imatrix_path);
+  const auto types = stock_preset_types(source, preset, !imatrix_path.empty());
+  if (imatrix_path.empty()) {  // what build_model (check_imatrix_needs) would refuse
+    for (const auto& [name, type] : types) {
+      if (type_needs_imatrix(type, name)) {
+        throw RecipeError(fmt::format("stock {}: tensor {} would be {}, which needs an importance matrix; pass "
+                                      "--imatrix FILE", preset, name, type));
+      }
+    }
+  }
+  return predict_output_size_bytes(source, types, imatrix_path);
 }
 
 BuildReport surgery(const SurgeryOptions& o, const Logger& logger, const ProgressFn& progress) {

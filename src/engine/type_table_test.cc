@@ -71,6 +71,20 @@ TEST(TypeTable, StockMixesAreLlamaQuantizesPresetsWithTheirFileTypes) {
     seen.insert(m.name);
   }
   EXPECT_EQ(seen.size(), kFtypes.size());
+  // Two names for one file type: exactly one is the alias of the other.
+  std::map<int, std::vector<StockMix>> by_ftype;
+  for (const StockMix& m : stock_mixes()) by_ftype[m.ftype].push_back(m);
+  for (const auto& [ftype, mixes] : by_ftype) {
+    int aliases = 0;
+    for (const StockMix& m : mixes) {
+      if (m.alias_of.empty()) continue;
+      ++aliases;
+      ASSERT_TRUE(find_stock_mix(m.alias_of)) << m.name;
+      EXPECT_EQ(find_stock_mix(m.alias_of)->ftype, ftype) << m.name;
+      EXPECT_TRUE(find_stock_mix(m.alias_of)->alias_of.empty()) << m.name;
+    }
+    EXPECT_EQ(aliases, static_cast<int>(mixes.size()) - 1) << "file type " << ftype;
+  }
   ASSERT_TRUE(find_stock_mix("q4_k_m"));
   EXPECT_EQ(find_stock_mix("q4_k_m")->name, "Q4_K_M");
   EXPECT_FALSE(find_stock_mix("Q4_K_X"));

@@ -12,38 +12,21 @@
 #include "cerebellum/quantize/quantize.h"
 
 namespace cb {
-namespace {
-
-// The preset's exact file size, or -1 when our build cannot make it here (a
-// type that needs an imatrix, without one).
-int64_t buildable_size_bytes(const ModelInfo& model, const std::string& preset, const std::string& imatrix_path) {
-  BuildOptions b;
-  b.source = model.path;
-  b.source_model = &model;
-  b.base = preset;
-  b.imatrix_path = imatrix_path;
-  b.dry_run = true;
-  try {
-    return build_model(b, Logger{}, ProgressFn{}).output_size_bytes;
-  } catch (const RecipeError&) {
-    return -1;
-  }
-}
-
-}  // namespace
 
 std::vector<std::string> rival_presets(const ModelInfo& model, int64_t size_bytes, const std::string& imatrix_path,
                                        const std::string& except, std::map<std::string, int64_t>* sizes) {
   static const std::set<std::string> kFamilies = {"k", "iq", "legacy"};
-  std::map<int, StockMix> by_ftype;  // aliases ("Q4_K" = "Q4_K_M") once: the later, full name
-  for (const StockMix& mix : stock_mixes()) {
-    if (kFamilies.count(mix.family)) by_ftype[mix.ftype] = mix;
-  }
   std::map<std::string, std::pair<std::string, int64_t>> best;  // family -> (preset, size)
-  for (const auto& [ftype, mix] : by_ftype) {
-    const int64_t s = buildable_size_bytes(model, mix.name, imatrix_path);
-    if (sizes && s >= 0) (*sizes)[mix.name] = s;
-    if (s < 0 || s > size_bytes) continue;
+  for (const StockMix& mix : stock_mixes()) {
+    if (!kFamilies.count(mix.family) || !mix.alias_of.empty()) continue;
+    int64_t s = 0;
+    try {
+      s = stock_preset_size_bytes(model.path, mix.name, imatrix_path);
+    } catch (const RecipeError&) {
+      continue;  // needs an imatrix, and none is given: not an option here
+    }
+    if (sizes) (*sizes)[mix.name] = s;
+    if (s > size_bytes) continue;
     auto& b = best[mix.family];
     if (b.first.empty() || s > b.second) b = {mix.name, s};
   }

@@ -69,7 +69,8 @@ BuildReport build_model(const BuildOptions& options, const Logger& logger = {}, 
 int64_t predict_output_size_bytes(const std::string& source, const std::map<std::string, std::string>& types,
                                   const std::string& imatrix_path = "");
 // The exact file size of stock `preset` (llama-quantize's own type choices)
-// built from `source` with that imatrix ("" = none).
+// built from `source` with that imatrix ("" = none). RecipeError when, without
+// an imatrix, the preset needs one (as build_model would refuse it).
 int64_t stock_preset_size_bytes(const std::string& source, const std::string& preset,
                                 const std::string& imatrix_path = "");
 

@@ -67,6 +67,9 @@ struct StockMix {
   // KLD-vs-size tables), so the best of a family within a budget is its
   // largest member that fits.
   std::string family;
+  // llama-quantize's short names ("Q4_K") for a full one ("Q4_K_M"): the same
+  // mix. Lists of distinct options skip them.
+  std::string alias_of;
 };
 
 // In llama-quantize's order; aliases ("Q4_K" = Q4_K_M) included.
