@@ -57,10 +57,19 @@ void run(BenchArgs& a) {
   if (fs::exists(out / "summary.json") && !a.force) {
     throw UsageError(fmt::format("{}: already holds a summary.json (use --force to overwrite)", a.out));
   }
+  const bool made_out = !fs::exists(out);
   fs::create_directories(out);
   const Logger logger = stderr_logger();
   ProgressPrinter progress;
-  auto model = bench::run_bench(a.model, a.opt, out.string(), logger, progress.fn());
+  std::optional<bench::ModelRun> ran;
+  try {
+    ran = bench::run_bench(a.model, a.opt, out.string(), logger, progress.fn());
+  } catch (...) {  // e.g. the data is missing: leave no empty folder (records written so far stay, to resume)
+    std::error_code ec;
+    if (made_out && fs::is_empty(out, ec)) fs::remove(out, ec);
+    throw;
+  }
+  auto& model = *ran;
   progress.finish();
   std::optional<bench::ModelRun> base;
   std::optional<bench::GateVerdict> verdict;

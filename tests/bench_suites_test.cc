@@ -75,6 +75,17 @@ TEST(BenchSuites, HellaswagMatchesStockLlamaPerplexity) {
   EXPECT_EQ(n, 100);
 }
 
+// Data that is not there: a clear error naming the file, exit 3, and no empty
+// --out folder left behind.
+TEST(BenchSuites, MissingDataNamesTheFileAndLeavesNoOutputFolder) {
+  const std::string out = test::temp_dir("bench_nodata") + "/out";
+  const auto r = test::run_command(test::cli_path() + " bench --model " + test::model("cb-dense-12l-F16.gguf") +
+                                   " --tasks hellaswag --data /nonexistent-data --out " + out + " 2>&1");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent-data/hellaswag"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
 TEST(BenchSuites, GateAndAuditThroughTheCli) {
   const std::string model = test::model("cb-dense-12l-F16.gguf");
   const std::string out = test::temp_dir("bench_gate");
