@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/allocate/plan_for.h"
@@ -14,6 +15,7 @@
 #include "cerebellum/common/io.h"
 #include "cerebellum/quantize/quantize.h"
 #include "cerebellum/quantize/search.h"
+#include "cerebellum/measure/merge.h"
 #include "cli_util.h"
 #include "command.h"
 
@@ -21,7 +23,8 @@ namespace cb::cli {
 namespace {
 
 struct AllocateArgs {
-  std::string measurements, source;
+  std::vector<std::string> measurements;  // one journal, or the shards of one sweep (merged in memory)
+  std::string source;
   AllocateOptions o;              // the library's options and defaults
   std::string write_quant_error;  // where to save the table used
   std::string write_curves;       // where to save the damage curves
@@ -34,14 +37,27 @@ struct AllocateArgs {
 };
 
 
-// The journal, its repairs reported; MismatchError when it is another model's.
+// The journal (several: merged as `measure merge` would, gaps reported), its
+// repairs reported; MismatchError when it is another model's.
 Journal read_journal_of(const AllocateArgs& a, const Logger& log) {
-  Journal journal = read_journal(a.measurements);
-  if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements));
-  for (const auto& d : journal.duplicates) log.warn("duplicate record " + d);
+  Journal journal;
+  if (a.measurements.size() == 1) {
+    journal = read_journal(a.measurements.front());
+    if (journal.torn_tail) log.warn(fmt::format("{}: dropped a torn last line", a.measurements.front()));
+    for (const auto& d : journal.duplicates) log.warn("duplicate record " + d);
+  } else {
+    measure::MergeResult r = measure::merge_journals(a.measurements);
+    for (const auto& d : r.duplicates) log.warn("duplicate: " + d);
+    for (const auto& s : r.missing_shards) log.warn("missing shard " + s + ": its units are priced as unmeasured");
+    if (!r.missing_units.empty()) {
+      log.warn(fmt::format("{} unit(s) the shards were given are not measured (first: {})", r.missing_units.size(),
+                           r.missing_units.front()));
+    }
+    journal = std::move(r.journal);
+  }
   const std::string sha = sha256_file(a.source);
   if (!journal.header.model_sha256.empty() && journal.header.model_sha256 != sha) {
-    throw MismatchError(fmt::format("{} was measured on model {}, not {} ({})", a.measurements,
+    throw MismatchError(fmt::format("{} was measured on model {}, not {} ({})", fmt::join(a.measurements, ", "),
                                     journal.header.model_sha256, a.source, sha));
   }
   return journal;
@@ -71,8 +87,11 @@ Plan search(const AllocateArgs& a, const AllocationProblem& p, const Plan& plan,
 
 void run_allocate(const AllocateArgs& a) {
   const Logger log = stderr_logger();
-  check_output_path(a.out, {a.measurements, a.source, a.o.constraints, a.tensor_types});
-  check_output_path(a.tensor_types, {a.measurements, a.source, a.o.constraints}, "--tensor-types");
+  std::vector<std::string> inputs = a.measurements;
+  inputs.insert(inputs.end(), {a.source, a.o.constraints});
+  check_output_path(a.tensor_types, inputs, "--tensor-types");
+  inputs.push_back(a.tensor_types);
+  check_output_path(a.out, inputs);
   if (!a.tensor_types.empty() && a.tensor_types == a.out) {
     throw UsageError("--out and --tensor-types name the same file");
   }
@@ -102,7 +121,9 @@ void run_allocate(const AllocateArgs& a) {
   if (!al.baselines_skipped.empty()) log.warn(fmt::format("baselines skipped: {}", al.baselines_skipped));
   const int64_t budget = al.budget_bytes;
   Plan plan = al.plan;
-  nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements}, {"baselines", baselines_json(al)}};
+  nlohmann::json extra = {{"source", a.source}, {"measurements", a.measurements.size() == 1 ? nlohmann::json(a.measurements.front())
+                                                                         : nlohmann::json(a.measurements)},
+                          {"baselines", baselines_json(al)}};
   if (a.proxy) extra["damage"] = "weight_error_only";
   if (!a.search_text.empty()) plan = search(a, p, plan, budget, al.overhead_bytes, extra, log);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
@@ -118,7 +139,8 @@ void run_allocate(const AllocateArgs& a) {
 void setup_allocate(CLI::App& app) {
   auto a = std::make_shared<AllocateArgs>();
   auto* cmd = app.add_subcommand("allocate", "spend a byte budget where measured damage matters");
-  cmd->add_option("--measurements", a->measurements, "measurements.jsonl");
+  cmd->add_option("--measurements", a->measurements,
+                  "measurements.jsonl; several: the shards of one sweep (`measure --shard`), merged as `measure merge` would");
   cmd->add_flag("--proxy", a->proxy,
                 "no measurements: the weight-error-only plan (damage = elements x Δ relative MSE from the "
                 "quantization-error table, imatrix-weighted with --imatrix; docs/allocate.md)");

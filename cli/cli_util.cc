@@ -1,4 +1,6 @@
 #include "cli_util.h"
+#include "cerebellum/common/error.h"
+#include <filesystem>
 
 #include <unistd.h>
 
@@ -94,6 +96,19 @@ std::vector<std::string> split_commas(const std::vector<std::string>& values) {
   std::vector<std::string> out;
   for (const auto& v : values) {
     for (auto& part : cb::split_commas(v)) out.push_back(std::move(part));
+  }
+  return out;
+}
+
+std::vector<measure::MeasureText> texts_with_domains(const std::vector<std::string>& paths,
+                                                    const std::vector<std::string>& names, const char* flag) {
+  const auto domains = split_commas(names);
+  if (!domains.empty() && domains.size() != paths.size()) {
+    throw UsageError(fmt::format("{} {} names for {} files", domains.size(), flag, paths.size()));
+  }
+  std::vector<measure::MeasureText> out;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    out.push_back({domains.empty() ? std::filesystem::path(paths[i]).stem().string() : domains[i], paths[i]});
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/common/log.h"
+#include "cerebellum/measure/measure.h"
 
 namespace cb::cli {
 
@@ -44,6 +45,12 @@ void print_json(const nlohmann::json& j);
 
 // Repeated flag values, each a comma list: {"a,b", "c"} -> {"a", "b", "c"}.
 std::vector<std::string> split_commas(const std::vector<std::string>& values);
+
+// --text/--domain, --eval-text/--eval-domain: one domain per file, named by
+// `names` (comma lists or repeats; as many as files) or else the file's stem.
+// UsageError naming `flag` when the counts differ.
+std::vector<measure::MeasureText> texts_with_domains(const std::vector<std::string>& paths,
+                                                    const std::vector<std::string>& names, const char* flag);
 
 // Format bytes as "27.47 MB (27,471,424 B)".
 std::string human_bytes(int64_t bytes);

@@ -1,9 +1,11 @@
 // cerebellum measure --source SRC.gguf --base PRESET|RECIPE --text T [--text T2]
 //   [--domain en,code] --plan tensors|groups|layers|auto --targets q2_K[,..]
 //   [--promote q6_K,..] [--ctx 512] [--max-chunks 40] [--min-chunks 3] [--top-k 32]
-//   [--mode resident|simulated|exact] [--probes] [--resume] --out measurements.jsonl
+//   [--mode resident|simulated|exact] [--probes] [--resume] [--shard K/N]
+//   [--shared-reference J.jsonl] --out measurements.jsonl
 // cerebellum measure export-original --journal M.jsonl --out ablation_results.json
 // cerebellum measure import-original --in ablation_results.json --out M.jsonl
+// cerebellum measure merge J1.jsonl J2.jsonl ... --out M.jsonl
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/measure/measure.h"
+#include "cerebellum/measure/merge.h"
 #include "cerebellum/measure/original.h"
 #include "cli_util.h"
 #include "command.h"
@@ -24,7 +27,7 @@ namespace {
 struct MeasureArgs {
   measure::MeasureOptions o;
   std::string source, base = o.base, plan = measure::to_string(o.plan), mode = measure::to_string(o.mode), out,
-      max_vram, max_memory;
+      max_vram, max_memory, shard;
   std::vector<std::string> texts, domains, targets, promote;
 };
 
@@ -44,16 +47,8 @@ void run_measure_command(MeasureArgs& a) {
     o.targets = split_commas(a.targets);
     o.promote = split_commas(a.promote);
   }
-  const std::vector<std::string> domains = split_commas(a.domains);
-  if (!domains.empty() && domains.size() != a.texts.size()) {
-    throw UsageError(fmt::format("{} --domain names for {} --text files", domains.size(),
-                                 a.texts.size()));
-  }
-  for (size_t i = 0; i < a.texts.size(); ++i) {
-    o.texts.push_back({domains.empty() ? std::filesystem::path(a.texts[i]).stem().string()
-                                       : domains[i],
-                       a.texts[i]});
-  }
+  o.texts = texts_with_domains(a.texts, a.domains, "--domain");
+  if (!a.shard.empty()) o.shard = measure::parse_shard(a.shard);
   o.logger = stderr_logger();
   ProgressPrinter progress;
   o.progress = progress.fn();
@@ -114,6 +109,36 @@ void setup_import(CLI::App* parent) {
   });
 }
 
+// measure merge J1 J2 ... --out M.jsonl: the shards' journals as one.
+void setup_merge(CLI::App* parent) {
+  auto paths = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  auto allow_missing = std::make_shared<bool>(false);
+  auto* cmd = parent->add_subcommand("merge", "join the journals of one sweep's shards into one");
+  cmd->add_option("journals", *paths, "journals (measurements of one sweep: same model, base, texts, settings)")
+      ->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", *out, "merged journal")->required();
+  cmd->add_flag("--allow-missing", *allow_missing, "write even when units or shards are missing (exit 0)");
+  cmd->callback([paths, out, allow_missing] {
+    check_output_path(*out, *paths);
+    const measure::MergeResult r = measure::merge_journals(*paths);
+    const Logger log = stderr_logger();
+    for (const auto& d : r.duplicates) log.warn("duplicate: " + d);
+    for (const auto& s : r.missing_shards) log.warn("missing shard " + s + ": no journal given for it");
+    for (const auto& u : r.missing_units) log.warn("missing unit: " + u);
+    const bool complete = r.missing_shards.empty() && r.missing_units.empty();
+    if (!complete && !*allow_missing) {
+      throw InputError(fmt::format("{} shard(s) and {} unit(s) missing (listed above): resume the shards that "
+                                   "stopped (`measure --shard K/N --resume`), or pass --allow-missing; nothing written",
+                                   r.missing_shards.size(), r.missing_units.size()));
+    }
+    write_file_atomic(*out, measure::journal_text(r.journal));
+    print_json({{"journal", *out}, {"inputs", r.inputs}, {"measurements", r.n_measurements},
+                {"duplicates", r.duplicates.size()}, {"missing_units", r.missing_units.size()},
+                {"missing_shards", r.missing_shards}, {"complete", complete}});
+  });
+}
+
 void setup_measure(CLI::App& app) {
   auto a = std::make_shared<MeasureArgs>();
   auto* cmd = app.add_subcommand(
@@ -161,8 +186,15 @@ void setup_measure(CLI::App& app) {
   cmd->add_flag("--reference-only", o.reference_only,
                 "only compute the full-precision reference store(s) for every chunk a unit may reach, "
                 "then stop (a later sweep with the same settings never loads the full-precision model)");
+  cmd->add_option("--shard", a->shard,
+                  "K/N: measure shard K (0-based) of N, a deterministic cost-balanced share of the units (a Slurm "
+                  "job array: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); join the journals with `measure merge`");
+  cmd->add_option("--shared-reference", o.shared_reference,
+                  "J: read the reference stores `measure --reference-only --out J` made (every shard the same), "
+                  "refusing ones made for other settings");
   cmd->add_option("--out", a->out, "journal (measurements.jsonl)");
   setup_export(cmd);
+  setup_merge(cmd);
   setup_import(cmd);
   cmd->callback([a, cmd] {
     for (const auto* sub : cmd->get_subcommands()) {

@@ -22,21 +22,6 @@ struct QuantizeArgs {
   bool card = false;
 };
 
-// --text/--domain, --eval-text/--eval-domain: one domain per file, named
-// by --domain (comma lists or repeats) or the file's stem.
-std::vector<measure::MeasureText> texts_with_domains(const std::vector<std::string>& paths,
-                                                    const std::vector<std::string>& names, const char* flag) {
-  const auto domains = split_commas(names);
-  if (!domains.empty() && domains.size() != paths.size()) {
-    throw UsageError(fmt::format("{} {} names for {} files", domains.size(), flag, paths.size()));
-  }
-  std::vector<measure::MeasureText> out;
-  for (size_t i = 0; i < paths.size(); ++i) {
-    out.push_back({domains.empty() ? std::filesystem::path(paths[i]).stem().string() : domains[i], paths[i]});
-  }
-  return out;
-}
-
 // What beat (or tied) ours at the gate, per eval text.
 std::string beaten_by(const QuantizeResult& r) {
   std::string names;

@@ -74,8 +74,27 @@ JournalHeader make_header(const MeasureOptions& o, const ModelInfo& model,
   h.base_types = base_types;
   for (const MeasureText& t : o.texts) h.texts.push_back({t.domain, t.path, sha256_file(t.path)});
   h.settings_json = settings_json(o).dump();
+  h.shard_index = o.shard.index;
+  h.shard_count = o.shard.count;
   (void)model;
   return h;
+}
+
+std::optional<HeaderDifference> header_difference(const JournalHeader& a, const JournalHeader& b) {
+  if (a.model_sha256 != b.model_sha256) return HeaderDifference{"model sha256", a.model_sha256, b.model_sha256};
+  if (a.base_name != b.base_name) return HeaderDifference{"base", a.base_name, b.base_name};
+  if (a.base_types != b.base_types) return HeaderDifference{"base types", "different", ""};
+  std::vector<std::string> have, want;
+  for (const auto& t : a.texts) have.push_back(t.domain + "=" + t.sha256.substr(0, 12));
+  for (const auto& t : b.texts) want.push_back(t.domain + "=" + t.sha256.substr(0, 12));
+  if (have != want) {
+    return HeaderDifference{"texts", fmt::format("{}", fmt::join(have, ",")), fmt::format("{}", fmt::join(want, ","))};
+  }
+  const json sa = json::parse(a.settings_json), sb = json::parse(b.settings_json);
+  for (const auto& [k, v] : sb.items()) {
+    if (!sa.contains(k) || sa[k] != v) return HeaderDifference{"setting " + k, sa.contains(k) ? sa[k].dump() : "absent", v.dump()};
+  }
+  return std::nullopt;
 }
 
 void check_resume_header(const JournalHeader& existing, const JournalHeader& wanted,
@@ -84,18 +103,10 @@ void check_resume_header(const JournalHeader& existing, const JournalHeader& wan
     throw MismatchError(fmt::format("{}: cannot resume: journal {} is {}, this run's is {}", path,
                                     what, have, want));
   };
-  if (existing.model_sha256 != wanted.model_sha256) {
-    fail("model sha256", existing.model_sha256, wanted.model_sha256);
-  }
-  if (existing.base_name != wanted.base_name) fail("base", existing.base_name, wanted.base_name);
-  if (existing.base_types != wanted.base_types) fail("base types", "different", "");
-  std::vector<std::string> have, want;
-  for (const auto& t : existing.texts) have.push_back(t.domain + "=" + t.sha256.substr(0, 12));
-  for (const auto& t : wanted.texts) want.push_back(t.domain + "=" + t.sha256.substr(0, 12));
-  if (have != want) fail("texts", fmt::format("{}", fmt::join(have, ",")), fmt::format("{}", fmt::join(want, ",")));
-  const json a = json::parse(existing.settings_json), b = json::parse(wanted.settings_json);
-  for (const auto& [k, v] : b.items()) {
-    if (!a.contains(k) || a[k] != v) fail("setting " + k, a.contains(k) ? a[k].dump() : "absent", v.dump());
+  if (const auto d = header_difference(existing, wanted)) fail(d->field, d->first, d->second);
+  if (existing.shard_index != wanted.shard_index || existing.shard_count != wanted.shard_count) {
+    fail("shard", fmt::format("{}/{}", existing.shard_index, existing.shard_count),
+         fmt::format("{}/{}", wanted.shard_index, wanted.shard_count));
   }
 }
 

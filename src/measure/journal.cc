@@ -142,7 +142,7 @@ json to_json(const JournalHeader& h) {
   for (const auto& t : h.texts) {
     texts.push_back({{"domain", t.domain}, {"path", t.path}, {"sha256", t.sha256}});
   }
-  return json{{"schema", kMeasureSchema},
+  json j{{"schema", kMeasureSchema},
               {"kind", "header"},
               {"tool_version", h.tool_version},
               {"model_path", h.model_path},
@@ -150,6 +150,12 @@ json to_json(const JournalHeader& h) {
               {"base", {{"name", h.base_name}, {"types", h.base_types}}},
               {"texts", texts},
               {"settings", json::parse(h.settings_json)}};
+  if (h.shard_count > 1) j["shard"] = {{"index", h.shard_index}, {"count", h.shard_count}};
+  return j;
+}
+
+json to_json(const JournalShardPlan& s) {
+  return {{"kind", "shard_plan"}, {"domain", s.domain}, {"index", s.index}, {"count", s.count}, {"units", s.unit_keys}};
 }
 
 json to_json(const JournalBaseline& b) {
@@ -201,6 +207,14 @@ JournalHeader header_from_json(const json& j, const std::string& where) {
                        opt<std::string>(t, "sha256", "")});
   }
   h.settings_json = opt<json>(j, "settings", json::object()).dump();
+  if (j.contains("shard")) {
+    const json& s = j["shard"];
+    h.shard_index = req<int>(s, "index", where);
+    h.shard_count = req<int>(s, "count", where);
+    if (h.shard_count < 1 || h.shard_index < 0 || h.shard_index >= h.shard_count) {
+      throw InputError(fmt::format("{}: shard {}/{} is not 0 <= index < count", where, h.shard_index, h.shard_count));
+    }
+  }
   return h;
 }
 
@@ -301,6 +315,12 @@ void add_record(const json& j, const std::string& at, Journal& out, Dedupe& seen
     JournalProbe p = probe_from_json(j, at);
     const std::string key = "p|" + probe_key(p.domain, p.probe, p.units);
     if (seen.keep(key, p, at, out.duplicates)) out.probes.push_back(std::move(p));
+  } else if (kind == "shard_plan") {  // written again by a resume: the first is kept, silently
+    JournalShardPlan sp{req<std::string>(j, "domain", at), req<int>(j, "index", at), req<int>(j, "count", at),
+                        req<std::vector<std::string>>(j, "units", at)};
+    bool known = false;
+    for (const auto& e : out.shard_plans) known = known || (e.domain == sp.domain && e.index == sp.index);
+    if (!known) out.shard_plans.push_back(std::move(sp));
   }  // other kinds: newer writers within /1, skipped
 }
 
@@ -422,5 +442,6 @@ void JournalWriter::append_record(const nlohmann::json& j) {
 void JournalWriter::append(const JournalBaseline& b) { append_record(to_json(b)); }
 void JournalWriter::append(const JournalMeasurement& m) { append_record(to_json(m)); }
 void JournalWriter::append(const JournalProbe& p) { append_record(to_json(p)); }
+void JournalWriter::append(const JournalShardPlan& s) { append_record(to_json(s)); }
 
 }  // namespace cb

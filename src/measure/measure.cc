@@ -98,7 +98,7 @@ class Sweep {
   std::string reference_path(const std::string& domain) const;
   // Loads the domain's cached store into ref_ when it was made for these
   // settings (else starts empty: the journal header guards the results).
-  void load_reference_cache(const eval::Evaluator& ev, const std::string& path);
+  void load_reference_cache(const eval::Evaluator& ev, const std::string& path, const std::string& domain);
   void ensure_chunks(int need, const TypeMap& restore);
   void record_baseline(const std::string& domain);
   void save_reference(const std::string& path);
@@ -107,6 +107,10 @@ class Sweep {
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
   void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
+  void plan_shard(const std::string& domain);
+  bool owns(const std::string& domain, const PlannedUnit& u) const {
+    return !o_.shard.sharded() || owned_.count(measurement_key(domain, u.direction, u.unit.id, u.types));
+  }
   void probes(const std::string& domain);
   void probe(const std::string& domain, const std::string& kind,
              const std::vector<const JournalMeasurement*>& parts);
@@ -122,6 +126,7 @@ class Sweep {
   std::set<std::string> done_probes_;
   std::set<std::string> have_baseline_;
   std::vector<std::string> swappable_;
+  std::set<std::string> owned_;  // --shard: the measurement keys of this shard's units in the current domain
   std::unique_ptr<ConfigEval> cfg_;
   eval::ReferenceStore ref_;
   std::vector<eval::ChunkResult> base_chunks_;
@@ -272,7 +277,9 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
                        const std::string& dir) {
   const std::vector<PlannedUnit> units = plan(o_.plan, type, dir);
   std::vector<const JournalMeasurement*> results;
-  for (const PlannedUnit& u : units) results.push_back(&unit(domain, u));
+  for (const PlannedUnit& u : units) {
+    if (owns(domain, u)) results.push_back(&unit(domain, u));
+  }
   if (o_.plan != PlanLevel::kAuto || results.empty()) return;
   // Auto: split the groups that matter into their tensors (a group's members
   // are one per layer, so per-tensor = per-layer for that role).
@@ -294,14 +301,52 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
   for (const PlannedUnit& u : members) unit(domain, u);
 }
 
+// --shard: every unit of the domain (all types, both directions), split
+// across the shards; this one's keys recorded in the journal for a merge.
+void Sweep::plan_shard(const std::string& domain) {
+  owned_.clear();
+  if (!o_.shard.sharded()) return;
+  std::vector<PlannedUnit> all;
+  for (const std::string& t : o_.targets) {
+    for (PlannedUnit& u : plan(o_.plan, t, "ablate")) all.push_back(std::move(u));
+  }
+  for (const std::string& t : o_.promote) {
+    for (PlannedUnit& u : plan(o_.plan, t, "promote")) all.push_back(std::move(u));
+  }
+  const std::vector<int> shard = assign_shards(all, model_, o_.shard.count);
+  JournalShardPlan sp{domain, o_.shard.index, o_.shard.count, {}};
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (shard[i] != o_.shard.index) continue;
+    sp.unit_keys.push_back(measurement_key(domain, all[i].direction, all[i].unit.id, all[i].types));
+    owned_.insert(sp.unit_keys.back());
+  }
+  w_->append(sp);
+}
+
 void Sweep::save_reference(const std::string& path) {
   if (!ref_dirty_) return;
   ref_.save(path);
   ref_dirty_ = false;
 }
 
-void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& path) {
+void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& path, const std::string& domain) {
   ref_ = ev.empty_reference();
+  if (!o_.shared_reference.empty() && w_) {  // a sweep (not --reference-only) reading the shared stores
+    // Read only: chunks this shard adds are saved to its own store (`path`),
+    // so shards never write one file together. Anything but a store made for
+    // these settings is refused, not rebuilt.
+    const std::string shared = o_.shared_reference + "." + domain + ".ref";
+    if (!fs::exists(shared)) {
+      throw InputError(fmt::format("--shared-reference: no store {} (make it with `measure --reference-only --out {}` "
+                                   "and the same settings)", shared, o_.shared_reference));
+    }
+    try {
+      ref_ = eval::ReferenceStore::load(shared, ev.reference_key());
+    } catch (const MismatchError& e) {
+      throw MismatchError(fmt::format("--shared-reference {} was made for other settings: {}", shared, e.what()));
+    }
+    return;
+  }
   if (!fs::exists(path)) return;
   try {
     ref_ = eval::ReferenceStore::load(path, ev.reference_key());
@@ -316,7 +361,7 @@ void Sweep::reference_only(const MeasureText& text) {
   const std::string ref_path = reference_path(text.domain);
   eval::Evaluator ev(o_.reference_model.empty() ? o_.source_path : o_.reference_model, read_file(text.path),
                      eval_options(), o_.logger);
-  load_reference_cache(ev, ref_path);
+  load_reference_cache(ev, ref_path, text.domain);
   const int n = ref_.key().n_chunks;
   if (ref_.n_filled() < n) {
     ev.extend_reference(ref_, n, [&](const Progress& p) {
@@ -340,7 +385,7 @@ void Sweep::run_domain(const MeasureText& text) {
     eo.built_model_path = base_model_path(o_);
   }
   auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
-  load_reference_cache(*ev, ref_path);
+  load_reference_cache(*ev, ref_path, text.domain);
   for (const auto& [name, type] : ev->tensor_types()) {
     // Real types only where the graph's ops take them (not ssm_conv1d).
     if (o_.mode != EvalMode::kResident || ev->takes_any_type(name)) swappable_.push_back(name);
@@ -355,8 +400,13 @@ void Sweep::run_domain(const MeasureText& text) {
     cfg_ = make_exact(o_.source_path, body, eo, base_, o_.logger);
   }
   // The whole domain's units up front, so progress and its ETA cover the run.
-  for (const std::string& t : o_.targets) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "ablate").size());
-  for (const std::string& t : o_.promote) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "promote").size());
+  plan_shard(text.domain);
+  if (o_.shard.sharded()) {
+    total_units_ += static_cast<int64_t>(owned_.size());
+  } else {
+    for (const std::string& t : o_.targets) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "ablate").size());
+    for (const std::string& t : o_.promote) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "promote").size());
+  }
   for (const std::string& t : o_.targets) sweep_type(text.domain, t, "ablate");
   for (const std::string& t : o_.promote) sweep_type(text.domain, t, "promote");
   if (o_.probes.enabled && !o_.targets.empty()) probes(text.domain);
@@ -463,6 +513,11 @@ void check_measure_options(const MeasureOptions& o) {
   }
   for (const auto& t : o.targets) type_by_name(t);
   for (const auto& t : o.promote) type_by_name(t);
+  if (o.shard.sharded() && (o.plan == PlanLevel::kAuto || o.probes.enabled)) {
+    // Both read other units' results (which groups to split, the top units).
+    throw UsageError("--shard works with --plan tensors|groups|layers and without --probes");
+  }
+  if (o.shard.sharded() && o.reference_only) throw UsageError("--reference-only makes the stores every shard shares: run it without --shard");
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // adaptive stopping rule. Pure functions: no engine.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -20,6 +22,50 @@ PlanLevel parse_plan_level(const std::string& s) {
   if (s == "layers" || s == "layer") return PlanLevel::kLayers;
   if (s == "auto") return PlanLevel::kAuto;
   throw UsageError(fmt::format("plan \"{}\" is not tensors|groups|layers|auto", s));
+}
+
+ShardSpec parse_shard(const std::string& s) {
+  const size_t slash = s.find('/');
+  ShardSpec r;
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    size_t used = 0;
+    r.index = std::stoi(s.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("index");
+    r.count = std::stoi(s.substr(slash + 1), &used);
+    if (used != s.size() - slash - 1) throw std::invalid_argument("count");
+  } catch (const std::exception&) {
+    throw UsageError(fmt::format("--shard \"{}\" is not K/N (e.g. 0/4: the first of four)", s));
+  }
+  if (r.count < 1 || r.index < 0 || r.index >= r.count) {
+    throw UsageError(fmt::format("--shard {}: need 0 <= K < N", s));
+  }
+  return r;
+}
+
+std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count) {
+  std::map<std::string, int64_t> elements;
+  for (const auto& t : model.tensors) elements[t.name] = t.n_elements;
+  std::vector<double> cost(units.size());
+  int64_t largest = 1;
+  for (size_t i = 0; i < units.size(); ++i) {
+    int64_t e = 0;
+    for (const auto& name : units[i].unit.tensors) e += elements.count(name) ? elements.at(name) : 0;
+    cost[i] = static_cast<double>(e);
+    largest = std::max(largest, e);
+  }
+  for (double& c : cost) c = 1.0 + c / static_cast<double>(largest);
+  std::vector<size_t> order(units.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<double> load(static_cast<size_t>(std::max(count, 1)), 0.0);
+  std::vector<int> shard(units.size(), 0);
+  for (size_t i : order) {
+    const auto least = std::min_element(load.begin(), load.end());  // the first of equals: lowest shard
+    shard[i] = static_cast<int>(least - load.begin());
+    *least += cost[i];
+  }
+  return shard;
 }
 
 EvalMode parse_eval_mode(const std::string& s) {

@@ -1,15 +1,48 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
 #include "cerebellum/common/error.h"
+#include "cerebellum/inspect/inspect.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/recipe/recipe.h"
 #include "test_paths.h"
 
 namespace cb::measure {
 namespace {
+
+// Shards cover every unit exactly once, each gets a fair share of the cost,
+// and the assignment depends only on the units (every process agrees).
+TEST(MeasureShard, EveryUnitOnceBalancedAndDeterministic) {
+  const ModelInfo model = inspect_model(test::model("cb-dense-12l-F16.gguf"));
+  std::string name;
+  const auto base = resolve_base("Q4_K_M", model, &name);
+  std::vector<std::string> all;
+  for (const auto& t : model.tensors) all.push_back(t.name);
+  const auto units = plan_units(model, base, all, PlanLevel::kTensors, "q2_K", "ablate");
+  ASSERT_GT(units.size(), 60u);
+  for (int n : {1, 2, 3, 7}) {
+    const std::vector<int> a = assign_shards(units, model, n);
+    ASSERT_EQ(a.size(), units.size());
+    EXPECT_EQ(a, assign_shards(units, model, n));
+    std::vector<int> per(n, 0);
+    for (int s : a) {
+      ASSERT_GE(s, 0);
+      ASSERT_LT(s, n);
+      ++per[s];
+    }
+    const auto [lo, hi] = std::minmax_element(per.begin(), per.end());
+    // Costs lie in [1, 2] and longest-first keeps loads within one unit (<= 2) of each other.
+    EXPECT_LE(*hi, 2 * *lo + 2) << n;
+  }
+  EXPECT_EQ(parse_shard("1/4").index, 1);
+  EXPECT_EQ(parse_shard("1/4").count, 4);
+  for (const char* bad : {"4/4", "-1/2", "1", "a/b", "1/0", "1/2x"}) {
+    EXPECT_THROW(parse_shard(bad), UsageError) << bad;
+  }
+}
 
 TEST(MeasureStop, ChunkStatsUsesPerChunkSpread) {
   const ChunkStats s = chunk_stats({1.0, 2.0, 3.0, 4.0});

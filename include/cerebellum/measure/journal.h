@@ -36,6 +36,9 @@ struct JournalHeader {
   // The settings object, kept verbatim as JSON text (a json member would need
   // the full nlohmann header here).
   std::string settings_json = "{}";
+  // `measure --shard K/N`: which share of the units this journal holds
+  // ("shard": {"index", "count"}; absent = every unit).
+  int shard_index = 0, shard_count = 1;
 };
 
 // Metrics shared by baselines, measurements and probes. Optional fields are
@@ -89,6 +92,14 @@ struct JournalProbe {
   double elapsed_s = 0;
 };
 
+// The units a shard was given in one domain (measurement_key strings), written
+// when the shard starts the domain: a merge names the ones never measured.
+struct JournalShardPlan {
+  std::string domain;
+  int index = 0, count = 1;
+  std::vector<std::string> unit_keys;
+};
+
 // One record per key: what a resume skips and a reader de-duplicates on.
 std::string measurement_key(const std::string& domain, const std::string& direction,
                             const std::string& unit_id, const std::map<std::string, std::string>& types);
@@ -100,6 +111,7 @@ struct Journal {
   std::vector<JournalBaseline> baselines;
   std::vector<JournalMeasurement> measurements;
   std::vector<JournalProbe> probes;
+  std::vector<JournalShardPlan> shard_plans;
   bool torn_tail = false;  // the last line was incomplete (a crash mid-write) and was dropped
   // Records repeated for one key (two writers, a replayed file): the first is
   // kept; one line per repeat, with both values where they conflict.
@@ -113,6 +125,7 @@ nlohmann::json to_json(const JournalHeader& h);
 nlohmann::json to_json(const JournalBaseline& b);
 nlohmann::json to_json(const JournalMeasurement& m);
 nlohmann::json to_json(const JournalProbe& p);
+nlohmann::json to_json(const JournalShardPlan& s);
 
 // Parse one record (throws InputError with `where` in the message).
 JournalHeader header_from_json(const nlohmann::json& j, const std::string& where);
@@ -147,6 +160,7 @@ class JournalWriter {
   void append(const JournalBaseline& b);
   void append(const JournalMeasurement& m);
   void append(const JournalProbe& p);
+  void append(const JournalShardPlan& s);
   // What read_journal(path) would give now: the records the file held when
   // opened and those appended since (so nobody re-reads what was just written).
   const Journal& journal() const;

@@ -94,6 +94,23 @@ std::vector<PlannedUnit> plan_units(const ModelInfo& model,
                                     const std::string& type, const std::string& direction,
                                     const std::string& tensor_regex = "");
 
+// `measure --shard K/N`: this process measures shard `index` (0-based) of
+// `count`; N such processes (a Slurm job array) cover every unit once.
+struct ShardSpec {
+  int index = 0;
+  int count = 1;  // 1 = not sharded
+  bool sharded() const { return count > 1; }
+};
+// "K/N" with 0 <= K < N (a job array's task id / task count). UsageError otherwise.
+ShardSpec parse_shard(const std::string& s);
+
+// Which shard measures each unit (indices into `units`), deterministic and
+// cost-balanced: a unit costs one evaluation per chunk (the same for every
+// unit) plus converting its tensors, estimated as at most one more; the
+// longest-first greedy puts each on the least-loaded shard (ties: lowest
+// shard, then the units' order).
+std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count);
+
 struct ProbeOptions {
   bool enabled = false;
   int n_top = 4;       // probes are built from the top-n tensor/layer units by ΔKLD
@@ -125,6 +142,7 @@ struct MeasureOptions {
   EvalMode mode = EvalMode::kResident;
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
   ProbeOptions probes;
+  ShardSpec shard;                         // not with plan auto or probes (they read other shards' results)
   bool resume = false;                     // continue an existing journal (else it is an error)
   // Only fill the reference stores (every chunk up to stop.max_chunks) with
   // the full-precision model, then stop: no journal is written. A later
@@ -132,6 +150,10 @@ struct MeasureOptions {
   bool reference_only = false;
   std::string out_path;                    // the journal (measurements.jsonl)
   std::string reference_dir;               // reference store cache ("" = next to the journal)
+  // Shards' common reference: the stores `--reference-only --out J` wrote
+  // (J.<domain>.ref), read only; a missing one or one made for other settings
+  // is refused. "" = each sweep keeps its own (reference_dir).
+  std::string shared_reference;
   std::string tool_version = "0.1.0";
   Logger logger;                           // default: silent
   ProgressFn progress;                     // stage "measure": units done / total
@@ -176,7 +198,16 @@ void check_reference_model(const std::string& path, const ModelInfo& source);
 // types, text hashes, settings); exposed for tests and for resume checks.
 JournalHeader make_header(const MeasureOptions& options, const ModelInfo& model,
                           const std::map<std::string, std::string>& base_types);
-// MismatchError naming the first field of `existing` that differs from `wanted`.
+// The first field in which two journals' headers differ (model sha256, base,
+// base types, texts, a setting of `b` that `a` lacks or has otherwise): what
+// makes their records incomparable. The shard and the paths are not compared.
+struct HeaderDifference {
+  std::string field, first, second;  // "setting ctx", "512", "256"
+};
+std::optional<HeaderDifference> header_difference(const JournalHeader& a, const JournalHeader& b);
+
+// MismatchError naming the first field of `existing` that differs from `wanted`
+// (header_difference, then the shard).
 void check_resume_header(const JournalHeader& existing, const JournalHeader& wanted,
                          const std::string& path);
 
