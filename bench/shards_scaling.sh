@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Issue 16: one sweep as one process and as N shards (`measure --shard K/N`,
+# what a Slurm job array runs, one per GPU), side by side in one run, on a
+# generated model of realistic shape (random weights: time and memory only)
+# or a cb model. The reference stores are made once (`--reference-only`) and
+# read by every run (`--shared-reference`), as shards on a cluster would.
+# Prints wall seconds and peak RSS per process, units per shard, the merge,
+# and whether the merged ΔKLD equal the single process's (bit-equal expected:
+# same stores, deterministic CPU path). JSON: WORK/shards_scaling.json.
+#
+#   bash bench/shards_scaling.sh [--model gen:0.2b|dense|PATH] [--shards 2] [--threads 2]
+#                                [--tensors REGEX] [--work DIR]
+# The single process gets --threads; each shard gets threads/shards (at least
+# 1), so both use the same cores: on one machine the shards' gain is only
+# what they save over threading; on a cluster each shard has its own GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SHARED="$(cd .. && pwd)/shared"
+MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) MODEL="$2"; shift ;;
+    --shards) SHARDS="$2"; shift ;;
+    --threads) THREADS="$2"; shift ;;
+    --tensors) TENSORS="$2"; shift ;;
+    --work) WORK="$2"; shift ;;
+    *) echo "shards_scaling.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+BUILD="${CB_BUILD:-$ROOT/build}"
+CB="$BUILD/cerebellum"
+mkdir -p "$WORK"
+case "$MODEL" in
+  dense) F16="$SHARED/models/cb-dense-12l-F16.gguf" ;;
+  gen:*) F16="$WORK/gen-${MODEL#gen:}-F16.gguf"
+         [ -f "$F16" ] || "$BUILD/cb-gen-model" --preset "${MODEL#gen:}" \
+           --vocab-from "$SHARED/models/cb-dense-12l-F16.gguf" --out "$F16" --threads "$THREADS" >/dev/null ;;
+  *) F16="$MODEL" ;;
+esac
+PER_SHARD=$(( THREADS / SHARDS )); [ "$PER_SHARD" -ge 1 ] || PER_SHARD=1
+rm -f "$WORK"/*.jsonl "$WORK"/*.ref "$WORK"/*.mem "$WORK"/*.base.gguf
+sweep() {  # sweep OUT THREADS EXTRA...
+  local out="$1" threads="$2"; shift 2
+  "$CB" -q measure --source "$F16" --base Q4_K_M --text "$SHARED/data/docs-en-calib.txt" --domain en \
+    --plan tensors --targets q2_K --promote q6_K --tensors "$TENSORS" --ctx 128 --min-chunks 2 --max-chunks 4 \
+    --threads "$threads" --out "$out" "$@"
+}
+export -f sweep; export CB F16 SHARED TENSORS
+t0=$(date +%s.%N)
+python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "sweep '$WORK/ref.jsonl' $THREADS --reference-only" >/dev/null
+t1=$(date +%s.%N)
+python3 bench/peak_mem.py "$WORK/single.mem" -- bash -c "sweep '$WORK/single.jsonl' $THREADS --shared-reference '$WORK/ref.jsonl'" >/dev/null
+t2=$(date +%s.%N)
+pids=()
+for ((k = 0; k < SHARDS; k++)); do
+  python3 bench/peak_mem.py "$WORK/shard$k.mem" -- bash -c \
+    "sweep '$WORK/shard$k.jsonl' $PER_SHARD --shard $k/$SHARDS --shared-reference '$WORK/ref.jsonl'" >/dev/null &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+t3=$(date +%s.%N)
+shard_files=()
+for ((k = 0; k < SHARDS; k++)); do shard_files+=("$WORK/shard$k.jsonl"); done
+"$CB" -q measure merge "${shard_files[@]}" --out "$WORK/merged.jsonl" >"$WORK/merge.json"
+t4=$(date +%s.%N)
+python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" <<'EOF'
+import json, os, sys
+work, shards, threads, per_shard, model = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+t = [float(x) for x in sys.argv[6:11]]
+def journal(path):
+    recs = [json.loads(l) for l in open(path) if l.strip()]
+    return {(r["domain"], r["direction"], r["unit"]["id"], json.dumps(r["types"], sort_keys=True)): r["delta_kld"]
+            for r in recs if r.get("kind") == "measurement"}
+mem = lambda name: json.load(open(os.path.join(work, name + ".mem")))
+single = journal(os.path.join(work, "single.jsonl"))
+merged = journal(os.path.join(work, "merged.jsonl"))
+per = [len(journal(os.path.join(work, f"shard{k}.jsonl"))) for k in range(shards)]
+rows = [("reference (--reference-only)", t[1] - t[0], threads, mem("reference"), None),
+        ("single process", t[2] - t[1], threads, mem("single"), len(single))]
+rows += [(f"shard {k}/{shards}", None, per_shard, mem(f"shard{k}"), per[k]) for k in range(shards)]
+print(f"model {os.path.basename(model)} ({os.path.getsize(model) / 1e9:.2f} GB F16)")
+print(f"{'run':<30} {'threads':>7} {'units':>6} {'wall s':>8} {'peak RSS MB':>12} {'anon MB':>8}")
+for name, secs, th, m, units in rows:
+    w = f"{secs:8.1f}" if secs is not None else f"{m['seconds']:8.1f}"
+    print(f"{name:<30} {th:>7} {units if units is not None else '':>6} {w} {m['rss_mb']:>12} {m['anon_mb']:>8}")
+print(f"{'shards (all, concurrently)':<30} {'':>7} {sum(per):>6} {t[3] - t[2]:8.1f}")
+print(f"merge: {len(merged)} units in {t[4] - t[3]:.1f} s; same units as the single process: {set(merged) == set(single)}; "
+      f"bit-equal ΔKLD: {merged == single}")
+json.dump({"model": model, "shards": shards, "threads_single": threads, "threads_per_shard": per_shard,
+           "reference_s": t[1] - t[0], "single_s": t[2] - t[1], "shards_wall_s": t[3] - t[2], "merge_s": t[4] - t[3],
+           "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),
+           "bit_equal": merged == single,
+           "peak": {r[0]: r[3] for r in rows}}, open(os.path.join(work, "shards_scaling.json"), "w"), indent=2)
+EOF
