@@ -17,6 +17,7 @@
 #include "cerebellum/common/io.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/measure/merge.h"
+#include "cerebellum/measure/mpi.h"
 #include "cerebellum/measure/original.h"
 #include "cli_util.h"
 #include "command.h"
@@ -52,8 +53,10 @@ void run_measure_command(MeasureArgs& a) {
   o.logger = stderr_logger();
   ProgressPrinter progress;
   o.progress = progress.fn();
-  const measure::MeasureSummary s = measure::run_measure(o);
+  const bool mpi = measure::launcher_world_size() > 1;
+  const measure::MeasureSummary s = mpi ? measure::run_measure_mpi(o) : measure::run_measure(o);
   progress.finish();
+  if (mpi && !measure::is_launcher_rank0()) return;  // rank 0 reports the merged journal
   print_json({{"journal", o.out_path}, {"measured", s.n_measured}, {"resumed", s.n_resumed},
               {"probes", s.n_probes}, {"chunks_evaluated", s.chunks_evaluated},
               {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s}});

@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 declare -A TOOLS=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [git]=git [npm]=npm
                   [python3]=python3 [patchelf]=patchelf)
 LIBS=(nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev libssl-dev libre2-dev pkg-config)
+# CB_MPI=1: also Debian's OpenMPI, and the build gets MPI sweeps (`mpirun -np N
+# cerebellum measure`, docs/measure.md). The default build does not need it.
+if [ "${CB_MPI:-0}" = 1 ]; then
+  LIBS+=(libopenmpi-dev openmpi-bin)
+  CB_CMAKE_ARGS="${CB_CMAKE_ARGS:-} -DCB_MPI=ON"
+fi
 missing=()
 # CB_SKIP_APT=1: check nothing, install nothing (machines without a registry;
 # pass dependency prefixes through CB_CMAKE_ARGS="-DCMAKE_PREFIX_PATH=...").

@@ -108,8 +108,12 @@ class Sweep {
                                 const std::string& direction) const;
   void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
   void plan_shard(const std::string& domain);
+  // This process measures the unit: its shard's (--shard), or granted by the
+  // MPI coordinator (MeasureOptions::claim), or every unit.
   bool owns(const std::string& domain, const PlannedUnit& u) const {
-    return !o_.shard.sharded() || owned_.count(measurement_key(domain, u.direction, u.unit.id, u.types));
+    const std::string key = measurement_key(domain, u.direction, u.unit.id, u.types);
+    if (o_.shard.sharded()) return owned_.count(key) > 0;
+    return !o_.claim || o_.claim(key);
   }
   void probes(const std::string& domain);
   void probe(const std::string& domain, const std::string& kind,
@@ -513,9 +517,9 @@ void check_measure_options(const MeasureOptions& o) {
   }
   for (const auto& t : o.targets) type_by_name(t);
   for (const auto& t : o.promote) type_by_name(t);
-  if (o.shard.sharded() && (o.plan == PlanLevel::kAuto || o.probes.enabled)) {
+  if ((o.shard.sharded() || o.claim) && (o.plan == PlanLevel::kAuto || o.probes.enabled)) {
     // Both read other units' results (which groups to split, the top units).
-    throw UsageError("--shard works with --plan tensors|groups|layers and without --probes");
+    throw UsageError("--shard and MPI runs work with --plan tensors|groups|layers and without --probes");
   }
   if (o.shard.sharded() && o.reference_only) throw UsageError("--reference-only makes the stores every shard shares: run it without --shard");
 }

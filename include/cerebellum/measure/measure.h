@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -143,6 +144,9 @@ struct MeasureOptions {
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
   ProbeOptions probes;
   ShardSpec shard;                         // not with plan auto or probes (they read other shards' results)
+  // Dynamic scheduling (MPI, measure/mpi.h): asked before each unit with its
+  // measurement_key; false = another process measures it. Empty = all units.
+  std::function<bool(const std::string&)> claim;
   bool resume = false;                     // continue an existing journal (else it is an error)
   // Only fill the reference stores (every chunk up to stop.max_chunks) with
   // the full-precision model, then stop: no journal is written. A later
