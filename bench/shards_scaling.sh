@@ -40,7 +40,7 @@ case "$MODEL" in
   *) F16="$MODEL" ;;
 esac
 PER_SHARD=$(( THREADS / SHARDS )); [ "$PER_SHARD" -ge 1 ] || PER_SHARD=1
-rm -f "$WORK"/*.jsonl "$WORK"/*.ref "$WORK"/*.mem "$WORK"/*.base.gguf
+rm -f "$WORK"/*.jsonl "$WORK"/*.ref "$WORK"/*.mem "$WORK"/*.base.gguf "$WORK"/*.lock
 sweep() {  # sweep OUT THREADS EXTRA...
   local out="$1" threads="$2"; shift 2
   "$CB" -q measure --source "$F16" --base Q4_K_M --text "$SHARED/data/docs-en-calib.txt" --domain en \
@@ -65,10 +65,18 @@ shard_files=()
 for ((k = 0; k < SHARDS; k++)); do shard_files+=("$WORK/shard$k.jsonl"); done
 "$CB" -q measure merge "${shard_files[@]}" --out "$WORK/merged.jsonl" >"$WORK/merge.json"
 t4=$(date +%s.%N)
-python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" <<'EOF'
+# MPI (when the build has it): the same N processes, units handed out dynamically.
+t5=$t4
+if grep -q '^CB_MPI:BOOL=ON' "$BUILD/CMakeCache.txt" && command -v mpirun >/dev/null; then
+  cp "$WORK/ref.jsonl.en.ref" "$WORK/mpi.jsonl.en.ref"  # the same stores: rank 0's pass finds them done
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 python3 bench/peak_mem.py "$WORK/mpi.mem" -- \
+    mpirun --oversubscribe -np "$SHARDS" bash -c "sweep '$WORK/mpi.jsonl' $PER_SHARD" >/dev/null
+  t5=$(date +%s.%N)
+fi
+python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" <<'EOF'
 import json, os, sys
 work, shards, threads, per_shard, model = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-t = [float(x) for x in sys.argv[6:11]]
+t = [float(x) for x in sys.argv[6:12]]
 def journal(path):
     recs = [json.loads(l) for l in open(path) if l.strip()]
     return {(r["domain"], r["direction"], r["unit"]["id"], json.dumps(r["types"], sort_keys=True)): r["delta_kld"]
@@ -88,9 +96,16 @@ for name, secs, th, m, units in rows:
 print(f"{'shards (all, concurrently)':<30} {'':>7} {sum(per):>6} {t[3] - t[2]:8.1f}")
 print(f"merge: {len(merged)} units in {t[4] - t[3]:.1f} s; same units as the single process: {set(merged) == set(single)}; "
       f"bit-equal ΔKLD: {merged == single}")
+mpi = None
+if t[5] > t[4]:
+    mpi = journal(os.path.join(work, "mpi.jsonl"))
+    m = mem("mpi")
+    print(f"{'mpirun -np ' + str(shards):<30} {per_shard:>7} {len(mpi):>6} {t[5] - t[4]:8.1f} {m['rss_mb']:>12} {m['anon_mb']:>8}"
+          f"   (all ranks; bit-equal ΔKLD: {mpi == single})")
 json.dump({"model": model, "shards": shards, "threads_single": threads, "threads_per_shard": per_shard,
            "reference_s": t[1] - t[0], "single_s": t[2] - t[1], "shards_wall_s": t[3] - t[2], "merge_s": t[4] - t[3],
            "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),
-           "bit_equal": merged == single,
+           "bit_equal": merged == single, "mpi_s": (t[5] - t[4]) if mpi is not None else None,
+           "mpi_bit_equal": (mpi == single) if mpi is not None else None,
            "peak": {r[0]: r[3] for r in rows}}, open(os.path.join(work, "shards_scaling.json"), "w"), indent=2)
 EOF
