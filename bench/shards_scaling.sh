@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SHARED="$(cd .. && pwd)/shared"
-MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling"
+MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling" NGL=0
+GEN_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL="$2"; shift ;;
@@ -25,6 +26,8 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift ;;
     --tensors) TENSORS="$2"; shift ;;
     --work) WORK="$2"; shift ;;
+    --gpu-layers) NGL="$2"; shift ;;  # every process offloads; shard K on GPU K, the rest on GPU 0
+    --generate-only) GEN_ONLY=1 ;;
     *) echo "shards_scaling.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -39,24 +42,26 @@ case "$MODEL" in
            --vocab-from "$SHARED/models/cb-dense-12l-F16.gguf" --out "$F16" --threads "$THREADS" >/dev/null ;;
   *) F16="$MODEL" ;;
 esac
+[ "$GEN_ONLY" = 1 ] && { ls -la "$F16"; exit 0; }
 PER_SHARD=$(( THREADS / SHARDS )); [ "$PER_SHARD" -ge 1 ] || PER_SHARD=1
 rm -f "$WORK"/*.jsonl "$WORK"/*.ref "$WORK"/*.mem "$WORK"/*.base.gguf "$WORK"/*.lock
 sweep() {  # sweep OUT THREADS EXTRA...
   local out="$1" threads="$2"; shift 2
   "$CB" -q measure --source "$F16" --base Q4_K_M --text "$SHARED/data/docs-en-calib.txt" --domain en \
     --plan tensors --targets q2_K --promote q6_K --tensors "$TENSORS" --ctx 128 --min-chunks 2 --max-chunks 4 \
-    --threads "$threads" --out "$out" "$@"
+    --threads "$threads" --gpu-layers "$NGL" --out "$out" "$@"
 }
-export -f sweep; export CB F16 SHARED TENSORS
+gpu() { [ "$NGL" = 0 ] && echo "" || echo "CUDA_VISIBLE_DEVICES=$1"; }
+export -f sweep; export CB F16 SHARED TENSORS NGL
 t0=$(date +%s.%N)
-python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "sweep '$WORK/ref.jsonl' $THREADS --reference-only" >/dev/null
+python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "$(gpu 0) sweep '$WORK/ref.jsonl' $THREADS --reference-only" >/dev/null
 t1=$(date +%s.%N)
-python3 bench/peak_mem.py "$WORK/single.mem" -- bash -c "sweep '$WORK/single.jsonl' $THREADS --shared-reference '$WORK/ref.jsonl'" >/dev/null
+python3 bench/peak_mem.py "$WORK/single.mem" -- bash -c "$(gpu 0) sweep '$WORK/single.jsonl' $THREADS --shared-reference '$WORK/ref.jsonl'" >/dev/null
 t2=$(date +%s.%N)
 pids=()
 for ((k = 0; k < SHARDS; k++)); do
   python3 bench/peak_mem.py "$WORK/shard$k.mem" -- bash -c \
-    "sweep '$WORK/shard$k.jsonl' $PER_SHARD --shard $k/$SHARDS --shared-reference '$WORK/ref.jsonl'" >/dev/null &
+    "$(gpu $k) sweep '$WORK/shard$k.jsonl' $PER_SHARD --shard $k/$SHARDS --shared-reference '$WORK/ref.jsonl'" >/dev/null &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
