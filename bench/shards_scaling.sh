@@ -9,7 +9,8 @@
 # same stores, deterministic CPU path). JSON: WORK/shards_scaling.json.
 #
 #   bash bench/shards_scaling.sh [--model gen:0.2b|dense|PATH] [--shards 2] [--threads 2]
-#                                [--tensors REGEX] [--work DIR]
+#                                [--tensors REGEX] [--work DIR] [--ctx 128] [--chunks 2-4]
+#                                [--gpu-layers N] [--generate-only]
 # The single process gets --threads; each shard gets threads/shards (at least
 # 1), so both use the same cores: on one machine the shards' gain is only
 # what they save over threading; on a cluster each shard has its own GPU.
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SHARED="$(cd .. && pwd)/shared"
 MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling" NGL=0
-GEN_ONLY=0
+GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL="$2"; shift ;;
@@ -28,6 +29,8 @@ while [ $# -gt 0 ]; do
     --work) WORK="$2"; shift ;;
     --gpu-layers) NGL="$2"; shift ;;  # every process offloads; shard K on GPU K, the rest on GPU 0
     --generate-only) GEN_ONLY=1 ;;
+    --ctx) CTX="$2"; shift ;;
+    --chunks) MIN_CHUNKS="${2%-*}"; MAX_CHUNKS="${2#*-}"; shift ;;  # MIN-MAX
     *) echo "shards_scaling.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -48,11 +51,11 @@ rm -f "$WORK"/*.jsonl "$WORK"/*.ref "$WORK"/*.mem "$WORK"/*.base.gguf "$WORK"/*.
 sweep() {  # sweep OUT THREADS EXTRA...
   local out="$1" threads="$2"; shift 2
   "$CB" -q measure --source "$F16" --base Q4_K_M --text "$SHARED/data/docs-en-calib.txt" --domain en \
-    --plan tensors --targets q2_K --promote q6_K --tensors "$TENSORS" --ctx 128 --min-chunks 2 --max-chunks 4 \
+    --plan tensors --targets q2_K --promote q6_K --tensors "$TENSORS" --ctx "$CTX" --min-chunks "$MIN_CHUNKS" --max-chunks "$MAX_CHUNKS" \
     --threads "$threads" --gpu-layers "$NGL" --out "$out" "$@"
 }
 gpu() { [ "$NGL" = 0 ] && echo "" || echo "CUDA_VISIBLE_DEVICES=$1"; }
-export -f sweep; export CB F16 SHARED TENSORS NGL
+export -f sweep; export CB F16 SHARED TENSORS NGL CTX MIN_CHUNKS MAX_CHUNKS
 t0=$(date +%s.%N)
 python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "$(gpu 0) sweep '$WORK/ref.jsonl' $THREADS --reference-only" >/dev/null
 t1=$(date +%s.%N)

@@ -8,6 +8,8 @@ D="$root/.device/common"
 B="$root/build-cuda"
 mkdir -p "$B"
 export CEREBELLUM_CACHE="$B/cache"
+# RE2 comes as a carried Debian package (its re2.pc made relative to itself).
+export PKG_CONFIG_PATH="$D/deps/usr/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader; nproc; df -h "$root" | tail -1
 if [ ! -x "$B/cb/cerebellum" ] || [ ! -x "$B/cb/cb-gen-model" ]; then
   t=$(date +%s)

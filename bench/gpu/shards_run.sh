@@ -3,16 +3,16 @@
 # repo root, $OUT set): one sweep as one process on GPU 0 and as N shards,
 # shard K on GPU K, on a generated model of realistic shape (random weights:
 # time and memory only), through bench/shards_scaling.sh.
-#   bash bench/gpu/shards_run.sh [PRESET=8b] [SHARDS=2] [TENSORS] [--generate-only]
+#   bash bench/gpu/shards_run.sh [PRESET=8b] [SHARDS=2] [TENSORS] [shards_scaling.sh options...]
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"; cd "$root"
 OUT="${OUT:-/tmp/cb-out}"; mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log") 2>&1
-PRESET="${1:-8b}"; SHARDS="${2:-2}"; TENSORS="${3:-blk\.[0-3]\.}"; EXTRA="${4:-}"
+PRESET="${1:-8b}"; SHARDS="${2:-2}"; TENSORS="${3:-blk\.[0-3]\.}"; shift 3 2>/dev/null; EXTRA=("$@")
 source "$root/bench/gpu/setup_cuda.sh"
 WORK="$B/work-shards"; mkdir -p "$WORK"
 CB_BUILD="$B/cb" bash bench/shards_scaling.sh --model "gen:$PRESET" --shards "$SHARDS" --threads "$(nproc)" \
-  --gpu-layers 999 --tensors "$TENSORS" --work "$WORK" $EXTRA
+  --gpu-layers 999 --tensors "$TENSORS" --work "$WORK" "${EXTRA[@]}"
 cp "$WORK"/shards_scaling.json "$WORK"/*.jsonl "$OUT/" 2>/dev/null
 nvidia-smi --query-gpu=index,memory.used --format=csv,noheader
 df -h "$root" | tail -1
