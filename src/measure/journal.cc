@@ -315,7 +315,7 @@ void add_record(const json& j, const std::string& at, Journal& out, Dedupe& seen
     JournalProbe p = probe_from_json(j, at);
     const std::string key = "p|" + probe_key(p.domain, p.probe, p.units);
     if (seen.keep(key, p, at, out.duplicates)) out.probes.push_back(std::move(p));
-  } else if (kind == "shard_plan") {  // written again by a resume: the first is kept, silently
+  } else if (kind == "shard_plan") {  // one per domain (a resume does not write it again); the first is kept
     JournalShardPlan sp{req<std::string>(j, "domain", at), req<int>(j, "index", at), req<int>(j, "count", at),
                         req<std::vector<std::string>>(j, "units", at)};
     bool known = false;

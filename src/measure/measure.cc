@@ -107,6 +107,7 @@ class Sweep {
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
   void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
+  std::vector<PlannedUnit> domain_units() const;  // every target's and promotion's units, in sweep order
   void plan_shard(const std::string& domain);
   // This process measures the unit: its shard's (--shard), or granted by the
   // MPI coordinator (MeasureOptions::claim), or every unit.
@@ -139,13 +140,13 @@ class Sweep {
 };
 
 std::string Sweep::reference_path(const std::string& domain) const {
-  const fs::path out(o_.out_path);
-  const fs::path dir = o_.reference_dir.empty() ? out.parent_path() : fs::path(o_.reference_dir);
+  const std::string path = reference_store_path(reference_store_prefix(o_), domain);
+  const fs::path dir = fs::path(path).parent_path();
   if (!dir.empty()) {
     std::error_code ec;  // a failure surfaces as the store's own IoError when it is written
     fs::create_directories(dir, ec);
   }
-  return (dir / (out.filename().string() + "." + domain + ".ref")).string();
+  return path;
 }
 
 // Per-block mean paired differences of one chunk (blocks of consecutive
@@ -307,9 +308,7 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
 
 // --shard: every unit of the domain (all types, both directions), split
 // across the shards; this one's keys recorded in the journal for a merge.
-void Sweep::plan_shard(const std::string& domain) {
-  owned_.clear();
-  if (!o_.shard.sharded()) return;
+std::vector<PlannedUnit> Sweep::domain_units() const {
   std::vector<PlannedUnit> all;
   for (const std::string& t : o_.targets) {
     for (PlannedUnit& u : plan(o_.plan, t, "ablate")) all.push_back(std::move(u));
@@ -317,12 +316,22 @@ void Sweep::plan_shard(const std::string& domain) {
   for (const std::string& t : o_.promote) {
     for (PlannedUnit& u : plan(o_.plan, t, "promote")) all.push_back(std::move(u));
   }
+  return all;
+}
+
+void Sweep::plan_shard(const std::string& domain) {
+  owned_.clear();
+  if (!o_.shard.sharded()) return;
+  const std::vector<PlannedUnit> all = domain_units();
   const std::vector<int> shard = assign_shards(all, model_, o_.shard.count);
   JournalShardPlan sp{domain, o_.shard.index, o_.shard.count, {}};
   for (size_t i = 0; i < all.size(); ++i) {
     if (shard[i] != o_.shard.index) continue;
     sp.unit_keys.push_back(measurement_key(domain, all[i].direction, all[i].unit.id, all[i].types));
     owned_.insert(sp.unit_keys.back());
+  }
+  for (const auto& done : w_->journal().shard_plans) {
+    if (done.domain == domain) return;  // a resume: recorded already (the same assignment)
   }
   w_->append(sp);
 }
@@ -339,7 +348,7 @@ void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& p
     // Read only: chunks this shard adds are saved to its own store (`path`),
     // so shards never write one file together. Anything but a store made for
     // these settings is refused, not rebuilt.
-    const std::string shared = o_.shared_reference + "." + domain + ".ref";
+    const std::string shared = reference_store_path(o_.shared_reference, domain);
     if (!fs::exists(shared)) {
       throw InputError(fmt::format("--shared-reference: no store {} (make it with `measure --reference-only --out {}` "
                                    "and the same settings)", shared, o_.shared_reference));
@@ -405,12 +414,7 @@ void Sweep::run_domain(const MeasureText& text) {
   }
   // The whole domain's units up front, so progress and its ETA cover the run.
   plan_shard(text.domain);
-  if (o_.shard.sharded()) {
-    total_units_ += static_cast<int64_t>(owned_.size());
-  } else {
-    for (const std::string& t : o_.targets) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "ablate").size());
-    for (const std::string& t : o_.promote) total_units_ += static_cast<int64_t>(plan(o_.plan, t, "promote").size());
-  }
+  total_units_ += static_cast<int64_t>(o_.shard.sharded() ? owned_.size() : domain_units().size());
   for (const std::string& t : o_.targets) sweep_type(text.domain, t, "ablate");
   for (const std::string& t : o_.promote) sweep_type(text.domain, t, "promote");
   if (o_.probes.enabled && !o_.targets.empty()) probes(text.domain);
@@ -490,6 +494,16 @@ void drop_torn_header(const std::string& path) {
 }
 
 }  // namespace
+
+std::string reference_store_prefix(const MeasureOptions& o) {
+  const fs::path out(o.out_path);
+  const fs::path dir = o.reference_dir.empty() ? out.parent_path() : fs::path(o.reference_dir);
+  return (dir / out.filename()).string();
+}
+
+std::string reference_store_path(const std::string& prefix, const std::string& domain) {
+  return prefix + "." + domain + ".ref";
+}
 
 namespace {
 

@@ -85,14 +85,6 @@ std::vector<std::string> rank_journals(const std::string& journal) {
 
 std::string rank_journal(const std::string& journal, int rank) { return fmt::format("{}.rank{}.jsonl", journal, rank); }
 
-// Where the reference pass (out_path = the journal) leaves its stores, as a
-// --shared-reference prefix.
-std::string store_prefix(const MeasureOptions& o) {
-  const fs::path out(o.out_path);
-  const fs::path dir = o.reference_dir.empty() ? out.parent_path() : fs::path(o.reference_dir);
-  return (dir / out.filename()).string();
-}
-
 // Rank 0's view: which units are done or handed out.
 class Ledger {
  public:
@@ -229,7 +221,7 @@ MeasureSummary run_measure_mpi(const MeasureOptions& o) {
   MeasureOptions mine = o;
   mine.out_path = rank_journal(o.out_path, rank);
   mine.resume = true;  // this rank's journal from an interrupted run, if any
-  mine.shared_reference = store_prefix(o);
+  mine.shared_reference = reference_store_prefix(o);  // where rank 0's reference pass left the stores
   if (rank == 0) {
     mine.claim = [&ledger](const std::string& key) { return ledger.claim(key); };
   } else {

@@ -170,6 +170,12 @@ struct MeasureOptions {
 // the cap keeps chunks 16+ free for the search). Otherwise MeasureOptions'.
 MeasureOptions end_to_end_sweep();
 
+// Where a sweep keeps its reference stores: <dir>/<journal file name>, then
+// ".<domain>.ref" per domain (reference_store_path); dir = reference_dir, or
+// the journal's folder. --shared-reference J reads reference_store_path(J, domain).
+std::string reference_store_prefix(const MeasureOptions& o);
+std::string reference_store_path(const std::string& prefix, const std::string& domain);
+
 struct MeasureSummary {
   int n_measured = 0;         // measurements appended by this run
   int n_resumed = 0;          // found already done in the journal
