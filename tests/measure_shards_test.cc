@@ -112,9 +112,13 @@ TEST(MeasureShards, SharedReferenceMadeForOtherSettingsIsRefused) {
   r = test::run_command(sweep(dir + "/s0.jsonl", "--shard 0/2 --shared-reference " + dir + "/ref.jsonl"));
   EXPECT_EQ(r.exit_code, 8) << r.output;
   EXPECT_NE(r.output.find("--shared-reference"), std::string::npos) << r.output;
+  // Refused before anything was recorded: no journal, no base mix left behind.
+  EXPECT_FALSE(std::filesystem::exists(dir + "/s0.jsonl"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/s0.jsonl.base.gguf"));
   r = test::run_command(sweep(dir + "/s1.jsonl", "--shard 1/2 --shared-reference " + dir + "/nothing.jsonl"));
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("reference-only"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/s1.jsonl"));
   r = test::run_command(sweep(dir + "/s2.jsonl", "--shard 2/2"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
 }

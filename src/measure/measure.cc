@@ -348,11 +348,7 @@ void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& p
     // Read only: chunks this shard adds are saved to its own store (`path`),
     // so shards never write one file together. Anything but a store made for
     // these settings is refused, not rebuilt.
-    const std::string shared = reference_store_path(o_.shared_reference, domain);
-    if (!fs::exists(shared)) {
-      throw InputError(fmt::format("--shared-reference: no store {} (make it with `measure --reference-only --out {}` "
-                                   "and the same settings)", shared, o_.shared_reference));
-    }
+    const std::string shared = reference_store_path(o_.shared_reference, domain);  // exists: checked up front
     try {
       ref_ = eval::ReferenceStore::load(shared, ev.reference_key());
     } catch (const MismatchError& e) {
@@ -535,6 +531,13 @@ void check_measure_options(const MeasureOptions& o) {
     // Both read other units' results (which groups to split, the top units).
     throw UsageError("--shard and MPI runs work with --plan tensors|groups|layers and without --probes");
   }
+  for (const auto& t : o.texts) {  // before anything is built: the shared stores are there
+    const std::string store = reference_store_path(o.shared_reference, t.domain);
+    if (!o.shared_reference.empty() && !o.reference_only && !fs::exists(store)) {
+      throw InputError(fmt::format("--shared-reference: no store {} (make it with `measure --reference-only --out {}` "
+                                   "and the same settings)", store, o.shared_reference));
+    }
+  }
   if (o.shard.sharded() && o.reference_only) throw UsageError("--reference-only makes the stores every shard shares: run it without --shard");
 }
 
@@ -570,10 +573,22 @@ MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
   }
   JournalHeader header = make_header(o, model, base);
   header.base_name = base_name;
+  const bool fresh = !(fs::exists(o.out_path, ec) && fs::file_size(o.out_path, ec) > 0);
   JournalWriter writer(o.out_path, header,
                        [&](const JournalHeader& existing) { check_resume_header(existing, header, o.out_path); });
   Sweep sweep(o, model, base, &writer);
-  for (const MeasureText& t : o.texts) sweep.run_domain(t);
+  try {
+    for (const MeasureText& t : o.texts) sweep.run_domain(t);
+  } catch (...) {
+    // A run that failed before recording anything leaves nothing behind (a
+    // header-only journal and the built base mix would only be clutter).
+    const Journal& j = writer.journal();
+    if (fresh && j.measurements.empty() && j.baselines.empty() && j.probes.empty()) {
+      fs::remove(o.out_path, ec);
+      fs::remove(base_model_path(o), ec);
+    }
+    throw;
+  }
   fs::remove(base_model_path(o), ec);  // the resident base mix (kept only for a resume)
   sweep.summary.elapsed_s = now_s() - t0;
   sweep.summary.journal = writer.journal();
