@@ -202,12 +202,6 @@ std::string LlamaModel::chat_prompt(const std::string& user_message) const {
 
 bool LlamaModel::is_eog(Token token) const { return llama_vocab_is_eog(vocab(), token); }
 
-std::string LlamaModel::description() const {
-  char buf[256];
-  llama_model_desc(model_, buf, sizeof(buf));
-  return buf;
-}
-
 std::vector<Token> LlamaModel::tokenize(const std::string& text, bool add_special,
                                         bool parse_special) const {
   // Upper bound: one token per byte plus specials.
@@ -370,14 +364,6 @@ const float* LlamaContext::logits(int batch_index) const {
 }
 
 void LlamaContext::clear() { llama_memory_clear(llama_get_memory(ctx_), true); }
-
-bool LlamaContext::seq_rm(int32_t seq, int32_t p0, int32_t p1) {
-  return llama_memory_seq_rm(llama_get_memory(ctx_), seq, p0, p1);
-}
-
-void LlamaContext::seq_cp(int32_t src, int32_t dst, int32_t p0, int32_t p1) {
-  llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, p0, p1);
-}
 
 void LlamaContext::synchronize() { llama_synchronize(ctx_); }
 

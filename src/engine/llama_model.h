@@ -80,7 +80,6 @@ class LlamaModel {
   // "" when the model has none or llama.cpp does not know it.
   std::string chat_prompt(const std::string& user_message) const;
   bool is_eog(Token token) const;  // end of generation (EOS, EOT, ...)
-  std::string description() const;  // e.g. "llama 13M F16"
 
   // add_special: BOS/EOS as the vocab wants; parse_special: "<s>" etc. in the
   // text become special tokens. llama-perplexity uses (true, false).
@@ -103,9 +102,9 @@ class LlamaModel {
   bool takes_any_type(const std::string& name) const { return tensors_.count(name) && !float_only_.count(name); }
 
   llama_model* raw() const { return model_; }
-  const llama_vocab* vocab() const;
 
  private:
+  const llama_vocab* vocab() const;
   LlamaModel() = default;
   friend struct ModelLoader;
   std::string path_;
@@ -143,7 +142,6 @@ class TokenBatch {
   int add(Token token, int32_t pos, int32_t seq, bool want_logits);
   int add(Token token, int32_t pos, const std::vector<int32_t>& seqs, bool want_logits);
   int size() const;
-  int capacity() const { return capacity_; }
   int n_outputs() const { return n_outputs_; }
   const llama_batch& raw() const { return *batch_; }
 
@@ -173,8 +171,6 @@ class LlamaContext {
   void decode_each(const TokenBatch& batch, const std::function<void(int batch_index, const float* logits)>& on_logits);
 
   void clear();                                 // whole KV cache / state
-  bool seq_rm(int32_t seq, int32_t p0 = -1, int32_t p1 = -1);  // [p0, p1), -1 = open
-  void seq_cp(int32_t src, int32_t dst, int32_t p0 = -1, int32_t p1 = -1);
   void synchronize();
 
   int n_ctx() const;
