@@ -157,7 +157,9 @@ void setup_allocate(CLI::App& app) {
   cmd->add_option("--write-curves", a->write_curves, "save the damage curves (JSON)");
   cmd->add_option("--threads", a->o.n_threads, "threads for the table (0 = all cores)")->capture_default_str();
   cmd->add_option("--imatrix", a->o.imatrix_path, "the imatrix the build will use (its metadata bytes count)");
-  cmd->add_option("--noise-z", a->o.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
+  cmd->add_option("--noise", a->o.noise, "noisy measurements: bayes (shrunk towards the quantization-error model "
+                  "by their uncertainties), clamp (|delta| < z*se -> 0), shrink, keep")->capture_default_str();
+  cmd->add_option("--noise-z", a->o.noise_z, "clamp/shrink: deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
   cmd->add_option("--search-text", a->search_text, "calibration text: refine the plan by measured local search");
   cmd->add_option("--search-evals", a->search.max_evals, "moves measured by the search")->capture_default_str();

@@ -1,6 +1,7 @@
 // cerebellum quantize --source SRC.gguf --budget Q4_K_M|7.4MB|3.5bpw --text CALIB [--text ...]
 //   --out OUT.gguf [--eval-text T] [--run-dir DIR] [--journal M.jsonl] [--force] [--card]
 // measure -> allocate -> build -> gate against the same-size stock mix.
+#include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -51,8 +52,8 @@ void print_result(const QuantizeResult& r) {
       fmt::print("{:<22} {:>14} {:>12.4f} {:>11.6f} ± {:.6f} {:>10.5f} {:>10.5f} {:>7.4f}\n", e->name, e->size_bytes,
                  e->ppl, e->kld_mean, e->kld_se, e->kld_p99, e->kld_p999, e->top1);
     }
-    fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% lower\n", g.delta_kld,
-               g.delta_kld_se, 100 * g.kld_reduction);
+    fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% {}\n", g.delta_kld,
+               g.delta_kld_se, 100 * std::abs(g.kld_reduction), g.kld_reduction >= 0 ? "lower" : "higher");
   }
   fmt::print("interaction check: predicted ΔKLD vs the measurement base {:+.6f} (additive model, "
              "calibration text); measured vs stock {} {:+.6f} (first eval text)\n",
@@ -133,7 +134,9 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--run-dir", a->o.run_dir, "evidence directory (default: OUT without .gguf + .run)");
   cmd->add_option("--journal", a->o.journal, "measurements to reuse/resume (default: RUN_DIR/measurements.jsonl)");
   cmd->add_option("--objective", a->o.allocate.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
-  cmd->add_option("--noise-z", a->o.allocate.noise_z, "deltas within z standard errors count as 0")->capture_default_str();
+  cmd->add_option("--noise", a->o.allocate.noise, "noisy measurements: bayes (shrunk towards the quantization-error model "
+                  "by their uncertainties), clamp (|delta| < z*se -> 0), shrink, keep")->capture_default_str();
+  cmd->add_option("--noise-z", a->o.allocate.noise_z, "clamp/shrink: deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_option("--constraints", a->o.allocate.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.allocate.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
   cmd->add_option("--search-evals", a->o.search.max_evals, "moves the local search measures (0 = off)")

@@ -118,8 +118,8 @@ TEST(AllocateModel, NoiseBandClampsSmallDeltas) {
   std::map<std::string, double> scales;
   Journal j = synthetic_journal(dense(), &scales);
   for (auto& m : j.measurements) m.delta_kld_se = 2 * std::abs(m.delta_kld);  // all within z·se (z = 1)
-  const AllocationProblem p =
-      build_problem(dense(), j, parse_objective("en", j.domains()), Constraints{}, nullptr);
+  const AllocationProblem p = build_problem(dense(), j, parse_objective("en", j.domains()), Constraints{}, nullptr,
+                                            {.noise = NoisePolicy::kClamp});
   EXPECT_EQ(p.model_error.n_noise_clamped, p.model_error.n_points);
   for (const auto& c : p.tensors) {
     for (const auto& cand : c.candidates) EXPECT_EQ(cand.damage_kld, 0.0);

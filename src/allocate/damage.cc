@@ -16,6 +16,7 @@
 #include "cerebellum/common/pattern.h"
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/recipe/recipe.h"
+#include "allocate/shrink.h"
 
 namespace cb {
 namespace {
@@ -123,6 +124,39 @@ double apply_noise(double delta, double se, const DamageOptions& opt, int* n_cla
   }
   ++*n_clamped;
   return 0.0;
+}
+
+// Every point replaced by its posterior mean under its role's prior
+// (allocate/shrink.h); what that did goes into the report.
+template <typename Dx>
+void shrink_points(const ModelInfo& model, const Dx& dx, Points& pts, ModelErrorReport& rep) {
+  std::vector<shrink::Point> flat;
+  for (const auto& [tensor, by_type] : pts) {
+    const TensorInfo& t = *model.find(tensor);
+    for (const auto& [type, pt] : by_type) {
+      // Promotions and demotions of a role get priors of their own: one
+      // slope through both overstated promotion gains (the slope is set by
+      // the large demotions; issue 13's Q5_K_M loss).
+      const double x = dx(t, type);
+      flat.push_back({t.role + (x < 0 ? "/up" : "/down"), x, pt.delta, pt.se});
+    }
+  }
+  const auto priors = shrink::fit_priors(flat);
+  double weight_sum = 0, shift_sum = 0;
+  size_t k = 0;
+  for (auto& [tensor, by_type] : pts) {
+    for (auto& [type, pt] : by_type) {
+      const shrink::Point& p = flat[k++];
+      const shrink::Posterior post = shrink::posterior(priors.at(p.group), p);
+      weight_sum += post.weight_on_data, shift_sum += std::abs(post.mean - pt.delta);
+      pt.delta = post.mean;
+    }
+  }
+  ShrinkageReport& s = rep.shrinkage;
+  s.n_points = static_cast<int>(flat.size());
+  s.mean_weight_on_data = flat.empty() ? 1.0 : weight_sum / flat.size();
+  s.mean_abs_shift_kld = flat.empty() ? 0.0 : shift_sum / flat.size();
+  for (const auto& [group, g] : priors) s.groups[group] = {g.slope, g.tau_rel, g.n_points, g.pooled};
 }
 
 struct CandidateContext {
@@ -238,6 +272,26 @@ QuantErrorTable quant_error_from_json(const nlohmann::json& j, const std::string
   return t;
 }
 
+namespace {
+constexpr std::pair<NoisePolicy, const char*> kNoiseNames[] = {
+    {NoisePolicy::kBayes, "bayes"}, {NoisePolicy::kClamp, "clamp"},
+    {NoisePolicy::kShrink, "shrink"}, {NoisePolicy::kKeep, "keep"}};
+}  // namespace
+
+NoisePolicy parse_noise_policy(const std::string& name) {
+  for (const auto& [p, n] : kNoiseNames) {
+    if (name == n) return p;
+  }
+  throw UsageError(fmt::format("unknown noise policy '{}' (bayes, clamp, shrink or keep)", name));
+}
+
+std::string noise_policy_name(NoisePolicy p) {
+  for (const auto& [q, n] : kNoiseNames) {
+    if (p == q) return n;
+  }
+  return "?";
+}
+
 AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
                                 const std::map<std::string, double>& objective,
                                 const Constraints& constraints, const QuantErrorTable* qerr,
@@ -257,6 +311,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
   p.constraints = constraints;
   ModelErrorReport& rep = p.model_error;
   rep.mse_source = qerr ? "table:" + qerr->weighting : "bpw-proxy";
+  rep.noise_policy = noise_policy_name(opt.noise);
   rep.n_probes_ignored = static_cast<int>(journal.probes.size());
 
   const Points raw = combine_points(model, journal, objective);
@@ -271,6 +326,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
 
   // Noise-treated points and per-tensor scales.
   Points pts = raw;
+  if (opt.noise == NoisePolicy::kBayes) shrink_points(model, dx, pts, rep);
   Fitted fit;
   std::map<std::string, std::vector<double>> role_scales;
   std::vector<double> all_scales;
@@ -278,7 +334,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
   for (auto& [tensor, by_type] : pts) {
     const TensorInfo& t = *model.find(tensor);
     for (auto& [type, pt] : by_type) {
-      pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
+      if (opt.noise != NoisePolicy::kBayes) pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
       fit.xd[tensor].emplace_back(dx(t, type), pt.delta);
       abs_sum += std::abs(pt.delta);
       ++rep.n_points;

@@ -15,7 +15,15 @@ namespace {
 
 using nlohmann::json;
 
-
+json shrinkage_json(const ShrinkageReport& s) {
+  if (s.n_points == 0) return nullptr;
+  json groups = json::object();
+  for (const auto& [group, r] : s.groups) {
+    groups[group] = {{"slope", r.slope}, {"tau_rel", r.tau_rel}, {"n_points", r.n_points}, {"pooled", r.pooled}};
+  }
+  return {{"n_points", s.n_points}, {"mean_weight_on_data", s.mean_weight_on_data},
+          {"mean_abs_shift_kld", s.mean_abs_shift_kld}, {"groups", groups}};
+}
 
 }  // namespace
 
@@ -152,6 +160,7 @@ json plan_to_json(const Plan& plan, const AllocationProblem& p, const json& extr
          {"model_error",
           {{"mse_source", e.mse_source}, {"n_points", e.n_points},
            {"n_tensors_measured", e.n_tensors_measured}, {"n_tensors_imputed", e.n_tensors_imputed},
+           {"noise_policy", e.noise_policy}, {"shrinkage", shrinkage_json(e.shrinkage)},
            {"n_noise_clamped", e.n_noise_clamped}, {"n_probes_ignored", e.n_probes_ignored},
            {"mean_abs_measured_kld", e.mean_abs_measured_kld},
            {"loto", {{"n", e.n_loto}, {"mae_kld", e.loto_mae_kld}, {"rmse_kld", e.loto_rmse_kld}}},

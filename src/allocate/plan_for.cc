@@ -39,10 +39,12 @@ int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const 
 Allocation plan_for(const Journal& journal, const ModelInfo& model, const AllocateOptions& o) {
   Allocation a;
   a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);  // a typo fails before the slow work
+  parse_noise_policy(o.noise);
   const Constraints constraints = load_constraints(o.constraints);
   a.quant_error = resolve_quant_error(o.quant_error, model, journal, constraints, o.imatrix_path, o.n_threads,
                                       o.logger, o.progress);
   DamageOptions dopt;
+  dopt.noise = parse_noise_policy(o.noise);
   dopt.noise_z = o.noise_z;
   dopt.imatrix_tensors = imatrix_tensor_names(o.imatrix_path);
   dopt.weight_error_only = o.weight_error_only;

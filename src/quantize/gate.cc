@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/common/schemas.h"
 #include "cerebellum/eval/evaluator.h"
@@ -32,6 +33,35 @@ nlohmann::json record_json(const EvalRecord& r, const std::string& kind) {
   return {{"name", r.name}, {"kind", kind}, {"path", r.path}, {"size_bytes", r.size_bytes}, {"ppl", r.ppl},
           {"ppl_se", r.ppl_se}, {"kld_mean", r.kld_mean}, {"kld_se", r.kld_se}, {"kld_p99", r.kld_p99},
           {"kld_p999", r.kld_p999}, {"top1", r.top1}};
+}
+
+void hold_out_calibration_slice(QuantizeOptions& o, const std::string& dir) {
+  if (!o.gate.eval_texts.empty() || o.measure.texts.empty() || !o.recipe_from.empty()) return;
+  if (!o.journal.empty()) {
+    o.logger.warn("no --eval-text: the gate reads the calibration text the reused journal was measured on; pass "
+                  "--eval-text for a verdict on held-out text");
+    return;
+  }
+  const double f = o.gate.held_out_fraction;
+  if (!(f > 0 && f < 1)) throw UsageError(fmt::format("held-out fraction must be in (0, 1), got {}", f));
+  measure::MeasureText& calib = o.measure.texts.front();
+  const std::string text = read_file(calib.path);
+  const size_t nl = text.find('\n', static_cast<size_t>(static_cast<double>(text.size()) * (1 - f)));
+  const size_t cut = nl == std::string::npos ? text.size() : nl + 1;
+  if (cut == 0 || cut >= text.size()) {
+    throw InputError(fmt::format("{}: too short to hold out the last {:.0f}% for the gate (no line break after its "
+                                 "first {:.0f}%); pass --eval-text", calib.path, 100 * f, 100 * (1 - f)));
+  }
+  fs::create_directories(dir);
+  const std::string kept = fmt::format("{}/{}-calibration.txt", dir, calib.domain);
+  const std::string held = fmt::format("{}/{}-heldout.txt", dir, calib.domain);
+  write_file_atomic(kept, text.substr(0, cut));
+  write_file_atomic(held, text.substr(cut));
+  o.logger.info(fmt::format("no --eval-text: the gate holds out the last {} of {} bytes of {} ({}); measuring and "
+                            "searching read the first {} ({})", text.size() - cut, text.size(), calib.path, held, cut,
+                            kept));
+  o.gate.eval_texts.push_back({calib.domain + "-heldout", held});
+  calib.path = kept;
 }
 
 namespace {

@@ -27,6 +27,12 @@ BuildReport build_to(const QuantizeOptions& o, const ModelInfo& model, const std
 
 nlohmann::json record_json(const EvalRecord& r, const std::string& kind = "");
 
+// No eval text and no reused journal: splits the first calibration text at a
+// line near 1 − held_out_fraction of its bytes into DIR/<domain>-calibration.txt
+// (the sweep's and the search's text from now on) and DIR/<domain>-heldout.txt
+// (the gate's). InputError when either part would be empty.
+void hold_out_calibration_slice(QuantizeOptions& o, const std::string& dir);
+
 // The gate on every GateOptions::eval_texts domain: fills r.domains (and the
 // first domain's mirror in r.ours / baseline / rivals / delta_kld), r.ships
 // and r.task_gate; writes eval.json (and bench/) into r.run_dir.

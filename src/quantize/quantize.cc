@@ -214,9 +214,11 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   QuantizeResult r;
   r.run_dir = options.run_dir.empty() ? default_run_dir(options.out) : options.run_dir;
   const std::string journal = options.journal.empty() ? r.run_dir + "/measurements.jsonl" : options.journal;
-  const QuantizeOptions o = staged(options, r.run_dir, journal);
-  r.budget_bytes = budget_bytes_for(o.allocate.budget, model, o.allocate.imatrix_path);
-  if (o.recipe_from.empty()) check_budget_before_sweep(o, model, r.budget_bytes);
+  r.budget_bytes = budget_bytes_for(options.allocate.budget, model, options.allocate.imatrix_path);
+  if (options.recipe_from.empty()) check_budget_before_sweep(options, model, r.budget_bytes);
+  QuantizeOptions held = options;
+  hold_out_calibration_slice(held, r.run_dir);
+  const QuantizeOptions o = staged(held, r.run_dir, journal);
   fs::create_directories(r.run_dir);
 
   std::map<std::string, std::string> types, weight_error_types;

@@ -38,15 +38,24 @@ struct QuantErrorTable {
 // unknown type, negative or non-finite values.
 QuantErrorTable quant_error_from_json(const nlohmann::json& j, const std::string& where);
 
-enum class NoisePolicy { kClamp, kShrink, kKeep };
+// What a noisy measured Δ becomes before the solver sees it.
+//   kBayes: the empirical-Bayes posterior mean between the measurement and its
+//           role's quantization-error model, by their uncertainties (issue 13;
+//           src/allocate/shrink.h). Small noisy demotions are not free: they
+//           lean on what the error model says the tensor's role costs.
+//   kClamp: |Δ| < z·se is "not distinguishable from zero": 0.
+//   kShrink: soft threshold, Δ moved towards 0 by z·se.  kKeep: raw.
+enum class NoisePolicy { kBayes, kClamp, kShrink, kKeep };
+
+// "bayes" | "clamp" | "shrink" | "keep"; UsageError on anything else.
+NoisePolicy parse_noise_policy(const std::string& name);
+std::string noise_policy_name(NoisePolicy p);
 
 struct DamageOptions {
-  // |Δ| < z·se is "not distinguishable from zero": clamped to 0 (kClamp), or
-  // shrunk towards 0 by z·se (kShrink, soft threshold), or kept (kKeep).
-  // z = 1: z = 2 threw away real promotion gains (measured in docs/allocate.md,
-  // "noise").
+  NoisePolicy noise = NoisePolicy::kBayes;
+  // kClamp / kShrink's band. z = 1: z = 2 threw away real promotion gains
+  // (measured in docs/allocate.md, "noise").
   double noise_z = 1.0;
-  NoisePolicy noise = NoisePolicy::kClamp;
   // Tensors the build's imatrix has entries for: types that need an imatrix
   // (type_needs_imatrix) are candidates only there. Empty = no imatrix.
   std::set<std::string> imatrix_tensors;
@@ -78,6 +87,20 @@ struct TensorCurve {
   std::vector<CandidateType> candidates;   // sorted by size, then type name
 };
 
+// What kBayes did: per role and direction the prior (slope, between-tensor spread), and
+// how far the points moved.
+struct ShrinkageReport {
+  struct Role {
+    double slope = 0, tau_rel = 0;
+    int n_points = 0;
+    bool pooled = false;
+  };
+  int n_points = 0;
+  double mean_weight_on_data = 1;   // 1 = the measurements as they are; 0 = the model alone
+  double mean_abs_shift_kld = 0;    // mean |posterior − measured|, nats
+  std::map<std::string, Role> groups;  // "ROLE/up" (promotions), "ROLE/down" (demotions)
+};
+
 // How well the damage model predicts measurements it did not see.
 struct ModelErrorReport {
   int n_points = 0;                 // measured (tensor, type) points used
@@ -90,6 +113,8 @@ struct ModelErrorReport {
   int n_noise_clamped = 0;
   int n_probes_ignored = 0;         // interaction probes are not in the additive model
   std::string mse_source;           // "table" | "bpw-proxy"
+  std::string noise_policy;         // noise_policy_name
+  ShrinkageReport shrinkage;        // kBayes only
 };
 
 struct AllocationProblem {

@@ -21,7 +21,10 @@ struct AllocateOptions {
   // stock preset name ("Q4_K_M": that preset's exact file size for this model).
   std::string budget;
   std::string objective = "general";  // general | DOMAIN | d1:w1,d2:w2
-  double noise_z = 1.0;               // DamageOptions::noise_z
+  // Noisy measurements: bayes (shrunk towards the quantization-error model
+  // by their uncertainties) | clamp | shrink | keep (DamageOptions).
+  std::string noise = "bayes";
+  double noise_z = 1.0;               // DamageOptions::noise_z (clamp, shrink)
   std::string constraints;            // cerebellum.constraints/1 file; "" = defaults
   std::string quant_error = "auto";   // auto | none | a cerebellum.qerror/1 table
   std::string imatrix_path;           // the build's imatrix: its metadata bytes and coverage

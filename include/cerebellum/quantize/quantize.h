@@ -30,7 +30,12 @@ struct ModelInfo;
 struct GateOptions {
   // Held-out texts, one per domain (e.g. prose and code: issue 14); ours must
   // ship on every one. Empty = the first calibration text.
+  // Empty = the last held_out_fraction of the first calibration text (cut at
+  // a line; issue 13): measuring and searching read only the rest, so the
+  // verdict is on text neither saw. A reused --journal keeps its whole text
+  // and the gate reads it (a warning says so).
   std::vector<measure::MeasureText> eval_texts;
+  double held_out_fraction = 0.25;
   int eval_chunks = 40;                   // chunks of each eval text (-1 = all)
   // A larger top-K reads absolute KLD closer to the full distribution's (the
   // gap by K: docs/evaluator.md); 8 KiB per token.

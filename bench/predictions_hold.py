@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Issue #13 acceptance bench: do the allocator's predictions hold on held-out text,
+and does our plan beat stock at 3-5 bpw, on the dense and the hybrid MoE model?
+
+For each model: one sweep (base Q4_K_M, ablate to q2_K/q3_K, promote to
+q5_K/q6_K/q8_0, docs-en-calib.txt), one quantization-error table; then at the
+byte sizes of stock Q3_K_M, Q4_K_M and Q5_K_M, for each noise policy
+(clamp: |Δ| < se -> 0, the old default; bayes: empirical-Bayes shrinkage, the
+new one), the solver's plan (no search) is built and evaluated against F16 on
+two held-out texts (prose: wiki.test.raw; code: the second half of
+docs-code-calib.txt), full vocabulary, next to the stock mix.
+
+Columns: KLD ± se per text, ratio to stock, predicted ΔKLD (plan − stock, from
+the damage curves: Σ damage(plan type) − Σ damage(stock type)) against the
+measured one (prose), and whether they agree (within 30% or 2 se).
+For the MoE model, the types the plan chose per role next to stock's.
+
+usage: bench/predictions_hold.py [--models dense,moe] [--budgets Q3_K_M,Q4_K_M,Q5_K_M]
+       [--policies clamp,bayes] [--work DIR] [--eval-chunks 40] [--threads 2]
+"""
+import argparse, collections, json, math, os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import allocate_vs_stock as avs  # noqa: E402  (one way to build, evaluate and cut the code text)
+
+MODELS = {"dense": "cb-dense-12l-F16.gguf", "moe": "cb-hybrid-moe-F16.gguf"}
+
+
+def sweep(a, model, work):
+    journal = os.path.join(work, "measurements.jsonl")
+    args = [avs.CB, "-q", "measure", "--source", model, "--base", "Q4_K_M", "--text", a.calib, "--plan", "tensors",
+            "--targets", "q2_K,q3_K", "--promote", "q5_K,q6_K,q8_0", "--min-chunks", "4", "--max-chunks", "16",
+            "--threads", str(a.threads), "--out", journal]
+    if os.path.exists(journal): args.append("--resume")
+    _, secs = avs.sh(args)
+    chunks = sum(json.loads(l).get("n_chunks", 0) for l in open(journal) if '"measurement"' in l)
+    return journal, secs, chunks
+
+
+def stock_types(a, model, preset):
+    out, _ = avs.sh([avs.CB, "-q", "build", "--source", model, "--base", preset, "--out", "/tmp/unused.gguf",
+                     "--dry-run", "--json"])
+    j = json.loads(out)
+    return {t["name"]: t["to_type"] for t in j["tensors"]}, j["output_size_bytes"]
+
+
+def predicted(curves, types):
+    """Σ damage over tensors; None when a type is not a candidate of its tensor."""
+    total = 0.0
+    for t in curves["tensors"]:
+        cand = {c["type"]: c["damage_kld"] for c in t["candidates"]}
+        ty = types.get(t["name"], t["base_type"])
+        if ty not in cand:
+            return None
+        total += cand[ty]
+    return total
+
+
+def roles_summary(types, curves):
+    role = {t["name"]: t["role"] for t in curves["tensors"]}
+    out = collections.defaultdict(collections.Counter)
+    for name, ty in types.items():
+        out[role.get(name, "?")][ty] += 1
+    return {r: dict(c) for r, c in sorted(out.items())}
+
+
+def run_model(a, key):
+    model = os.path.join(avs.SHARED, "models", MODELS[key])
+    work = os.path.join(a.work, key)
+    os.makedirs(work, exist_ok=True)
+    a.model = model
+    journal, sweep_s, sweep_chunks = sweep(a, model, work)
+    print(f"[{key}] sweep {sweep_s:.0f} s, {sweep_chunks} unit-chunks measured", flush=True)
+    table = os.path.join(work, "qerror.json")
+    if not os.path.exists(table):
+        avs.sh([avs.CB, "-q", "qerror", "--source", model, "--out", table, "--threads", str(a.threads)])
+    a.work_model = work
+    a.texts = {"prose": (a.eval_text, os.path.join(work, "wiki-ref-full.bin")),
+               "code": (avs.heldout_code(argparse.Namespace(work=work, code_text=a.code_text)),
+                        os.path.join(work, "code-ref-full.bin"))}
+    rows = []
+    for preset in a.budgets.split(","):
+        st_types, budget = stock_types(a, model, preset)
+        path = avs.build(a, os.path.join(work, f"stock-{preset}.gguf"), base=preset)
+        stock = avs.evaluate_all(path, a)
+        os.remove(path)
+        row = {"model": key, "budget": preset, "budget_bytes": budget, "stock": stock, "plans": {}}
+        for policy in a.policies.split(","):
+            plan_path = os.path.join(work, f"plan-{preset}-{policy}.json")
+            curves_path = os.path.join(work, f"curves-{preset}-{policy}.json")
+            avs.sh([avs.CB, "-q", "allocate", "--source", model, "--measurements", journal, "--budget", str(budget),
+                    "--quant-error", table, "--noise", policy, "--threads", str(a.threads), "--no-greedy",
+                    "--out", plan_path, "--write-curves", curves_path])
+            plan, curves = json.load(open(plan_path)), json.load(open(curves_path))
+            built = avs.build(a, os.path.join(work, f"plan-{preset}-{policy}.gguf"),
+                              recipe=avs.recipe_file(plan["types"], os.path.join(work, f"plan-{preset}-{policy}.txt")))
+            res = avs.evaluate_all(built, a)
+            os.remove(built)
+            pred_stock = predicted(curves, st_types)
+            res["predicted_vs_stock"] = None if pred_stock is None else plan["predicted_delta_kld"] - pred_stock
+            res["shrinkage"] = plan["model_error"].get("shrinkage")
+            res["roles"] = roles_summary(plan["types"], curves)
+            row["plans"][policy] = res
+        row["stock_roles"] = roles_summary(st_types, curves)
+        rows.append(row)
+        print_row(row)
+    return {"sweep_s": sweep_s, "sweep_unit_chunks": sweep_chunks, "rows": rows}
+
+
+def verdict(res, stock, domain="prose"):
+    meas = res[domain]["kld"] - stock[domain]["kld"]
+    se = math.hypot(res[domain]["kld_se"], stock[domain]["kld_se"])  # unpaired: an upper bound on the paired se
+    pred = res["predicted_vs_stock"]
+    agree = pred is not None and (abs(pred - meas) <= 2 * se or abs(pred - meas) <= 0.3 * abs(meas))
+    return meas, se, pred, agree
+
+
+def print_row(row):
+    st = row["stock"]
+    print(f"\n{row['model']} at {row['budget']} ({row['budget_bytes']} B): stock KLD prose "
+          f"{st['prose']['kld']:.5f} ± {st['prose']['kld_se']:.5f}, code {st['code']['kld']:.5f}", flush=True)
+    for policy, r in row["plans"].items():
+        meas, se, pred, agree = verdict(r, st)
+        ratio = {d: r[d]["kld"] / st[d]["kld"] for d in ("prose", "code")}
+        ptxt = "n/a" if pred is None else f"{pred:+.5f}"
+        print(f"  {policy:<6} {r['size_bytes']:>9} B  prose {r['prose']['kld']:.5f} ({ratio['prose']:.3f}x)  code "
+              f"{r['code']['kld']:.5f} ({ratio['code']:.3f}x)  ΔKLD vs stock predicted {ptxt} measured "
+              f"{meas:+.5f} ± {se:.5f} {'agree' if agree else 'DISAGREE'}"
+              f"{'' if r['size_bytes'] <= row['budget_bytes'] else ' OVER BUDGET'}", flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--cb", default=os.environ.get("CB", avs.CB))
+    p.add_argument("--models", default="dense,moe")
+    p.add_argument("--budgets", default="Q3_K_M,Q4_K_M,Q5_K_M")
+    p.add_argument("--policies", default="clamp,bayes")
+    p.add_argument("--calib", default=os.path.join(avs.SHARED, "data/docs-en-calib.txt"))
+    p.add_argument("--eval-text", default=os.path.join(avs.SHARED, "data/wikitext-2-raw/wiki.test.raw"))
+    p.add_argument("--code-text", default=os.path.join(avs.SHARED, "data/docs-code-calib.txt"))
+    p.add_argument("--work", default="/tmp/cb-bench-predictions")
+    p.add_argument("--eval-chunks", type=int, default=40)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    avs.CB = a.cb
+    os.makedirs(a.work, exist_ok=True)
+    out = {"eval_chunks": a.eval_chunks, "models": {}}
+    for key in a.models.split(","):
+        out["models"][key] = run_model(a, key)
+        with open(os.path.join(a.work, "predictions_hold.json"), "w") as f:
+            json.dump(out, f, indent=2)
+    print(f"\nJSON: {os.path.join(a.work, 'predictions_hold.json')}")
+
+
+if __name__ == "__main__":
+    main()
