@@ -163,6 +163,9 @@ void setup_allocate(CLI::App& app) {
   cmd->add_flag("--no-greedy", a->no_greedy, "skip the original-greedy comparison in plan.json");
   cmd->add_option("--search-text", a->search_text, "calibration text: refine the plan by measured local search");
   cmd->add_option("--search-evals", a->search.max_evals, "moves measured by the search")->capture_default_str();
+  cmd->add_option("--correction-rounds", a->search.correction_rounds,
+                  "with --search-text: re-solves with the model's promotion/demotion factors fitted to measured "
+                  "plans, at most this many times (0 = off)")->capture_default_str();
   cmd->add_option("--search-chunks", a->search.n_chunks, "chunks per measurement")->capture_default_str();
   cmd->add_option("--search-first-chunk", a->search.first_chunk, "first chunk of the search text")
       ->capture_default_str();

@@ -59,6 +59,7 @@ void print_result(const QuantizeResult& r) {
              "calibration text); measured vs stock {} {:+.6f} (first eval text)\n",
              r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
   if (r.search) {
+    fmt::print("correction: {} round(s), moves started from the {} plan\n", r.search->n_rounds, r.search->start_from);
     fmt::print("search: {} of {} moves kept ({:.1f} s); predicted ΔKLD vs base {:+.6f} -> {:+.6f}, measured "
                "{:+.6f} -> {:+.6f} (calibration chunks)\n", r.search->n_accepted, r.search->n_evals,
                r.search->elapsed_s, r.search->predicted_before, r.search->predicted_after,
@@ -139,6 +140,9 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--noise-z", a->o.allocate.noise_z, "clamp/shrink: deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_option("--constraints", a->o.allocate.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.allocate.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
+  cmd->add_option("--correction-rounds", a->o.search.correction_rounds,
+                  "re-solves with the model's promotion/demotion factors fitted to measured plans (0 = off)")
+      ->capture_default_str();
   cmd->add_option("--search-evals", a->o.search.max_evals, "moves the local search measures (0 = off)")
       ->capture_default_str();
   cmd->add_option("--search-chunks", a->o.search.n_chunks, "calibration chunks per search measurement")
@@ -149,9 +153,12 @@ void setup_quantize(CLI::App& app) {
                 "no sweep: allocate the weight-error-only plan (allocate --proxy), then search and gate as usual");
   cmd->add_option("--imatrix", a->o.allocate.imatrix_path, "importance matrix for ours and the baseline alike");
   cmd->add_option("--recipe-from", a->o.recipe_from, "skip measure/allocate: build and re-bench this recipe");
-  cmd->add_option("--base", a->o.measure.base, "base mix the measurements ablate from")->capture_default_str();
-  cmd->add_option("--targets", a->targets, "ablation types")->capture_default_str();
-  cmd->add_option("--promote", a->promote, "promotion types")->capture_default_str();
+  cmd->add_option("--base", a->o.measure.base, "base mix the measurements ablate from (auto: the k-quant stock "
+                  "mix with the largest file within the budget)")->capture_default_str();
+  cmd->add_option("--targets", a->targets, "ablation types (default, with --promote unset: the two k-quant types "
+                  "below the base's main type)");
+  cmd->add_option("--promote", a->promote, "promotion types (default, with --targets unset: up to three k-quant "
+                  "types above the base's main type)");
   cmd->add_option("--plan", a->plan, "tensors|groups|layers|auto")->capture_default_str();
   cmd->add_option("--ctx", a->o.measure.ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--min-chunks", a->o.measure.stop.min_chunks, "adaptive stopping: at least")->capture_default_str();

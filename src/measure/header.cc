@@ -2,6 +2,7 @@
 // stand-in reference model (include/cerebellum/measure/measure.h).
 #include <strings.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -10,6 +11,8 @@
 
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/common/quant_types.h"
+#include "cerebellum/common/strings.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/recipe/recipe.h"
 
@@ -134,10 +137,28 @@ void check_reference_model(const std::string& path, const ModelInfo& source) {
 
 namespace cb::measure {
 
+std::optional<SweepTypes> sweep_around(const std::string& base_preset) {
+  const auto mix = find_stock_mix(base_preset);
+  if (!mix || mix->family != "k") return std::nullopt;
+  const std::string lower = ascii_lower(mix->name);  // "q5_k_m" -> main type q5_K
+  const std::string main = lower.size() >= 4 ? lower.substr(0, 2) + (lower[3] == 'k' ? "_K" : lower.substr(2, 2)) : "";
+  const auto& ladder = k_ladder();
+  const auto it = std::find(ladder.begin(), ladder.end(), main);
+  if (it == ladder.end()) return std::nullopt;
+  const auto at = it - ladder.begin();
+  SweepTypes s;
+  for (auto k = std::max<std::ptrdiff_t>(0, at - 2); k < at; ++k) s.targets.push_back(ladder[k]);
+  for (auto k = at + 1; k < std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(ladder.size()), at + 4); ++k) {
+    s.promote.push_back(ladder[k]);
+  }
+  return s;
+}
+
 MeasureOptions end_to_end_sweep() {
   MeasureOptions o;
-  o.targets = {"q2_K", "q3_K"};
-  o.promote = {"q5_K", "q6_K", "q8_0"};
+  o.base = "auto";  // quantize: the k-quant mix at the budget (sweep_around)
+  o.targets = {};   // empty: two rungs below and up to three above the base's type
+  o.promote = {};
   o.stop.min_chunks = 4;
   o.stop.max_chunks = 16;
   return o;

@@ -122,3 +122,26 @@ TEST(MeasurePlan, ParsesNames) {
 
 }  // namespace
 }  // namespace cb::measure
+
+namespace cb::measure {
+namespace {
+
+TEST(SweepAround, TheLadderRungsAroundTheBasesMainType) {
+  using V = std::vector<std::string>;
+  const auto q4 = sweep_around("Q4_K_M");
+  ASSERT_TRUE(q4);
+  EXPECT_EQ(q4->targets, (V{"q2_K", "q3_K"}));  // the main job's sweep, as before
+  EXPECT_EQ(q4->promote, (V{"q5_K", "q6_K", "q8_0"}));
+  EXPECT_EQ(sweep_around("q5_k_m")->targets, (V{"q3_K", "q4_K"}));
+  EXPECT_EQ(sweep_around("Q5_K_M")->promote, (V{"q6_K", "q8_0"}));
+  EXPECT_EQ(sweep_around("Q2_K")->targets, V{});
+  EXPECT_EQ(sweep_around("Q2_K")->promote, (V{"q3_K", "q4_K", "q5_K"}));
+  EXPECT_EQ(sweep_around("Q8_0")->targets, (V{"q5_K", "q6_K"}));
+  EXPECT_EQ(sweep_around("Q8_0")->promote, V{});
+  EXPECT_EQ(sweep_around("Q4_K")->promote, q4->promote);  // an alias is its mix
+  EXPECT_FALSE(sweep_around("IQ4_XS"));                  // not a k-quant mix
+  EXPECT_FALSE(sweep_around("my-recipe.txt"));
+}
+
+}  // namespace
+}  // namespace cb::measure

@@ -3,8 +3,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <limits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/allocate/allocate.h"
@@ -69,7 +71,7 @@ Journal run_sweep(const QuantizeOptions& o, const ModelInfo& model) {
 SearchSummary summarize_search(const SearchResult& sr) {
   return {static_cast<int>(sr.evals.size()), sr.n_accepted, sr.elapsed_s, sr.initial_predicted,
           sr.initial_measured, sr.initial_measured_se, sr.final_predicted, sr.final_measured,
-          sr.final_measured_se, sr.initial_kld, sr.final_kld};
+          sr.final_measured_se, sr.initial_kld, sr.final_kld, static_cast<int>(sr.rounds.size()), sr.start_from};
 }
 
 // The solver's plan refined by the measured search (search.json in the run dir).
@@ -97,7 +99,7 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
   Plan plan = al.plan;
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}, {"baselines", baselines_json(al)}};
   if (o.allocate.weight_error_only) extra["damage"] = "weight_error_only";
-  if (o.search.max_evals > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
+  if (o.search.max_evals > 0 || o.search.correction_rounds > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
   r.predicted_delta_kld = plan.predicted_delta_kld;
@@ -124,6 +126,7 @@ void write_run_json(const QuantizeOptions& o, const QuantizeResult& r) {
 nlohmann::json search_json(const std::optional<SearchSummary>& s) {
   if (!s) return nullptr;
   return {{"n_evals", s->n_evals}, {"n_accepted", s->n_accepted}, {"elapsed_s", s->elapsed_s},
+          {"n_correction_rounds", s->n_rounds}, {"start_from", s->start_from},
           {"before", {{"predicted_delta_kld_vs_base", s->predicted_before},
                       {"measured_delta_kld_vs_base", s->measured_before}, {"measured_se", s->measured_before_se},
                       {"kld", s->kld_before}}},
@@ -182,6 +185,33 @@ std::vector<Contender> gate_rivals(const QuantizeOptions& o, const ModelInfo& mo
   return out;
 }
 
+// The sweep centred on the budget (issue 13: measure where the decision is
+// made; from a Q4_K_M base a Q5_K_M-sized plan lost to stock Q5_K_M, 1.14x
+// its KLD, and won from a Q5_K_M base): base "auto" = the k-quant stock mix
+// with the largest file within the budget (the smallest when none fits);
+// no targets and no promotions = the ladder rungs around its main type.
+void center_sweep(QuantizeOptions& o, const ModelInfo& model, int64_t budget_bytes) {
+  measure::MeasureOptions& m = o.measure;
+  if (m.base == "auto") {
+    std::string within, smallest;
+    int64_t within_bytes = -1, smallest_bytes = std::numeric_limits<int64_t>::max();
+    for (const StockMix& mix : stock_mixes()) {
+      if (mix.family != "k" || !mix.size_baseline || !mix.alias_of.empty()) continue;
+      const int64_t s = stock_preset_size_bytes(model.path, mix.name, o.allocate.imatrix_path);
+      if (s <= budget_bytes && s > within_bytes) within = mix.name, within_bytes = s;
+      if (s < smallest_bytes) smallest = mix.name, smallest_bytes = s;
+    }
+    m.base = within.empty() ? smallest : within;
+  }
+  if (m.targets.empty() && m.promote.empty()) {
+    const auto around = measure::sweep_around(m.base);
+    m.targets = around ? around->targets : std::vector<std::string>{"q2_K", "q3_K"};
+    m.promote = around ? around->promote : std::vector<std::string>{"q5_K", "q6_K", "q8_0"};
+  }
+  o.logger.info(fmt::format("sweep around base {}: ablate to {}, promote to {}", m.base, fmt::join(m.targets, ","),
+                            fmt::join(m.promote, ",")));
+}
+
 // A budget no plan can meet is refused before hours of measuring.
 void check_budget_before_sweep(const QuantizeOptions& o, const ModelInfo& model, int64_t budget_bytes) {
   std::string base_name;
@@ -215,8 +245,11 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   r.run_dir = options.run_dir.empty() ? default_run_dir(options.out) : options.run_dir;
   const std::string journal = options.journal.empty() ? r.run_dir + "/measurements.jsonl" : options.journal;
   r.budget_bytes = budget_bytes_for(options.allocate.budget, model, options.allocate.imatrix_path);
-  if (options.recipe_from.empty()) check_budget_before_sweep(options, model, r.budget_bytes);
   QuantizeOptions held = options;
+  if (held.recipe_from.empty()) {
+    center_sweep(held, model, r.budget_bytes);
+    check_budget_before_sweep(held, model, r.budget_bytes);
+  }
   hold_out_calibration_slice(held, r.run_dir);
   const QuantizeOptions o = staged(held, r.run_dir, journal);
   fs::create_directories(r.run_dir);

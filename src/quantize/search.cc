@@ -15,6 +15,7 @@
 #include "cerebellum/common/io.h"
 #include "cerebellum/eval/evaluator.h"
 #include "cerebellum/imatrix/imatrix.h"
+#include "quantize/correct.h"
 
 namespace cb {
 namespace {
@@ -184,6 +185,79 @@ struct Loop {
   }
 };
 
+// A plan measured during the correction rounds.
+struct MeasuredChoice {
+  std::vector<int> choice;
+  std::vector<double> chunks;  // per-chunk KLD
+  std::string name;
+};
+
+std::vector<int> base_choice(const AllocationProblem& p) {
+  std::vector<int> out;
+  for (const auto& t : p.tensors) {
+    int k = 0;
+    while (k < static_cast<int>(t.candidates.size()) && t.candidates[k].type != t.base_type) ++k;
+    if (k == static_cast<int>(t.candidates.size())) return {};  // constraints exclude the base
+    out.push_back(k);
+  }
+  return out;
+}
+
+int64_t tensor_bytes(const AllocationProblem& p, const std::vector<int>& choice) {
+  int64_t s = 0;
+  for (size_t i = 0; i < p.tensors.size(); ++i) s += p.tensors[i].candidates[choice[i]].size_bytes;
+  return s;
+}
+
+// The correction rounds (SearchOptions::correction_rounds); leaves the best
+// measured plan in r.final_choice / loop.cur and the corrected model in loop.ranked.
+void run_corrections(Loop& loop, int64_t capacity, const std::vector<double>& base, Clock::time_point t0) {
+  const AllocationProblem& p = loop.p;
+  SearchResult& r = loop.r;
+  std::vector<MeasuredChoice> plans = {{r.final_choice, loop.cur, "solver"}};
+  std::vector<correct::MeasuredPlan> measured = {
+      {correct::split_damage(p, r.final_choice), r.initial_measured, r.initial_measured_se}};
+  correct::Factors f;
+  r.correction_stop = "max_rounds";
+  for (int round = 1; round <= loop.o.correction_rounds; ++round) {
+    const correct::MeasuredPlan& last = measured.back();
+    if (std::abs(f.predict(last.predicted) - last.measured) <= 2 * last.se) {
+      r.correction_stop = "agrees";
+      break;
+    }
+    if (loop.o.max_seconds > 0 && seconds_since(t0) > loop.o.max_seconds) {
+      r.correction_stop = "max_seconds";
+      break;
+    }
+    f = correct::fit_factors(measured);
+    const AllocationProblem q = correct::corrected(p, f);
+    const std::vector<int> choice = allocate_plan(q, capacity, 0).solver.choice;
+    if (std::any_of(plans.begin(), plans.end(), [&](const auto& m) { return m.choice == choice; })) {
+      r.correction_stop = "converged";
+      break;
+    }
+    loop.bench.apply(types_of(p, choice));
+    CorrectionRound cr{round, f.up, f.down, predicted(p, choice), predicted(q, choice)};
+    plans.push_back({choice, loop.bench.measure(), fmt::format("round {}", round)});
+    std::tie(cr.measured, cr.measured_se) = paired(plans.back().chunks, base);
+    cr.kld = mean_of(plans.back().chunks);
+    for (size_t i = 0; i < choice.size(); ++i) cr.n_changed += choice[i] != r.initial_choice[i];
+    measured.push_back({correct::split_damage(p, choice), cr.measured, cr.measured_se});
+    loop.o.logger.info(fmt::format("correction round {}: factors up {:.3f} down {:.3f}; predicted {:+.6f} measured "
+                                   "{:+.6f} ± {:.6f} vs base", round, f.up, f.down, cr.predicted, cr.measured,
+                                   cr.measured_se));
+    r.rounds.push_back(cr);
+  }
+  if (const auto b = base_choice(p); !b.empty() && tensor_bytes(p, b) <= capacity) plans.push_back({b, base, "base"});
+  const auto best = std::min_element(plans.begin(), plans.end(),
+                                     [](const auto& a, const auto& b) { return mean_of(a.chunks) < mean_of(b.chunks); });
+  r.final_choice = best->choice;
+  r.start_from = best->name;
+  loop.cur = best->chunks;
+  loop.bench.apply(types_of(p, r.final_choice));
+  loop.ranked = correct::corrected(p, correct::fit_factors(measured));
+}
+
 }  // namespace
 
 SearchResult refine_plan(const std::string& source, const AllocationProblem& p, const std::vector<int>& choice,
@@ -210,6 +284,12 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
   r.setup_s = seconds_since(t0);
   o.logger.info(fmt::format("search: base KLD {:.5f}, plan {:.5f} on {} calibration chunks ({:.1f} s setup)",
                             r.base_kld, r.initial_kld, o.n_chunks, r.setup_s));
+  r.correction_stop = "off";
+  r.start_from = "solver";
+  // A weight-error-only problem's damages are not nats: nothing to correct.
+  const bool in_nats = std::none_of(p.tensors.begin(), p.tensors.end(),
+                                    [](const TensorCurve& t) { return t.scale_from == "weight_error"; });
+  if (o.correction_rounds > 0 && in_nats) run_corrections(loop, capacity, base, t0);
   r.stop_reason = "max_evals";
   while (static_cast<int>(r.evals.size()) < o.max_evals) {
     if (o.max_seconds > 0 && seconds_since(t0) > o.max_seconds) {
@@ -252,6 +332,13 @@ nlohmann::json to_json(const SearchResult& r, const AllocationProblem& p) {
     return nlohmann::json{{"predicted_delta_kld_vs_base", pred}, {"measured_delta_kld_vs_base", meas},
                           {"measured_se", se}, {"kld", kld}};
   };
+  nlohmann::json rounds = nlohmann::json::array();
+  for (const auto& c : r.rounds) {
+    rounds.push_back({{"round", c.round}, {"factor_up", c.factor_up}, {"factor_down", c.factor_down},
+                      {"predicted_raw_delta_kld_vs_base", c.predicted_raw}, {"predicted_delta_kld_vs_base", c.predicted},
+                      {"measured_delta_kld_vs_base", c.measured}, {"measured_se", c.measured_se}, {"kld", c.kld},
+                      {"n_changed", c.n_changed}});
+  }
   nlohmann::json changed = nlohmann::json::object();
   for (size_t i = 0; i < p.tensors.size(); ++i) {
     if (r.final_choice[i] == r.initial_choice[i]) continue;
@@ -262,6 +349,7 @@ nlohmann::json to_json(const SearchResult& r, const AllocationProblem& p) {
           {"base_kld", r.base_kld},
           {"before", side(r.initial_predicted, r.initial_measured, r.initial_measured_se, r.initial_kld)},
           {"after", side(r.final_predicted, r.final_measured, r.final_measured_se, r.final_kld)},
+          {"correction", {{"rounds", rounds}, {"stop", r.correction_stop}, {"start_from", r.start_from}}},
           {"n_evals", r.evals.size()}, {"n_accepted", r.n_accepted}, {"changed", changed},
           {"stop_reason", r.stop_reason}, {"setup_s", r.setup_s}, {"elapsed_s", r.elapsed_s}, {"evals", evals}};
 }

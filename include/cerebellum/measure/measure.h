@@ -170,6 +170,15 @@ struct MeasureOptions {
 // the cap keeps chunks 16+ free for the search). Otherwise MeasureOptions'.
 MeasureOptions end_to_end_sweep();
 
+// The k-ladder rungs around a stock k-quant mix's main type (Q5_K_M: q5_K):
+// up to two below (targets) and three above (promote). Q4_K_M gives
+// q2_K,q3_K / q5_K,q6_K,q8_0. nullopt for other bases (i-quant, legacy mixes
+// and recipe files).
+struct SweepTypes {
+  std::vector<std::string> targets, promote;
+};
+std::optional<SweepTypes> sweep_around(const std::string& base_preset);
+
 // Where a sweep keeps its reference stores: <dir>/<journal file name>, then
 // ".<domain>.ref" per domain (reference_store_path); dir = reference_dir, or
 // the journal's folder. --shared-reference J reads reference_store_path(J, domain).

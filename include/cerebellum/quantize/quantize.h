@@ -94,6 +94,8 @@ struct SearchSummary {
   double predicted_before = 0, measured_before = 0, measured_before_se = 0;
   double predicted_after = 0, measured_after = 0, measured_after_se = 0;
   double kld_before = 0, kld_after = 0;   // mean KLD vs F16 on the search chunks
+  int n_rounds = 0;                       // correction rounds measured (SearchOptions::correction_rounds)
+  std::string start_from;                 // the plan the moves started from: "solver" | "round N" | "base"
 };
 
 // The gate on one held-out text.

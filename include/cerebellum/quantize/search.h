@@ -67,6 +67,13 @@ struct SearchOptions {
   int n_chunks = 8;
   int top_k = 128;           // reference log-probs kept per token
   int max_evals = 32;        // measured moves; 0 = measure the plan only (predicted vs measured)
+  // Before the moves: while the plan's measured ΔKLD vs the base disagrees
+  // with the prediction beyond 2 se, fit the factors of the model's promotion
+  // gains and demotion damages on every plan measured so far, solve the
+  // corrected problem and measure its plan, at most this many times. The plan
+  // kept is the best measured one (or the base, when it fits and measured
+  // better). 0 = off. Issue 13.
+  int correction_rounds = 3;
   double max_seconds = 0;    // stop starting new evaluations after this; 0 = no limit
   double accept_z = 2.0;     // accept a move when mean paired ΔKLD < −accept_z·se (per-chunk pairs)
   MoveOptions moves;
@@ -90,6 +97,17 @@ struct SearchEval {
   bool accepted = false;
 };
 
+// One correction round: the factors fitted on the plans measured before it,
+// and its plan, predicted by the corrected model and then measured.
+struct CorrectionRound {
+  int round = 0;
+  double factor_up = 1, factor_down = 1;
+  double predicted_raw = 0, predicted = 0;   // vs the base: the additive model as is / corrected
+  double measured = 0, measured_se = 0;      // vs the base, paired per chunk
+  double kld = 0;                            // mean KLD vs the reference
+  int n_changed = 0;                         // tensors whose type differs from the solver's plan
+};
+
 struct SearchResult {
   std::vector<int> initial_choice, final_choice;
   int n_chunks = 0;
@@ -100,6 +118,9 @@ struct SearchResult {
   double initial_predicted = 0, final_predicted = 0;
   double initial_measured = 0, final_measured = 0;
   double initial_measured_se = 0, final_measured_se = 0;
+  std::vector<CorrectionRound> rounds;
+  std::string correction_stop;  // "agrees" | "converged" | "max_rounds" | "max_seconds" | "off"
+  std::string start_from;       // the plan the moves start from: "solver" | "round N" | "base"
   std::vector<SearchEval> evals;
   int n_accepted = 0;
   double setup_s = 0, elapsed_s = 0;
