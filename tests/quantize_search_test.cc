@@ -72,6 +72,7 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   o.first_chunk = 0;
   o.n_chunks = 3;
   o.max_evals = 3;
+  o.correction_rounds = 0;  // the moves from the solver's plan (the rounds: the next test)
   o.n_threads = 2;
   const int64_t capacity = 7'900'000 - overhead;
   const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), capacity, o);
@@ -109,6 +110,44 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   o.n_chunks = 3;
   o.first_chunk = 100000;
   EXPECT_THROW(refine_plan(dense_path(), p, r.initial_choice, capacity, o), InputError);
+}
+
+// Issue 13: the synthetic damages are not what the model measures, so the
+// rounds re-solve with fitted factors; the plan kept is the best measured one.
+TEST(QuantizeSearch, CorrectionRoundsKeepTheBestMeasuredPlan) {
+  const ModelInfo model = inspect_model(dense_path());
+  const Journal j = synthetic_journal(model);
+  const AllocationProblem p = build_problem(model, j, {{"en", 1.0}}, Constraints{}, nullptr);
+  const int64_t overhead = model.data_offset_bytes;
+  const Plan plan = allocate_plan(p, 7'900'000, overhead);
+  SearchOptions o;
+  o.text_path = test::data("docs-en-calib.txt");
+  o.ctx = 256;
+  o.first_chunk = 0;
+  o.n_chunks = 3;
+  o.max_evals = 0;
+  o.correction_rounds = 2;
+  o.n_threads = 2;
+  const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
+  EXPECT_TRUE(r.evals.empty());
+  ASSERT_FALSE(r.rounds.empty()) << r.correction_stop;  // predicted 10x what a 3-chunk measurement shows
+  EXPECT_LE(r.rounds.size(), 2u);
+  EXPECT_TRUE(r.correction_stop == "agrees" || r.correction_stop == "converged" || r.correction_stop == "max_rounds")
+      << r.correction_stop;
+  double best = r.initial_kld;
+  std::string best_from = "solver";
+  for (const auto& c : r.rounds) {
+    EXPECT_GE(c.factor_up, 0.1);
+    EXPECT_LE(c.factor_down, 10.0);
+    EXPECT_GT(c.n_changed, 0);  // a plan measured before ends the rounds ("converged")
+    EXPECT_TRUE(std::isfinite(c.measured) && c.measured_se > 0);
+    if (c.kld < best) best = c.kld, best_from = fmt::format("round {}", c.round);
+  }
+  // The base (Q4_K_M, 8.77 MB) does not fit 7.9 MB: the best of solver and rounds.
+  EXPECT_EQ(r.final_kld, best);
+  EXPECT_EQ(r.start_from, best_from);
+  EXPECT_LE(searched_plan(p, plan, r).size_bytes, 7'900'000);
+  EXPECT_EQ(to_json(r, p)["correction"]["rounds"].size(), r.rounds.size());
 }
 
 TEST(QuantizeSearch, AllocateCliRefinesWithinTheBudget) {
