@@ -55,14 +55,19 @@ void print_result(const QuantizeResult& r) {
     fmt::print("paired ΔKLD (ours - stock) {:+.6f} ± {:.6f} nats; KLD {:.1f}% {}\n", g.delta_kld,
                g.delta_kld_se, 100 * std::abs(g.kld_reduction), g.kld_reduction >= 0 ? "lower" : "higher");
   }
-  fmt::print("interaction check: predicted ΔKLD vs the measurement base {:+.6f} (additive model, "
-             "calibration text); measured vs stock {} {:+.6f} (first eval text)\n",
-             r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
+  if (r.predicted_delta_kld) {
+    fmt::print("interaction check: predicted ΔKLD vs the measurement base {:+.6f} (additive model, "
+               "calibration text); measured vs stock {} {:+.6f} (first eval text)\n",
+               *r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
+  }
   if (r.search) {
     fmt::print("correction: {} round(s), moves started from the {} plan\n", r.search->n_rounds, r.search->start_from);
-    fmt::print("search: {} of {} moves kept ({:.1f} s); predicted ΔKLD vs base {:+.6f} -> {:+.6f}, measured "
-               "{:+.6f} -> {:+.6f} (calibration chunks)\n", r.search->n_accepted, r.search->n_evals,
-               r.search->elapsed_s, r.search->predicted_before, r.search->predicted_after,
+    const std::string predicted = r.predicted_delta_kld ? fmt::format("predicted ΔKLD vs base {:+.6f} -> {:+.6f}, ",
+                                                                        r.search->predicted_before,
+                                                                        r.search->predicted_after)
+                                                        : "";
+    fmt::print("search: {} of {} moves kept ({:.1f} s); {}measured ΔKLD vs base {:+.6f} -> {:+.6f} (calibration "
+               "chunks)\n", r.search->n_accepted, r.search->n_evals, r.search->elapsed_s, predicted,
                r.search->measured_before, r.search->measured_after);
   }
   if (r.task_gate) fmt::print("task gate   {} ({})\n", r.task_gate->ships ? "ships" : "REGRESSION", r.task_gate->reason);

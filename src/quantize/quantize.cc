@@ -102,7 +102,7 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
   if (o.search.max_evals > 0 || o.search.correction_rounds > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
-  r.predicted_delta_kld = plan.predicted_delta_kld;
+  if (!o.allocate.weight_error_only) r.predicted_delta_kld = plan.predicted_delta_kld;
   o.logger.info(fmt::format("allocate: {} bytes planned for a budget of {}, predicted ΔKLD {:.5f}",
                             plan.size_bytes, r.budget_bytes, plan.predicted_delta_kld));
   return plan.types();
@@ -229,7 +229,11 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   if (m.texts.empty() && o.gate.eval_texts.empty()) throw UsageError("quantize --recipe-from needs --eval-text");
   std::vector<std::string> inputs = {o.source, o.allocate.imatrix_path, m.reference_model, o.journal};
   for (const auto& t : m.texts) inputs.push_back(t.path);
-  for (const auto& t : o.gate.eval_texts) inputs.push_back(t.path);
+  for (const auto& t : o.gate.eval_texts) {
+    inputs.push_back(t.path);
+    // Found before hours of measuring, not at the gate.
+    if (read_file(t.path).empty()) throw InputError(t.path + ": empty eval text: nothing to gate on");
+  }
   check_output_path(o.out, inputs);
 }
 
@@ -314,7 +318,9 @@ nlohmann::json to_json(const QuantizeResult& r) {
           // The additive model's prediction (vs the measurement base, on the
           // calibration text) next to what the built file shows on the eval
           // text: the interaction check.
-          {"predicted_delta_kld_vs_measure_base", r.predicted_delta_kld}, {"written", r.written},
+          {"predicted_delta_kld_vs_measure_base",
+           r.predicted_delta_kld ? nlohmann::json(*r.predicted_delta_kld) : nlohmann::json(nullptr)},
+          {"written", r.written},
           {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals},
           {"domains", domains},
           {"task_gate", r.task_gate ? nlohmann::json{{"ships", r.task_gate->ships}, {"reason", r.task_gate->reason}}

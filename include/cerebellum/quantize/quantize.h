@@ -119,7 +119,9 @@ struct QuantizeResult {
   EvalRecord ours, baseline;
   double delta_kld = 0, delta_kld_se = 0; // ours - baseline, paired per token, nats
   double kld_reduction = 0;               // 1 - ours/baseline
-  double predicted_delta_kld = 0;         // the plan's predicted ΔKLD vs the measurement base
+  // The plan's predicted ΔKLD vs the measurement base; none for the
+  // weight-error-only plan (its damages are not nats).
+  std::optional<double> predicted_delta_kld;
   std::optional<SearchSummary> search;    // when the local search ran
   // The rivals (GateOptions::rivals): stock presets and "weight-error only".
   std::vector<EvalRecord> rivals;
