@@ -87,7 +87,7 @@ struct TensorCurve {
   std::vector<CandidateType> candidates;   // sorted by size, then type name
 };
 
-// What kBayes did: per role and direction the prior (slope, between-tensor spread), and
+// What kBayes did: per role the prior (slope, between-tensor spread), and
 // how far the points moved.
 struct ShrinkageReport {
   struct Role {
@@ -98,7 +98,7 @@ struct ShrinkageReport {
   int n_points = 0;
   double mean_weight_on_data = 1;   // 1 = the measurements as they are; 0 = the model alone
   double mean_abs_shift_kld = 0;    // mean |posterior − measured|, nats
-  std::map<std::string, Role> groups;  // "ROLE/up" (promotions), "ROLE/down" (demotions)
+  std::map<std::string, Role> groups;  // per role
 };
 
 // How well the damage model predicts measurements it did not see.
