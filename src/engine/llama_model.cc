@@ -116,6 +116,16 @@ constexpr const char* kBuiltKey = "cerebellum.built_from";
 std::string build_typed_model(const std::string& source, const ModelLoadOptions& opts, TempModelFile& temp) {
   namespace fs = std::filesystem;
   const std::string key = built_key(source, opts);
+  if (!opts.shared_built_path.empty() && fs::exists(opts.shared_built_path)) {
+    try {
+      if (GgufFile(opts.shared_built_path).get_string(kBuiltKey) == key) {
+        opts.logger.info("loading the shared base mix " + opts.shared_built_path);
+        return opts.shared_built_path;
+      }
+    } catch (const Error&) {
+    }
+    opts.logger.info(opts.shared_built_path + " was built for other types or another source: building our own");
+  }
   std::string out = opts.built_path;
   if (!out.empty() && fs::exists(out)) {
     try {

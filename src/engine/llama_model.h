@@ -53,6 +53,10 @@ struct ModelLoadOptions {
   // = kept there and reused by a later load with the same source and types.
   std::string built_path;
   std::string work_dir;
+  // A GGUF another process built for the same source, types and imatrix
+  // (e.g. `measure --reference-only` for every shard): loaded when its key
+  // matches, never written. Otherwise built_path is used as above.
+  std::string shared_built_path;
   // Optional importance matrix per tensor name (sums / counts, n_per_row
   // floats or n_expert*n_per_row for 3-D) used by the quantizer for
   // tensor_types; absent names quantize without one.

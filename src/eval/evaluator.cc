@@ -63,6 +63,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   lo.swappable = true;
   lo.tensor_types = opts.tensor_types;
   lo.built_path = opts.built_model_path;
+  lo.shared_built_path = opts.shared_built_model_path;
   lo.work_dir = opts.work_dir;
   lo.imatrix = imatrix_weights(opts);
   lo.logger = logger;

@@ -21,7 +21,12 @@ using TypeMap = std::map<std::string, std::string>;
 eval::EvalOptions sweep_eval_options(const MeasureOptions& o);
 
 // Where the resident base mix is built: next to the journal, kept for a resume.
-inline std::string base_model_path(const MeasureOptions& o) { return o.out_path + ".base.gguf"; }
+// Refuses options no sweep can run with, before anything is built
+// (UsageError; InputError for a missing --shared-reference store).
+void check_measure_options(const MeasureOptions& o);
+
+inline std::string base_model_path(const std::string& journal) { return journal + ".base.gguf"; }
+inline std::string base_model_path(const MeasureOptions& o) { return base_model_path(o.out_path); }
 
 class ConfigEval {
  public:

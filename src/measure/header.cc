@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,6 +16,7 @@
 #include "cerebellum/common/strings.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/recipe/recipe.h"
+#include "config_eval.h"
 
 namespace cb::measure {
 namespace {
@@ -152,6 +154,44 @@ std::optional<SweepTypes> sweep_around(const std::string& base_preset) {
     s.promote.push_back(ladder[k]);
   }
   return s;
+}
+
+void check_measure_options(const MeasureOptions& o) {
+  if (o.texts.empty()) throw UsageError("measure needs at least one --text");
+  if (o.out_path.empty()) throw UsageError("measure needs --out");
+  {
+    std::vector<std::string> inputs = {o.source_path, o.reference_model};
+    for (const auto& t : o.texts) inputs.push_back(t.path);
+    check_output_path(o.out_path, inputs);
+  }
+  if (o.targets.empty() && o.promote.empty()) throw UsageError("no --targets and no --promote");
+  if (!o.reference_model.empty() && o.mode != EvalMode::kResident) {
+    throw UsageError("--reference-model needs --mode resident");
+  }
+  if (o.stop.min_chunks < 1 || o.stop.max_chunks < o.stop.min_chunks) {
+    throw UsageError(fmt::format("chunks: need 1 <= min ({}) <= max ({})", o.stop.min_chunks,
+                                 o.stop.max_chunks));
+  }
+  if (o.stop.blocks_per_chunk < 1) throw UsageError("--blocks must be >= 1");
+  if (o.stop.step_chunks < 1) throw UsageError("--step-chunks must be >= 1");
+  std::set<std::string> domains;
+  for (const auto& t : o.texts) {
+    if (!domains.insert(t.domain).second) throw UsageError("domain \"" + t.domain + "\" given twice");
+  }
+  for (const auto& t : o.targets) type_by_name(t);
+  for (const auto& t : o.promote) type_by_name(t);
+  if ((o.shard.sharded() || o.claim) && (o.plan == PlanLevel::kAuto || o.probes.enabled)) {
+    // Both read other units' results (which groups to split, the top units).
+    throw UsageError("--shard and MPI runs work with --plan tensors|groups|layers and without --probes");
+  }
+  for (const auto& t : o.texts) {  // before anything is built: the shared stores are there
+    const std::string store = reference_store_path(o.shared_reference, t.domain);
+    if (!o.shared_reference.empty() && !o.reference_only && !fs::exists(store)) {
+      throw InputError(fmt::format("--shared-reference: no store {} (make it with `measure --reference-only --out {}` "
+                                   "and the same settings)", store, o.shared_reference));
+    }
+  }
+  if (o.shard.sharded() && o.reference_only) throw UsageError("--reference-only makes the stores every shard shares: run it without --shard");
 }
 
 MeasureOptions end_to_end_sweep() {

@@ -90,6 +90,10 @@ class Sweep {
   // Fills the domain's reference store for every chunk a unit may reach
   // (stop.max_chunks) with the full-precision model alone, and saves it.
   void reference_only(const MeasureText& text);
+  // After reference_only: the base mix in real types built to J.base.gguf
+  // (resident mode), which the shards' sweeps load instead of each building
+  // its own (issue 16: N builds of ~60 s each at 8B, and N copies on disk).
+  void build_shared_base(const MeasureText& text);
   MeasureSummary summary;
 
  private:
@@ -382,6 +386,15 @@ void Sweep::reference_only(const MeasureText& text) {
   save_reference(ref_path);
 }
 
+void Sweep::build_shared_base(const MeasureText& text) {
+  eval::EvalOptions eo = eval_options();
+  eo.tensor_types = base_;
+  eo.built_model_path = base_model_path(o_);
+  eo.work_dir = fs::path(o_.out_path).parent_path().string();
+  eval::Evaluator(o_.source_path, read_file(text.path), eo, o_.logger);  // builds (or finds) it, loads it once
+  o_.logger.info("base mix for the shards: " + base_model_path(o_) + " (remove it when the sweep is merged)");
+}
+
 void Sweep::run_domain(const MeasureText& text) {
   const std::string body = read_file(text.path);
   const std::string ref_path = reference_path(text.domain);
@@ -392,6 +405,7 @@ void Sweep::run_domain(const MeasureText& text) {
     // resume; removed when the sweep ends).
     eo.tensor_types = base_;
     eo.built_model_path = base_model_path(o_);
+    if (!o_.shared_reference.empty()) eo.shared_built_model_path = base_model_path(o_.shared_reference);
   }
   auto ev = std::make_unique<eval::Evaluator>(o_.source_path, body, eo, o_.logger);
   load_reference_cache(*ev, ref_path, text.domain);
@@ -501,48 +515,6 @@ std::string reference_store_path(const std::string& prefix, const std::string& d
   return prefix + "." + domain + ".ref";
 }
 
-namespace {
-
-void check_measure_options(const MeasureOptions& o) {
-  if (o.texts.empty()) throw UsageError("measure needs at least one --text");
-  if (o.out_path.empty()) throw UsageError("measure needs --out");
-  {
-    std::vector<std::string> inputs = {o.source_path, o.reference_model};
-    for (const auto& t : o.texts) inputs.push_back(t.path);
-    check_output_path(o.out_path, inputs);
-  }
-  if (o.targets.empty() && o.promote.empty()) throw UsageError("no --targets and no --promote");
-  if (!o.reference_model.empty() && o.mode != EvalMode::kResident) {
-    throw UsageError("--reference-model needs --mode resident");
-  }
-  if (o.stop.min_chunks < 1 || o.stop.max_chunks < o.stop.min_chunks) {
-    throw UsageError(fmt::format("chunks: need 1 <= min ({}) <= max ({})", o.stop.min_chunks,
-                                 o.stop.max_chunks));
-  }
-  if (o.stop.blocks_per_chunk < 1) throw UsageError("--blocks must be >= 1");
-  if (o.stop.step_chunks < 1) throw UsageError("--step-chunks must be >= 1");
-  std::set<std::string> domains;
-  for (const auto& t : o.texts) {
-    if (!domains.insert(t.domain).second) throw UsageError("domain \"" + t.domain + "\" given twice");
-  }
-  for (const auto& t : o.targets) type_by_name(t);
-  for (const auto& t : o.promote) type_by_name(t);
-  if ((o.shard.sharded() || o.claim) && (o.plan == PlanLevel::kAuto || o.probes.enabled)) {
-    // Both read other units' results (which groups to split, the top units).
-    throw UsageError("--shard and MPI runs work with --plan tensors|groups|layers and without --probes");
-  }
-  for (const auto& t : o.texts) {  // before anything is built: the shared stores are there
-    const std::string store = reference_store_path(o.shared_reference, t.domain);
-    if (!o.shared_reference.empty() && !o.reference_only && !fs::exists(store)) {
-      throw InputError(fmt::format("--shared-reference: no store {} (make it with `measure --reference-only --out {}` "
-                                   "and the same settings)", store, o.shared_reference));
-    }
-  }
-  if (o.shard.sharded() && o.reference_only) throw UsageError("--reference-only makes the stores every shard shares: run it without --shard");
-}
-
-}  // namespace
-
 MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
   const double t0 = now_s();
   check_measure_options(o);
@@ -550,8 +522,10 @@ MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
   if (!o.reference_model.empty()) check_reference_model(o.reference_model, model);
   std::error_code ec;
   if (o.reference_only) {
-    Sweep sweep(o, model, {}, nullptr);
+    std::string base_name;
+    Sweep sweep(o, model, o.mode == EvalMode::kResident ? resolve_base(o.base, model, &base_name) : TypeMap{}, nullptr);
     for (const MeasureText& t : o.texts) sweep.reference_only(t);
+    if (o.mode == EvalMode::kResident) sweep.build_shared_base(o.texts.front());
     sweep.summary.elapsed_s = now_s() - t0;
     return sweep.summary;
   }

@@ -1,5 +1,6 @@
 // The sweep over MPI ranks (include/cerebellum/measure/mpi.h).
 #include "cerebellum/measure/mpi.h"
+#include "config_eval.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -194,6 +195,7 @@ MeasureSummary finish(const MeasureOptions& o, MeasureSummary own) {
   for (const auto& p : inputs) {
     if (p != o.out_path) fs::remove(p, ec);
   }
+  fs::remove(base_model_path(o), ec);  // the base mix the reference pass built for every rank
   own.journal = r.journal;
   own.n_measured = r.n_measurements;
   o.logger.info(fmt::format("mpi: {} journals merged into {} ({} measurements)", inputs.size(), o.out_path,

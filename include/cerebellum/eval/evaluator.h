@@ -45,6 +45,9 @@ struct EvalOptions {
   // system temp dir); a path = kept and reused while source and types match.
   std::string built_model_path;
   std::string work_dir;
+  // Loaded instead when it was built for these types (read only; engine's
+  // ModelLoadOptions::shared_built_path).
+  std::string shared_built_model_path;
   // The model reference stores are made from, when not this evaluator's
   // file (e.g. a Q8_0 standing in for an F16 that does not fit): its sha256
   // goes into reference_key(). "" = the model file itself.
