@@ -55,6 +55,17 @@ QuantErrorTable table_favouring_iq4_xs(const ModelInfo& m) {
   return t;
 }
 
+// 3 chunks of 256 tokens from the start of the calibration text, 2 threads.
+SearchOptions tiny_search() {
+  SearchOptions o;
+  o.text_path = test::data("docs-en-calib.txt");
+  o.ctx = 256;
+  o.first_chunk = 0;
+  o.n_chunks = 3;
+  o.n_threads = 2;
+  return o;
+}
+
 TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   const ModelInfo model = inspect_model(dense_path());
   const Journal j = synthetic_journal(model);
@@ -66,14 +77,9 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   const Plan plan = allocate_plan(p, 7'900'000, overhead);
   const auto types = plan.types();
   ASSERT_TRUE(std::any_of(types.begin(), types.end(), [](const auto& kv) { return kv.second == "iq4_xs"; }));
-  SearchOptions o;
-  o.text_path = test::data("docs-en-calib.txt");
-  o.ctx = 256;
-  o.first_chunk = 0;
-  o.n_chunks = 3;
+  SearchOptions o = tiny_search();
   o.max_evals = 3;
   o.correction_rounds = 0;  // the moves from the solver's plan (the rounds: the next test)
-  o.n_threads = 2;
   const int64_t capacity = 7'900'000 - overhead;
   const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), capacity, o);
   EXPECT_EQ(r.evals.size(), 3u);
@@ -120,14 +126,9 @@ TEST(QuantizeSearch, CorrectionRoundsKeepTheBestMeasuredPlan) {
   const AllocationProblem p = build_problem(model, j, {{"en", 1.0}}, Constraints{}, nullptr);
   const int64_t overhead = model.data_offset_bytes;
   const Plan plan = allocate_plan(p, 7'900'000, overhead);
-  SearchOptions o;
-  o.text_path = test::data("docs-en-calib.txt");
-  o.ctx = 256;
-  o.first_chunk = 0;
-  o.n_chunks = 3;
+  SearchOptions o = tiny_search();
   o.max_evals = 0;
   o.correction_rounds = 2;
-  o.n_threads = 2;
   const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
   EXPECT_TRUE(r.evals.empty());
   ASSERT_FALSE(r.rounds.empty()) << r.correction_stop;  // predicted 10x what a 3-chunk measurement shows
