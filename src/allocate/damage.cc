@@ -118,7 +118,8 @@ Points combine_points(const ModelInfo& model, const Journal& journal,
 
 double apply_noise(double delta, double se, const DamageOptions& opt, int* n_clamped) {
   const double band = opt.noise_z * se;
-  if (opt.noise == NoisePolicy::kKeep || std::abs(delta) >= band) {
+  // kBayes's points were shrunk before (shrink_points): kept as they are here.
+  if (opt.noise == NoisePolicy::kKeep || opt.noise == NoisePolicy::kBayes || std::abs(delta) >= band) {
     if (opt.noise == NoisePolicy::kShrink) return delta - std::copysign(band, delta);
     return delta;
   }
@@ -331,7 +332,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
   for (auto& [tensor, by_type] : pts) {
     const TensorInfo& t = *model.find(tensor);
     for (auto& [type, pt] : by_type) {
-      if (opt.noise != NoisePolicy::kBayes) pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
+      pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
       fit.xd[tensor].emplace_back(dx(t, type), pt.delta);
       abs_sum += std::abs(pt.delta);
       ++rep.n_points;

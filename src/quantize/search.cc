@@ -192,23 +192,6 @@ struct MeasuredChoice {
   std::string name;
 };
 
-std::vector<int> base_choice(const AllocationProblem& p) {
-  std::vector<int> out;
-  for (const auto& t : p.tensors) {
-    int k = 0;
-    while (k < static_cast<int>(t.candidates.size()) && t.candidates[k].type != t.base_type) ++k;
-    if (k == static_cast<int>(t.candidates.size())) return {};  // constraints exclude the base
-    out.push_back(k);
-  }
-  return out;
-}
-
-int64_t tensor_bytes(const AllocationProblem& p, const std::vector<int>& choice) {
-  int64_t s = 0;
-  for (size_t i = 0; i < p.tensors.size(); ++i) s += p.tensors[i].candidates[choice[i]].size_bytes;
-  return s;
-}
-
 // The correction rounds (SearchOptions::correction_rounds); leaves the best
 // measured plan in r.final_choice / loop.cur and the corrected model in loop.ranked.
 void run_corrections(Loop& loop, int64_t capacity, const std::vector<double>& base, Clock::time_point t0) {
@@ -248,7 +231,12 @@ void run_corrections(Loop& loop, int64_t capacity, const std::vector<double>& ba
                                    cr.measured_se));
     r.rounds.push_back(cr);
   }
-  if (const auto b = base_choice(p); !b.empty() && tensor_bytes(p, b) <= capacity) plans.push_back({b, base, "base"});
+  try {  // the base too, when it fits: never worse than the base on these chunks
+    const Plan b = base_plan(p, 0);  // no overhead: size_bytes = Σ tensor bytes, as capacity counts
+    if (b.size_bytes <= capacity) plans.push_back({choice_of(p, b), base, "base"});
+  } catch (const RecipeError&) {
+    // constraints exclude the base type of some tensor: not a candidate plan
+  }
   const auto best = std::min_element(plans.begin(), plans.end(),
                                      [](const auto& a, const auto& b) { return mean_of(a.chunks) < mean_of(b.chunks); });
   r.final_choice = best->choice;
