@@ -1,7 +1,8 @@
-// cerebellum allocate (--measurements M.jsonl | --proxy [--base Q4_K_M]) --source SRC.gguf --budget 7.4MB|7400000|3.5bpw
+// cerebellum allocate (--measurements M.jsonl | --proxy [--base Q4_K_M]) --source SRC.gguf (--budget 7.4MB|7400000|3.5bpw | --fit ...)
 //   [--objective general|code|en|wiki:0.4,code:0.6] [--constraints C.json]
 //   [--quant-error auto|none|TABLE.json] [--write-quant-error FILE] [--imatrix F]
 //   [--search-text CALIB --search-evals 32 --search-chunks 8 --search-seconds 0]
+//   [--fit 16GiB@8192 | gpu=24GiB,cpu=48GiB@8192 --kv-type f16 --parallel 1 --ubatch 512 --margin 1GiB]
 //   --out plan.json --tensor-types tensor_types.txt
 #include <filesystem>
 
@@ -95,6 +96,7 @@ void run_allocate(const AllocateArgs& a) {
   if (!a.tensor_types.empty() && a.tensor_types == a.out) {
     throw UsageError("--out and --tensor-types name the same file");
   }
+  if (a.o.budget.empty() == a.o.fit.spec.empty()) throw UsageError("allocate needs --budget or --fit (one of them)");
   if (a.proxy == !a.measurements.empty()) {
     throw UsageError("allocate needs --measurements M.jsonl, or --proxy for the weight-error-only plan (not both)");
   }
@@ -125,6 +127,13 @@ void run_allocate(const AllocateArgs& a) {
                                                                          : nlohmann::json(a.measurements)},
                           {"baselines", baselines_json(al)}};
   if (a.proxy) extra["damage"] = "weight_error_only";
+  if (al.fit) {
+    extra["fit"] = fit_json(*al.fit);
+    log.info(describe_fit(*al.fit));
+    if (!a.search_text.empty() && !al.fit->file_budget_equivalent) {
+      throw UsageError("--search-text with two bounded --fit pools: the search moves bytes under one file budget");
+    }
+  }
   if (!a.search_text.empty()) plan = search(a, p, plan, budget, al.overhead_bytes, extra, log);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
   // No comment line: stock llama-quantize reads the file token by token and
@@ -146,8 +155,8 @@ void setup_allocate(CLI::App& app) {
                 "quantization-error table, imatrix-weighted with --imatrix; docs/allocate.md)");
   cmd->add_option("--base", a->base, "with --proxy: the base mix (stock preset or recipe)")->capture_default_str();
   cmd->add_option("--source", a->source, "source GGUF the measurements were taken on")->required();
-  cmd->add_option("--budget", a->o.budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)")
-      ->required();
+  cmd->add_option("--budget", a->o.budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)");
+  add_fit_options(cmd, a->o.fit);
   cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
   cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.quant_error,

@@ -113,4 +113,19 @@ std::vector<measure::MeasureText> texts_with_domains(const std::vector<std::stri
   return out;
 }
 
+void add_fit_options(CLI::App* cmd, FitOptions& fit) {
+  cmd->add_option("--fit", fit.spec,
+                  "a deployment instead of --budget: DEVICE@CONTEXT (16GiB@8192: the GPU, or host memory "
+                  "without one) or gpu=24GiB,cpu=48GiB@8192; weights get what llama.cpp's projected KV cache, "
+                  "compute buffers and --margin leave");
+  cmd->add_option("--kv-type", fit.kv_type, "with --fit: KV cache type (-ctk/-ctv)")->capture_default_str();
+  cmd->add_option("--parallel", fit.n_parallel, "with --fit: sequences (-np)")->capture_default_str();
+  cmd->add_option("--ubatch", fit.n_ubatch, "with --fit: physical batch (-ub)")->capture_default_str();
+  cmd->add_option("--margin", fit.margin, "with --fit: kept free on every bounded pool (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--placement", fit.placement,
+                  "with --fit: auto | layers (-ngl; every count tried when cpu= is bounded too) | experts "
+                  "(-ot exps=CPU)")->capture_default_str();
+}
+
 }  // namespace cb::cli

@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cerebellum/allocate/fit.h"
 #include "cerebellum/common/log.h"
 #include "cerebellum/measure/measure.h"
 
@@ -51,6 +53,9 @@ std::vector<std::string> split_commas(const std::vector<std::string>& values);
 // UsageError naming `flag` when the counts differ.
 std::vector<measure::MeasureText> texts_with_domains(const std::vector<std::string>& paths,
                                                     const std::vector<std::string>& names, const char* flag);
+
+// --fit and its companions (allocate, quantize): one set of flags.
+void add_fit_options(CLI::App* cmd, FitOptions& fit);
 
 // Format bytes as "27.47 MB (27,471,424 B)".
 std::string human_bytes(int64_t bytes);

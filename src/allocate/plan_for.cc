@@ -26,6 +26,28 @@ void add_baselines(const AllocationProblem& p, bool greedy, Allocation& a) {
   }
 }
 
+// The fit's plan; with one bounded pool the other pools' tensors are pinned
+// to their planned type, so that a file budget is the same constraint for
+// what runs after the solver (the measured search).
+void apply_fit(const AllocateOptions& o, const ModelInfo& model, Allocation& a) {
+  a.fit = fit_plan(o.fit, model, a.problem, a.overhead_bytes, o.logger);
+  a.plan = a.fit->solution.plan;
+  a.budget_bytes = a.plan.size_bytes;
+  if (!a.fit->file_budget_equivalent) return;
+  const FitPlacement& pl = a.fit->placement;
+  const auto types = a.plan.types();
+  for (auto& c : a.problem.tensors) {
+    if (pl.find(pl.pool_of.at(c.name))->capacity_bytes) continue;
+    std::erase_if(c.candidates, [&](const CandidateType& k) { return k.type != types.at(c.name); });
+  }
+  for (const FitPool& pool : pl.pools) {
+    if (pool.capacity_bytes) {
+      a.budget_bytes += pool.weight_budget_bytes() + pool.fixed_bytes - a.fit->solution.weight_bytes.at(pool.name);
+    }
+  }
+  a.plan.budget_bytes = a.budget_bytes;
+}
+
 }  // namespace
 
 int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const std::string& imatrix_path) {
@@ -38,7 +60,10 @@ int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const 
 
 Allocation plan_for(const Journal& journal, const ModelInfo& model, const AllocateOptions& o) {
   Allocation a;
-  a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);  // a typo fails before the slow work
+  const bool fit = !o.fit.spec.empty();
+  // A typo fails before the slow work.
+  if (fit) parse_fit_spec(o.fit.spec);
+  else a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);
   parse_noise_policy(o.noise);
   const Constraints constraints = load_constraints(o.constraints);
   a.quant_error = resolve_quant_error(o.quant_error, model, journal, constraints, o.imatrix_path, o.n_threads,
@@ -53,8 +78,12 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
   a.problem = build_problem(model, journal, objective, constraints, a.quant_error ? &a.quant_error->table : nullptr,
                             dopt);
   a.overhead_bytes = calibrate_fixed_overhead(model, a.problem, o.imatrix_path);
-  check_budget_in_range(a.budget_bytes, budget_range(a.problem, a.overhead_bytes));
-  a.plan = allocate_plan(a.problem, a.budget_bytes, a.overhead_bytes);
+  if (fit) {
+    apply_fit(o, model, a);
+  } else {
+    check_budget_in_range(a.budget_bytes, budget_range(a.problem, a.overhead_bytes));
+    a.plan = allocate_plan(a.problem, a.budget_bytes, a.overhead_bytes);
+  }
   add_baselines(a.problem, o.greedy_baseline && !o.weight_error_only, a);
   return a;
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cerebellum/allocate/allocate.h"
+#include "cerebellum/allocate/fit.h"
 #include "cerebellum/build/quant_error.h"
 #include "cerebellum/common/log.h"
 
@@ -20,6 +21,9 @@ struct AllocateOptions {
   // File bytes ("7.4MB", "7400000", "7MiB"), bits per weight ("3.5bpw") or a
   // stock preset name ("Q4_K_M": that preset's exact file size for this model).
   std::string budget;
+  // A deployment instead of file bytes (`--fit 16GiB@8192`, issue 17); when
+  // set, `budget` is ignored.
+  FitOptions fit;
   std::string objective = "general";  // general | DOMAIN | d1:w1,d2:w2
   // Noisy measurements: bayes (shrunk towards the quantization-error model
   // by their uncertainties) | clamp | shrink | keep (DamageOptions).
@@ -48,6 +52,7 @@ struct Allocation {
   // and "greedy_original"; absent when constraints exclude the base config.
   std::map<std::string, Plan> baselines;
   std::string baselines_skipped;  // why, when they are absent
+  std::optional<FitReport> fit;   // --fit: the deployment the plan fits
 };
 
 // Resolves the budget (before any slow work), prices the candidates, builds
@@ -65,6 +70,49 @@ nlohmann::json plan_summary_json(const Plan& plan, int64_t budget_bytes);
 // plan.json's "baselines": each plan's size, predicted ΔKLD, whether it is
 // within the budget and its types; or {"skipped": why}.
 nlohmann::json baselines_json(const Allocation& allocation);
+
+// The placements a --fit spec allows on this engine (one, or every -ngl
+// count when both pools are bounded and layers are placed), each with
+// llama.cpp's projected context and compute bytes for `model` (a no_alloc
+// load; these do not depend on the weights' types). `problem` says which
+// tensors are traded; the rest are fixed weights of their pool.
+std::vector<FitPlacement> fit_placements(const FitOptions& options, const ModelInfo& model,
+                                         const AllocationProblem& problem, std::vector<std::string>* notes,
+                                         const Logger& logger = {});
+
+// solve_fit over fit_placements; on BudgetError the message says the
+// smallest card at this context and the largest context at this card.
+FitReport fit_plan(const FitOptions& options, const ModelInfo& model, const AllocationProblem& problem,
+                   int64_t fixed_overhead_bytes, const Logger& logger = {});
+
+// A built file checked against its fit: loaded by llama.cpp at the fit's
+// settings with a context created (real allocations), each pool's breakdown
+// read back. `fits`: every bounded pool's measured total is within its
+// capacity less the margin, as the projection promised.
+struct FitCheck {
+  struct Pool {
+    std::string name;
+    int64_t capacity_bytes = 0;  // 0: not bounded
+    int64_t margin_bytes = 0, projected_bytes = 0;
+    int64_t model_bytes = 0, context_bytes = 0, compute_bytes = 0;
+    int64_t measured_bytes() const { return model_bytes + context_bytes + compute_bytes; }
+    bool fits() const { return capacity_bytes == 0 || measured_bytes() + margin_bytes <= capacity_bytes; }
+  };
+  std::vector<Pool> pools;
+  // Measured per context length (the card's memory-by-context table): tokens
+  // -> pool -> model + context + compute bytes.
+  std::map<int64_t, std::map<std::string, int64_t>> by_context;
+  bool fits() const;
+};
+FitCheck verify_fit(const std::string& gguf_path, const FitReport& fit, const std::vector<int64_t>& table_contexts,
+                    const Logger& logger = {});
+nlohmann::json fit_check_json(const FitCheck& check);
+
+// A file-byte budget close to the fit's, for what needs one before anything
+// is measured (the sweep's centre): the bounded pools' weight budgets plus
+// the other tensors at their base type plus the overhead.
+int64_t fit_file_budget_estimate(const FitReport& unmeasured_fit, const AllocationProblem& problem,
+                                 int64_t fixed_overhead_bytes);
 
 // The budget grammar (AllocateOptions::budget) to file bytes for `model`.
 int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const std::string& imatrix_path = "");
