@@ -46,8 +46,6 @@ void setup_card(CLI::App& app) {
   cmd->add_option("--tg", a->options.speed.tg_tokens, "generated tokens for the tg test")->capture_default_str();
   cmd->add_option("--reps", a->options.speed.repetitions, "timed repetitions of each test")->capture_default_str();
   cmd->add_option("--memory-ctx", a->options.memory_ctx, "contexts for the memory table")->capture_default_str();
-  cmd->add_option("--check-ctx", a->options.measured_ctx,
-                  "context created to check the KV size against llama.cpp (0 = skip)")->capture_default_str();
   cmd->add_flag("--no-speed", a->no_speed, "skip the speed measurement");
   cmd->add_flag("--no-bundle", a->no_bundle, "do not write RUN/bundle/");
   cmd->callback([a] { run_card(*a); });

@@ -1,4 +1,4 @@
-// cerebellum quantize --source SRC.gguf --budget Q4_K_M|7.4MB|3.5bpw --text CALIB [--text ...]
+// cerebellum quantize --source SRC.gguf (--budget Q4_K_M|7.4MB|3.5bpw | --fit 16GiB@8192) --text CALIB [--text ...]
 //   --out OUT.gguf [--eval-text T] [--run-dir DIR] [--journal M.jsonl] [--force] [--card]
 // measure -> allocate -> build -> gate against the same-size stock mix.
 #include <cmath>
@@ -70,8 +70,17 @@ void print_result(const QuantizeResult& r) {
                "chunks)\n", r.search->n_accepted, r.search->n_evals, r.search->elapsed_s, predicted,
                r.search->measured_before, r.search->measured_after);
   }
+  if (r.fit_check) {
+    for (const auto& p : r.fit_check->pools) {
+      fmt::print("fit         {}: {} with a {}-token context (llama.cpp, file loaded){}\n", p.name,
+                 human_bytes(p.measured_bytes()), r.fit->spec.n_ctx_tokens,
+                 p.capacity_bytes ? fmt::format(" of {} less a {} margin", human_bytes(p.capacity_bytes),
+                                                human_bytes(p.margin_bytes)) : std::string());
+    }
+    fmt::print("run it with {}\n", deploy_args(r.fit->placement.settings));
+  }
   if (r.task_gate) fmt::print("task gate   {} ({})\n", r.task_gate->ships ? "ships" : "REGRESSION", r.task_gate->reason);
-  fmt::print("verdict     {}\n", r.ships ? "ships (beats the same-size stock mix and every rival at our bytes on every eval text)"
+  fmt::print("verdict     {}\n", r.ships ? (r.fit ? "ships (beats the largest stock mix that fits the same deployment and every rival that fits it, on every eval text)" : "ships (beats the same-size stock mix and every rival at our bytes on every eval text)")
                                          : "DOES NOT SHIP (" + beaten_by(r) + ")");
   fmt::print("output      {}\nevidence    {}\n", r.written ? r.out : "(not written)", r.run_dir);
 }
@@ -131,6 +140,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--source", a->o.source, "full-precision GGUF")->required();
   cmd->add_option("--budget", a->o.allocate.budget, "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")
       ->capture_default_str();
+  add_fit_options(cmd, a->o.allocate.fit);
   cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
   cmd->add_option("--domain", a->domains, "domain names for the --text files (default: file stems)");
   cmd->add_option("--eval-text", a->eval_texts, "held-out text for the gate; repeat for several domains, ours must "

@@ -151,7 +151,6 @@ card::CardOptions small_options() {
   card::CardOptions o;
   o.speed = {.n_threads = 2, .pp_tokens = 64, .tg_tokens = 16, .repetitions = 1};
   o.memory_ctx = {2048, 8192, 16384, 32768};
-  o.measured_ctx = 512;
   return o;
 }
 
@@ -191,12 +190,11 @@ TEST(CardRender, FullRunDirGivesResolvingLinksValidSvgsAndCheckedMemory) {
   EXPECT_EQ(ppl["series"], 3);
   EXPECT_EQ(ppl["y_label"], "perplexity");
 
-  // Memory: 12 layers × (2 KV heads × 64) × (K + V) = 3072 elements per token, f16;
-  // and llama.cpp's own report for the context we created agrees.
-  EXPECT_EQ(r.memory.shape.kv_elems_per_token, 3072);
-  EXPECT_EQ(r.memory.rows.at(0).kv_bytes, 2048LL * 3072 * 2);
-  ASSERT_TRUE(r.memory.measured_kv_mib.has_value());
-  EXPECT_NEAR(*r.memory.measured_kv_mib, 512.0 * 3072 * 2 / 1048576.0, 0.006);
+  // Memory: llama.cpp's KV cache at 2048 tokens, 12 layers × (2 KV heads × 64)
+  // × (K + V) = 3072 f16 elements per token, in the table.
+  ASSERT_EQ(r.memory.rows.size(), 4u);
+  EXPECT_EQ(r.memory.rows.at(0).pools.front().context_bytes, 2048LL * 3072 * 2);
+  EXPECT_NE(md.find("| 2048 | CPU | "), std::string::npos) << md;
   ASSERT_TRUE(r.speed.has_value());
   EXPECT_GT(r.speed->pp_tokens_per_s, 0);
   EXPECT_GT(r.speed->tg_tokens_per_s, 0);
@@ -216,7 +214,6 @@ TEST(CardRender, BareRunDirListsMissingPartsAsNotRun) {
   fs::create_symlink(test::model(kModel), dir / "model.gguf");
   card::CardOptions o = small_options();
   o.measure_speed = false;
-  o.measured_ctx = 0;
   const card::CardResult r = card::render_card(dir.string(), (dir / "CARD.md").string(), o);
   EXPECT_EQ(r.not_run.size(), 8u);  // run.json … commands.txt, + speed
   EXPECT_TRUE(r.svg_paths.empty());
@@ -237,7 +234,6 @@ TEST(CardRender, EveryEvalTextGetsItsOwnTable) {
   write(dir / "eval.json", e.dump(2));
   card::CardOptions o = small_options();
   o.measure_speed = false;
-  o.measured_ctx = 0;
   const std::string md = card::render_card(dir.string(), (dir / "CARD.md").string(), o).markdown;
   const size_t prose = md.find("### prose (`wiki.test.raw`)"), code_at = md.find("### code (`code-heldout.txt`)");
   ASSERT_NE(prose, std::string::npos) << md;
@@ -258,15 +254,24 @@ TEST(CardRender, RunDirWithoutModelIsAnInputErrorNamingIt) {
   }
 }
 
-TEST(CardRender, HybridModelCountsAttentionLayersAndRecurrentStateLikeLlamaCpp) {
-  const std::string path = test::model("cb-hybrid-moe-F16.gguf");
-  card::MemoryReport r = card::memory_report(card::memory_shape(path), {2048});
-  EXPECT_EQ(r.shape.n_attn_layers, 2);
-  EXPECT_EQ(r.shape.n_recurrent_layers, 4);
-  card::measure_memory(path, 512, r);
-  ASSERT_TRUE(r.measured_kv_mib && r.measured_recurrent_mib);
-  EXPECT_NEAR(*r.measured_kv_mib, 512.0 * r.shape.kv_elems_per_token * 2 / 1048576.0, 0.006);
-  EXPECT_NEAR(*r.measured_recurrent_mib, r.shape.recurrent_elems * 4 / 1048576.0, 0.006);
+// The table is llama.cpp's breakdown; checked here against the shapes: f16 K
+// and V rows per token of every attention layer (the two of the hybrid; its
+// Mamba layers hold a recurrent state that does not grow with the context).
+TEST(CardRender, MemoryTableIsLlamaCppsKvCacheByContext) {
+  for (const char* name : {"cb-dense-12l-F16.gguf", "cb-hybrid-moe-F16.gguf"}) {
+    const std::string path = test::model(name);
+    int64_t kv_row_bytes = 0;  // per token: Σ over layers of (k + v output rows) × 2 B
+    for (const auto& t : inspect_model(path).tensors) {
+      if (t.role == "attn_k" || t.role == "attn_v") kv_row_bytes += t.shape.at(1) * 2;
+    }
+    ASSERT_GT(kv_row_bytes, 0) << name;
+    const card::MemoryReport r = card::measure_memory(path, {}, {512, 2048});
+    ASSERT_EQ(r.rows.size(), 2u) << name;
+    const auto& small = r.rows[0].pools.front(), &large = r.rows[1].pools.front();  // host: a CPU-only engine
+    EXPECT_EQ(large.context_bytes - small.context_bytes, (2048 - 512) * kv_row_bytes) << name;
+    EXPECT_EQ(large.model_bytes, small.model_bytes) << name;
+    EXPECT_GT(small.compute_bytes, 0) << name;
+  }
 }
 
 }  // namespace

@@ -187,16 +187,21 @@ nlohmann::json fit_json(const FitReport& fit) {
           {"llama_args", deploy_args(s)}};
 }
 
+std::string fit_bytes_text(int64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  return b >= (1 << 30) ? fmt::format("{:.2f} GiB", b / (1 << 30)) : fmt::format("{:.1f} MiB", b / (1 << 20));
+}
+
 std::string describe_fit(const FitReport& fit) {
-  const auto gib = [](int64_t b) { return static_cast<double>(b) / (1 << 30); };
+  const auto& gib = fit_bytes_text;
   std::string out;
   for (const auto& pool : fit.placement.pools) {
     const int64_t weights = fit.solution.weight_bytes.count(pool.name) ? fit.solution.weight_bytes.at(pool.name) : 0;
-    out += fmt::format("fit {}: weights {:.3f} GiB + context {:.3f} + compute {:.3f}", pool.name, gib(weights),
+    out += fmt::format("fit {}: weights {} + context {} + compute {}", pool.name, gib(weights),
                        gib(pool.context_bytes), gib(pool.compute_bytes));
     if (pool.capacity_bytes) {
       const int64_t budget = pool.weight_budget_bytes() + pool.fixed_bytes;
-      out += fmt::format(" + margin {:.3f} of {:.3f} GiB (weight budget {:.3f} GiB, {:.1f}% used)\n",
+      out += fmt::format(" + margin {} of {} (weight budget {}, {:.1f}% used)\n",
                          gib(pool.margin_bytes), gib(*pool.capacity_bytes), gib(budget),
                          100.0 * static_cast<double>(weights) / static_cast<double>(budget));
     } else {

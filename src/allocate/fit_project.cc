@@ -17,10 +17,7 @@ namespace {
 // Routed experts, as `-ot exps=CPU` places them.
 constexpr const char* kExpertsRegex = "\\.ffn_[a-z_]*_exps\\.";
 
-std::string mem(int64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  return b >= (1 << 30) ? fmt::format("{:.2f} GiB", b / (1 << 30)) : fmt::format("{:.1f} MiB", b / (1 << 20));
-}
+const auto& mem = fit_bytes_text;
 
 DeploySettings base_settings(const FitOptions& o, int64_t n_ctx_tokens) {
   DeploySettings s;
@@ -196,6 +193,19 @@ int64_t fit_file_budget_estimate(const FitReport& f, const AllocationProblem& p,
     }
   }
   return bytes;
+}
+
+bool fits_deployment(const FitReport& fit, const ModelInfo& model, const std::map<std::string, std::string>& types) {
+  std::map<std::string, int64_t> bytes;
+  for (const auto& t : model.tensors) {
+    const auto it = types.find(t.name);
+    bytes[fit.placement.pool_of.at(t.name)] += tensor_bytes_at(t, it == types.end() ? t.type : it->second,
+                                                               model.alignment_bytes);
+  }
+  for (const FitPool& pool : fit.placement.pools) {
+    if (pool.capacity_bytes && bytes[pool.name] > pool.weight_budget_bytes() + pool.fixed_bytes) return false;
+  }
+  return true;
 }
 
 bool FitCheck::fits() const {

@@ -197,26 +197,55 @@ void section_speed(Ctx& c, const std::optional<SpeedResult>& sp) {
   c.line(fmt::format("\nSystem: `{}`\n", sp->system_info));
 }
 
+// The deployment the memory table is measured in: the run's --fit settings,
+// else llama.cpp's defaults (every layer on the GPU when there is one).
+DeploySettings deploy_settings_of(const RunDir& run) {
+  DeploySettings s;
+  if (!run.fit) return s;
+  const nlohmann::json& p = run.fit->at("projection");
+  s.kv_type = p.value("kv_type", s.kv_type);
+  s.n_parallel = p.value("parallel", s.n_parallel);
+  s.n_ubatch = p.value("ubatch", s.n_ubatch);
+  s.n_gpu_layers = p.value("n_gpu_layers", s.n_gpu_layers);
+  s.cpu_tensor_regex = p.value("cpu_tensor_regex", s.cpu_tensor_regex);
+  return s;
+}
+
+// "Fits N at C tokens", from fit.json's measurement of the built file.
+void section_fit(Ctx& c) {
+  if (!c.run.fit) return;
+  const nlohmann::json& f = *c.run.fit;
+  const nlohmann::json& p = f.at("projection");
+  for (const auto& v : f.at("verified").at("pools")) {
+    const int64_t cap = v.value("capacity_bytes", int64_t{0});
+    if (cap == 0) continue;
+    c.line(fmt::format("**Fits {} of {} at {} tokens of context** (`--fit {}`): llama.cpp allocated {} there "
+                       "(model {}, context {}, compute {}) with the file loaded and the context created; projected "
+                       "{}; {} kept free for what its breakdown does not count. Run it with `{}`.\n",
+                       mib_str(cap), v.value("pool", ""), p.value("context_tokens", 0), f.value("spec", ""),
+                       mib_str(v.value("measured_bytes", int64_t{0})), mib_str(v.value("model_bytes", int64_t{0})),
+                       mib_str(v.value("context_bytes", int64_t{0})), mib_str(v.value("compute_bytes", int64_t{0})),
+                       mib_str(v.value("projected_bytes", int64_t{0})), mib_str(v.value("margin_bytes", int64_t{0})),
+                       p.value("llama_args", "")));
+  }
+}
+
 void section_memory(Ctx& c, const MemoryReport& m) {
   c.line("## Memory by context length\n");
-  const MemoryShape& s = m.shape;
-  c.line(fmt::format("Computed from the model's shapes: weights = tensor data bytes; KV cache (f16 K and V, one "
-                     "sequence) = n_ctx × {} elements per token × {} B over {} attention layer(s) of {}; recurrent "
-                     "state (f32) = {} elements over {} recurrent layer(s). {}.\n", s.kv_elems_per_token,
-                     m.kv_bytes_per_elem, s.n_attn_layers, s.n_layer, s.recurrent_elems, s.n_recurrent_layers, s.note));
-  c.line("| context | weights | KV cache | recurrent state | total |\n|---:|---:|---:|---:|---:|");
+  section_fit(c);
+  c.line(fmt::format("Measured: llama.cpp loaded this file (`{}`) and created a context of each length; its own "
+                     "breakdown per memory pool (model weights, context = KV cache and recurrent state, compute "
+                     "buffers). Not included: the OS page cache, the CUDA context and its matmul pool.\n",
+                     deploy_args(m.settings).substr(deploy_args(m.settings).find(" -ngl") + 1)));
+  c.line("| context | pool | model | context | compute | total |\n|---:|---|---:|---:|---:|---:|");
   for (const auto& r : m.rows) {
-    c.line(fmt::format("| {} | {} | {} | {} | {} |", r.n_ctx, mib_str(r.weights_bytes), mib_str(r.kv_bytes),
-                       mib_str(r.recurrent_bytes), mib_str(r.total_bytes())));
+    for (const auto& p : r.pools) {
+      if (p.total() == 0) continue;
+      c.line(fmt::format("| {} | {} | {} | {} | {} | {} |", r.n_ctx, p.name, mib_str(p.model_bytes),
+                         mib_str(p.context_bytes), mib_str(p.compute_bytes), mib_str(p.total())));
+    }
   }
-  if (m.measured_ctx > 0) {
-    const MemoryRow check = memory_report(s, {m.measured_ctx}).rows.at(0);
-    auto shown = [](std::optional<double> v) { return v ? fmt::format("{:.2f} MiB", *v) : std::string("not reported"); };
-    c.line(fmt::format("\nCheck at n_ctx = {}: computed KV {} / recurrent {}; llama.cpp reported KV {} / recurrent "
-                       "{} when creating that context.\n", m.measured_ctx, mib_str(check.kv_bytes),
-                       mib_str(check.recurrent_bytes), shown(m.measured_kv_mib), shown(m.measured_recurrent_mib)));
-  }
-  c.line("Compute buffers and the OS page cache are not included.\n");
+  c.line("");
 }
 
 }  // namespace
@@ -265,8 +294,7 @@ CardResult render_card(const std::string& run_dir, const std::string& card_path,
   res.svg_paths = write_figures(run, model, card_dir / (fs::path(card_path).stem().string() + "_files"),
                                 quality_figs, heatmap_fig);
   step(2, "memory");
-  res.memory = memory_report(memory_shape(run.model_path), options.memory_ctx);
-  if (options.measured_ctx > 0) measure_memory(run.model_path, options.measured_ctx, res.memory);
+  res.memory = measure_memory(run.model_path, deploy_settings_of(run), options.memory_ctx);
   step(3, "speed");
   if (options.measure_speed) {
     logger.info(fmt::format("card: timing pp{} / tg{} on {} threads", options.speed.pp_tokens,

@@ -202,6 +202,12 @@ RunDir load_run_dir(const std::string& dir) {
     }
   }
   if (probe(r, "commands.txt", "the exact commands")) r.commands = read_file(at("commands.txt"));
+  // Only runs planned with --fit have one: not a part that could have run.
+  if (fs::is_regular_file(at("fit.json"), ec)) {
+    r.fit = parse_json_file(at("fit.json"));
+    check_schema(*r.fit, kFitSchema, at("fit.json"));
+    r.files.push_back({"fit.json", at("fit.json"), "--fit: the deployment projected and the build measured in it"});
+  }
   return r;
 }
 

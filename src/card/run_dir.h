@@ -29,6 +29,7 @@ struct RunDir {
   std::vector<EvalDomain> eval_domains;          // every eval text (eval.json "domains"; empty if absent)
   std::optional<nlohmann::json> bench;         // bench/summary.json
   std::optional<std::string> commands;         // commands.txt
+  std::optional<nlohmann::json> fit;           // fit.json (quantize --fit)
   std::vector<RunFile> files;                  // every artifact present (model included)
   std::vector<std::string> not_run;            // "eval.json (PPL/KLD vs stock mixes)", ...
 };

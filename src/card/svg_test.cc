@@ -75,33 +75,5 @@ TEST(CardSvg, ChartWithoutPointsSaysSo) {
   EXPECT_NE(chart_svg(c).find("no data"), std::string::npos);
 }
 
-TEST(CardMemory, KvGrowsWithContextRecurrentDoesNot) {
-  MemoryShape s;
-  s.weights_bytes = 1000;
-  s.kv_elems_per_token = 3072;
-  s.recurrent_elems = 100;
-  const MemoryReport r = memory_report(s, {2048, 8192});
-  ASSERT_EQ(r.rows.size(), 2u);
-  EXPECT_EQ(r.rows[0].kv_bytes, 2048LL * 3072 * 2);
-  EXPECT_EQ(r.rows[1].kv_bytes, 4 * r.rows[0].kv_bytes);
-  EXPECT_EQ(r.rows[1].recurrent_bytes, 400);
-  EXPECT_EQ(r.rows[1].total_bytes(), 1000 + 8192LL * 3072 * 2 + 400);
-}
-
-TEST(CardMemory, ParsesLlamaCppSizeLinesNotBufferLines) {
-  const std::string log =
-      "llama_kv_cache:        CPU KV buffer size =    12.00 MiB\n"
-      "llama_kv_cache: size =   12.00 MiB (  2048 cells,  12 layers,  1/1 seqs), K (f16):    6.00 MiB\n"
-      "llama_memory_recurrent: size =    0.28 MiB (     1 cells,   6 layers,  1 seqs  0 rs_seq), R (f32)\n";
-  std::optional<double> kv, rs;
-  parse_memory_log(log, kv, rs);
-  ASSERT_TRUE(kv && rs);
-  EXPECT_DOUBLE_EQ(*kv, 12.0);
-  EXPECT_DOUBLE_EQ(*rs, 0.28);
-  std::optional<double> kv2, rs2;
-  parse_memory_log("nothing here", kv2, rs2);
-  EXPECT_FALSE(kv2 || rs2);
-}
-
 }  // namespace
 }  // namespace cb::card

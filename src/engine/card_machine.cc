@@ -1,5 +1,4 @@
-// The card's engine side: speed (llama-bench style pp / tg) and the memory
-// check (llama.cpp's own KV / recurrent buffer report for one context).
+// The card's engine side: speed (llama-bench style pp / tg).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -97,75 +96,6 @@ SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& o,
   const char* sys = llama_print_system_info();
   res.system_info = sys ? sys : "";
   return res;
-}
-
-MemoryShape memory_shape(const std::string& model_path) {
-  const ModelInfo info = inspect_model(model_path);
-  engine::GgufFile gguf(model_path);
-  MemoryShape s;
-  s.n_layer = info.n_layers;
-  for (const auto& t : info.tensors) s.weights_bytes += t.size_bytes;
-  // KV width per layer from the K/V projections' output rows: n_embd_{k,v}_gqa
-  // = n_head_kv · head_dim, exactly what llama.cpp allocates per cell. Layers
-  // without them (Mamba layers of a hybrid) have no KV cache.
-  std::vector<int64_t> kv_width(std::max(0, info.n_layers), 0);
-  std::vector<bool> recurrent(std::max(0, info.n_layers), false);
-  bool fused_qkv = false;
-  for (const auto& t : info.tensors) {
-    if (t.layer < 0 || t.layer >= info.n_layers || t.shape.size() < 2) continue;
-    const std::string stem = t.name.substr(t.name.find('.', 4) + 1);
-    if (stem == "attn_k.weight" || stem == "attn_v.weight") kv_width[t.layer] += t.shape[1];
-    if (stem == "attn_qkv.weight") fused_qkv = true;
-    if (stem == "ssm_in.weight") recurrent[t.layer] = true;
-  }
-  for (int64_t w : kv_width) {
-    s.kv_elems_per_token += w;
-    s.n_attn_layers += w > 0;
-  }
-  const std::string a = info.arch;
-  const int64_t d_conv = gguf.get_int(a + ".ssm.conv_kernel", 0);
-  const int64_t d_inner = gguf.get_int(a + ".ssm.inner_size", 0);
-  const int64_t d_state = gguf.get_int(a + ".ssm.state_size", 0);
-  const int64_t n_group = gguf.get_int(a + ".ssm.group_count", 0);
-  // Mamba conv state (d_conv-1)·(d_inner + 2·n_group·d_state) + ssm state
-  // d_state·d_inner per recurrent layer (llama_hparams::n_embd_r / n_embd_s).
-  const int64_t per_layer = (d_conv > 0 ? d_conv - 1 : 0) * (d_inner + 2 * n_group * d_state) +
-                            d_state * d_inner;
-  for (bool r : recurrent) {
-    s.n_recurrent_layers += r;
-    if (r) s.recurrent_elems += per_layer;
-  }
-  s.note = "KV widths from the attn_k/attn_v output rows of each layer";
-  if (s.n_recurrent_layers > 0) s.note += "; recurrent state from " + a + ".ssm.* (Mamba)";
-  if (fused_qkv) s.note += "; fused attn_qkv layers are not counted (not supported)";
-  return s;
-}
-
-void measure_memory(const std::string& model_path, int n_ctx, MemoryReport& report) {
-  engine::ModelLoadOptions load;
-  load.n_threads = 1;
-  auto model = engine::LlamaModel::load(model_path, load);
-  llama_context_params p = llama_context_default_params();
-  p.n_ctx = n_ctx;
-  p.n_batch = 32;
-  p.n_ubatch = 32;
-  p.n_seq_max = 1;
-  p.n_threads = 1;
-  p.n_threads_batch = 1;
-  p.no_perf = true;
-  Logger quiet;
-  // Our own capture (LlamaContext keeps its log to itself): the report lines
-  // are only logged while the context is created.
-  std::string log;
-  {
-    engine::ScopedLogCapture capture(quiet);
-    llama_context* ctx = llama_init_from_model(model->raw(), p);
-    log = capture.text();
-    if (!ctx) throw EngineError(fmt::format("{}: llama.cpp failed to create a context of {}", model_path, n_ctx));
-    llama_free(ctx);
-  }
-  report.measured_ctx = n_ctx;
-  parse_memory_log(log, report.measured_kv_mib, report.measured_recurrent_mib);
 }
 
 }  // namespace cb::card

@@ -134,6 +134,7 @@ std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_p
     at.n_ctx_tokens = n_ctx;
     check_settings(at);
     std::unique_ptr<llama_context, ContextFree> ctx(llama_init_from_model(model.get(), deploy_context_params(at)));
+    if (!ctx && !out.empty()) break;  // a longer context than memory allows: the ones before stand
     if (!ctx) {
       throw EngineError(fmt::format("{}: llama.cpp could not create a context of {} tokens ({})", gguf_path, n_ctx,
                                     deploy_args(at)));

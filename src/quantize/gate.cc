@@ -156,15 +156,17 @@ bench::GateVerdict task_gate(const QuantizeOptions& o, const std::string& candid
 }
 
 // The verdict on one text: lower mean KLD than the baseline and every rival,
-// in no more bytes than the baseline.
+// in no more bytes than the baseline; under --fit the size rule is the
+// deployment's (the baseline is the largest stock mix that fits it, and ours
+// was loaded and measured within it before the gate).
 GateDomain domain_verdict(const GateText& t, const Scored& ours, const Scored& base,
-                          const std::vector<std::vector<EvalRecord>>& rivals, size_t text_index) {
+                          const std::vector<std::vector<EvalRecord>>& rivals, size_t text_index, bool fit) {
   GateDomain g{t.spec.domain, t.spec.path, ours.record, base.record};
   const eval::MeanSe d = eval::paired_delta(ours.series.kld_nats, base.series.kld_nats);
   g.delta_kld = d.mean;
   g.delta_kld_se = d.se;
   g.kld_reduction = g.baseline.kld_mean > 0 ? 1.0 - g.ours.kld_mean / g.baseline.kld_mean : 0;
-  g.ships = g.ours.kld_mean < g.baseline.kld_mean && g.ours.size_bytes <= g.baseline.size_bytes;
+  g.ships = g.ours.kld_mean < g.baseline.kld_mean && (fit || g.ours.size_bytes <= g.baseline.size_bytes);
   for (const auto& per_text : rivals) {
     g.rivals.push_back(per_text[text_index]);
     g.ships = g.ships && g.ours.kld_mean < g.rivals.back().kld_mean;
@@ -211,7 +213,7 @@ void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::strin
   r.domains.clear();
   r.ships = true;
   for (size_t t = 0; t < texts.size(); ++t) {
-    r.domains.push_back(domain_verdict(texts[t], ours[t], base[t], rival_records, t));
+    r.domains.push_back(domain_verdict(texts[t], ours[t], base[t], rival_records, t, !o.allocate.fit.spec.empty()));
     r.ships = r.ships && r.domains.back().ships;
   }
   const GateDomain& first = r.domains.front();

@@ -40,4 +40,17 @@ void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::strin
               const std::string& baseline_path, const std::vector<Contender>& rivals,
               const std::map<std::string, int64_t>& preset_sizes, QuantizeResult& r);
 
+// --fit (fit_run.cc). The file budget the sweep centres on; BudgetError
+// before the sweep when the deployment cannot be met at all.
+int64_t fit_budget_before_sweep(const QuantizeOptions& o, const ModelInfo& model);
+// The baseline under --fit: the largest size-baseline stock mix that fits the
+// same deployment ("" if none); `sizes` gets every size computed.
+std::string fit_stock_baseline(const ModelInfo& model, const FitReport& fit, const std::string& imatrix_path,
+                               std::map<std::string, int64_t>* sizes);
+// The built candidate loaded by llama.cpp at the fit's settings with a
+// context created; writes run_dir/fit.json. Over the capacity (or not
+// loadable): the candidate is removed and a BudgetError says by how much.
+FitCheck check_built_fit(const QuantizeOptions& o, const FitReport& fit, const std::string& candidate,
+                         const std::string& run_dir);
+
 }  // namespace cb

@@ -99,12 +99,22 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
   Plan plan = al.plan;
   nlohmann::json extra = {{"source", o.source}, {"measurements", journal_path}, {"baselines", baselines_json(al)}};
   if (o.allocate.weight_error_only) extra["damage"] = "weight_error_only";
-  if (o.search.max_evals > 0 || o.search.correction_rounds > 0) plan = search_plan(o, run_dir, p, plan, extra, r);
+  if (al.fit) {
+    extra["fit"] = fit_json(*al.fit);
+    o.logger.info(describe_fit(*al.fit));
+  }
+  const bool searchable = !al.fit || al.fit->file_budget_equivalent;
+  if (!searchable) o.logger.warn("--fit with two bounded pools: the measured search and correction rounds are skipped");
+  if (searchable && (o.search.max_evals > 0 || o.search.correction_rounds > 0)) {
+    plan = search_plan(o, run_dir, p, plan, extra, r);
+  }
   write_file_atomic(run_dir + "/plan.json", plan_to_json(plan, p, extra).dump(2) + "\n");
   write_file_atomic(run_dir + "/tensor_types.txt", tensor_types_text(plan));
   if (!o.allocate.weight_error_only) r.predicted_delta_kld = plan.predicted_delta_kld;
-  o.logger.info(fmt::format("allocate: {} bytes planned for a budget of {}, predicted ΔKLD {:.5f}",
-                            plan.size_bytes, r.budget_bytes, plan.predicted_delta_kld));
+  o.logger.info(fmt::format("allocate: {} bytes planned for a budget of {}{}", plan.size_bytes, al.budget_bytes,
+                            o.allocate.weight_error_only
+                                ? std::string()
+                                : fmt::format(", predicted ΔKLD {:.5f}", plan.predicted_delta_kld)));
   return plan.types();
 }
 
@@ -112,7 +122,8 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
 void write_run_json(const QuantizeOptions& o, const QuantizeResult& r) {
   nlohmann::json j = {{"schema", kRunSchema},
                       {"source", {{"path", fs::absolute(o.source).string()}, {"sha256", sha256_file(o.source)}}},
-                      {"budget", {{"spec", o.allocate.budget}, {"bytes", r.budget_bytes}}},
+                      {"budget", {{"spec", o.allocate.fit.spec.empty() ? o.allocate.budget : "--fit " + o.allocate.fit.spec},
+                                  {"bytes", r.budget_bytes}}},
                       {"llama_cpp_version", "de3ff815"},
                       {"flags", {"use_extra_bufts=false", "--objective " + o.allocate.objective,
                                  "--ctx " + std::to_string(o.measure.ctx)}}};
@@ -175,10 +186,11 @@ std::map<std::string, std::string> weight_error_plan(const QuantizeOptions& o, c
 // What ours must beat besides the baseline (GateOptions::rivals).
 std::vector<Contender> gate_rivals(const QuantizeOptions& o, const ModelInfo& model, int64_t size_bytes,
                                    const std::string& baseline, const std::map<std::string, std::string>& weight_error,
-                                   std::map<std::string, int64_t>& preset_sizes) {
+                                   std::map<std::string, int64_t>& preset_sizes, const std::optional<FitReport>& fit) {
   std::vector<Contender> out;
   if (!o.gate.rivals) return out;
-  for (const auto& p : rival_presets(model, size_bytes, o.allocate.imatrix_path, baseline, &preset_sizes)) {
+  for (const auto& p : rival_presets(model, size_bytes, o.allocate.imatrix_path, baseline, &preset_sizes,
+                                     fit ? &*fit : nullptr)) {
     out.push_back({"stock " + p, "stock", {}, p});
   }
   if (!weight_error.empty()) out.push_back({"weight-error only", "weight_error_only", weight_error, ""});
@@ -227,6 +239,9 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   if (m.texts.empty() && o.recipe_from.empty()) throw UsageError("quantize needs --text (calibration)");
   if (o.out.empty()) throw UsageError("quantize needs --out");
   if (m.texts.empty() && o.gate.eval_texts.empty()) throw UsageError("quantize --recipe-from needs --eval-text");
+  if (!o.recipe_from.empty() && !o.allocate.fit.spec.empty()) {
+    throw UsageError("--fit plans a recipe; with --recipe-from, check the file with `cerebellum eval` instead");
+  }
   std::vector<std::string> inputs = {o.source, o.allocate.imatrix_path, m.reference_model, o.journal};
   for (const auto& t : m.texts) inputs.push_back(t.path);
   for (const auto& t : o.gate.eval_texts) {
@@ -248,11 +263,13 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   QuantizeResult r;
   r.run_dir = options.run_dir.empty() ? default_run_dir(options.out) : options.run_dir;
   const std::string journal = options.journal.empty() ? r.run_dir + "/measurements.jsonl" : options.journal;
-  r.budget_bytes = budget_bytes_for(options.allocate.budget, model, options.allocate.imatrix_path);
+  const bool fit = !options.allocate.fit.spec.empty();
+  r.budget_bytes = fit ? fit_budget_before_sweep(options, model)
+                       : budget_bytes_for(options.allocate.budget, model, options.allocate.imatrix_path);
   QuantizeOptions held = options;
   if (held.recipe_from.empty()) {
     center_sweep(held, model, r.budget_bytes);
-    check_budget_before_sweep(held, model, r.budget_bytes);
+    if (!fit) check_budget_before_sweep(held, model, r.budget_bytes);
   }
   hold_out_calibration_slice(held, r.run_dir);
   const QuantizeOptions o = staged(held, r.run_dir, journal);
@@ -264,6 +281,8 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
     const bool swept = !o.allocate.weight_error_only;
     const Journal measured = swept ? run_sweep(o, model) : weight_error_journal(model, o.measure.base);
     const Allocation al = plan_for(measured, model, o.allocate);
+    r.fit = al.fit;
+    if (r.fit) r.budget_bytes = al.budget_bytes;
     types = finish_plan(o, al, r.run_dir, swept ? journal : "", r);
     if (swept && o.gate.rivals) weight_error_types = weight_error_plan(o, model, al, r.run_dir);
   } else {
@@ -271,16 +290,21 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   }
   const std::string candidate = r.run_dir + "/candidate.gguf";
   const BuildReport built = build_to(o, model, candidate, types, "");
+  if (r.fit) r.fit_check = check_built_fit(o, *r.fit, candidate, r.run_dir);
   std::map<std::string, int64_t> preset_sizes;
-  r.baseline_preset = closest_stock_preset(o.source, built.output_size_bytes, o.allocate.imatrix_path, &preset_sizes);
+  r.baseline_preset = r.fit ? fit_stock_baseline(model, *r.fit, o.allocate.imatrix_path, &preset_sizes)
+                            : closest_stock_preset(o.source, built.output_size_bytes, o.allocate.imatrix_path,
+                                                   &preset_sizes);
   if (r.baseline_preset.empty()) {
-    throw BudgetError(fmt::format("no stock mix is as large as the plan ({} bytes): nothing to compare with",
-                                  built.output_size_bytes));
+    fs::remove(candidate);
+    throw BudgetError(r.fit ? fmt::format("no stock mix fits --fit {}: nothing to compare with", o.allocate.fit.spec)
+                            : fmt::format("no stock mix is as large as the plan ({} bytes): nothing to compare with",
+                                          built.output_size_bytes));
   }
   const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
   build_to(o, model, baseline_path, {}, r.baseline_preset);
   run_gate(o, model, candidate, baseline_path,
-           gate_rivals(o, model, built.output_size_bytes, r.baseline_preset, weight_error_types, preset_sizes),
+           gate_rivals(o, model, built.output_size_bytes, r.baseline_preset, weight_error_types, preset_sizes, r.fit),
            preset_sizes, r);
   // The stock file is reproducible (`cerebellum build --base PRESET`); keep only its scores.
   fs::remove(baseline_path);
@@ -323,6 +347,8 @@ nlohmann::json to_json(const QuantizeResult& r) {
           {"written", r.written},
           {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals},
           {"domains", domains},
+          {"fit", r.fit ? fit_json(*r.fit) : nlohmann::json(nullptr)},
+          {"fit_verified", r.fit_check ? fit_check_json(*r.fit_check) : nlohmann::json(nullptr)},
           {"task_gate", r.task_gate ? nlohmann::json{{"ships", r.task_gate->ships}, {"reason", r.task_gate->reason}}
                                     : nlohmann::json(nullptr)}};
 }

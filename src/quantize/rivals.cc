@@ -10,11 +10,13 @@
 #include "cerebellum/common/quant_types.h"
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/quantize/quantize.h"
+#include "cerebellum/recipe/recipe.h"
 
 namespace cb {
 
 std::vector<std::string> rival_presets(const ModelInfo& model, int64_t size_bytes, const std::string& imatrix_path,
-                                       const std::string& except, std::map<std::string, int64_t>* sizes) {
+                                       const std::string& except, std::map<std::string, int64_t>* sizes,
+                                       const FitReport* fit) {
   static const std::set<std::string> kFamilies = {"k", "iq", "legacy"};
   std::map<std::string, std::pair<std::string, int64_t>> best;  // family -> (preset, size)
   for (const StockMix& mix : stock_mixes()) {
@@ -26,7 +28,7 @@ std::vector<std::string> rival_presets(const ModelInfo& model, int64_t size_byte
       continue;  // needs an imatrix, and none is given: not an option here
     }
     if (sizes) (*sizes)[mix.name] = s;
-    if (s > size_bytes) continue;
+    if (fit ? !fits_deployment(*fit, model, stock_preset_types(model.path, mix.name)) : s > size_bytes) continue;
     auto& b = best[mix.family];
     if (b.first.empty() || s > b.second) b = {mix.name, s};
   }

@@ -109,6 +109,9 @@ struct FitReport {
 // llama-server arguments.
 nlohmann::json fit_json(const FitReport& fit);
 
+// "36.0 MiB" under a GiB, "7.50 GiB" above: the fit's messages.
+std::string fit_bytes_text(int64_t bytes);
+
 // The breakdown for the log: one line per pool, then the llama.cpp arguments.
 std::string describe_fit(const FitReport& fit);
 

@@ -85,6 +85,11 @@ std::vector<FitPlacement> fit_placements(const FitOptions& options, const ModelI
 FitReport fit_plan(const FitOptions& options, const ModelInfo& model, const AllocationProblem& problem,
                    int64_t fixed_overhead_bytes, const Logger& logger = {});
 
+// Whether per-tensor `types` (absent: the model's own) keep every bounded
+// pool of the fit's placement within its weight budget: which stock mixes
+// fit the same deployment.
+bool fits_deployment(const FitReport& fit, const ModelInfo& model, const std::map<std::string, std::string>& types);
+
 // A built file checked against its fit: loaded by llama.cpp at the fit's
 // settings with a context created (real allocations), each pool's breakdown
 // read back. `fits`: every bounded pool's measured total is within its

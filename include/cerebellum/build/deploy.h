@@ -56,7 +56,8 @@ DeployMemory deployment_memory(const std::string& gguf_path, const DeploySetting
                                const Logger& logger = {});
 
 // The same at several context lengths (s.n_ctx_tokens ignored), the model
-// loaded once: the card's memory-by-context table.
+// loaded once: the card's memory-by-context table. When llama.cpp cannot
+// create a context after the first, the lengths before it are returned.
 std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_path, const DeploySettings& s,
                                                        const std::vector<int64_t>& n_ctx_tokens, DeployProbe probe,
                                                        const Logger& logger = {});

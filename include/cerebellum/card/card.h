@@ -59,8 +59,9 @@ std::vector<EvalDomain> read_eval_domains(const std::string& path);  // empty wh
 struct CardOptions {
   bool measure_speed = true;        // load the build and time pp / tg
   SpeedOptions speed;               // pp 512, tg 128, threads
-  std::vector<int> memory_ctx{2048, 8192, 16384, 32768};  // contexts for the memory table
-  int measured_ctx = 2048;          // context whose KV buffer llama.cpp reports, to check ours
+  // Contexts of the memory table, each created by llama.cpp with the build
+  // loaded (the run's --fit settings when it had them).
+  std::vector<int> memory_ctx{2048, 8192, 16384, 32768};
   bool write_bundle = true;         // DIR/bundle/ with MANIFEST
 };
 

@@ -1,9 +1,7 @@
 // The build on this machine: measured speed (prompt processing and generation
-// tokens/s, as llama-bench's pp/tg) and memory by context length (weights + KV
-// cache + recurrent state), computed from the model's shapes and checked
-// against the KV buffer llama.cpp reports for one context.
-// Implemented in src/engine/card_machine.cc (needs the engine) and
-// src/card/memory.cc (the arithmetic, pure).
+// tokens/s, as llama-bench's pp/tg) and memory by context length (llama.cpp's
+// own breakdown of real contexts). Implemented in src/engine/card_machine.cc
+// and src/card/memory.cc.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cerebellum/build/deploy.h"
 #include "cerebellum/common/log.h"
 
 namespace cb::card {
@@ -35,47 +34,21 @@ struct SpeedResult {
 SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& options,
                           const Logger& logger = {});
 
-// What memory depends on, read from the GGUF (tensor shapes + ssm metadata).
-struct MemoryShape {
-  int n_layer = 0;
-  int64_t weights_bytes = 0;          // Σ tensor data bytes (what llama.cpp maps)
-  int n_attn_layers = 0;              // layers with attn_k/attn_v (all of them when dense)
-  int64_t kv_elems_per_token = 0;     // Σ over attention layers of (n_embd_k_gqa + n_embd_v_gqa)
-  int n_recurrent_layers = 0;         // layers with ssm_in (Mamba)
-  int64_t recurrent_elems = 0;        // Σ over them of conv state + ssm state (per sequence)
-  std::string note;                   // how it was derived / what is not covered
-};
-
+// Memory by context length, measured: llama.cpp loads the build as deployed
+// (the run's --fit settings when it had one, else all layers on the GPU if
+// there is one) and creates a context of each length; its own breakdown per
+// pool (build/deploy.h: model, context = KV cache + recurrent state, compute).
 struct MemoryRow {
-  int n_ctx = 0;
-  int64_t weights_bytes = 0, kv_bytes = 0, recurrent_bytes = 0;
-  int64_t total_bytes() const { return weights_bytes + kv_bytes + recurrent_bytes; }
+  int64_t n_ctx = 0;
+  std::vector<PoolMemory> pools;
 };
 
 struct MemoryReport {
-  MemoryShape shape;
-  std::vector<MemoryRow> rows;
-  int kv_bytes_per_elem = 2;                    // f16 K and V
-  int recurrent_bytes_per_elem = 4;             // f32 r/s states (llama.cpp default)
-  // The check: llama.cpp's own report for one context (its log line
-  // "llama_kv_cache: size = X MiB", 0.01 MiB resolution).
-  int measured_ctx = 0;
-  std::optional<double> measured_kv_mib, measured_recurrent_mib;
+  DeploySettings settings;
+  std::vector<MemoryRow> rows;  // fewer than asked when llama.cpp could not create a larger context
 };
 
-// Shapes of a GGUF (no tensor data read). InputError on a bad file.
-MemoryShape memory_shape(const std::string& model_path);
-
-// Rows for `contexts`, one sequence, f16 KV: kv = n_ctx · kv_elems_per_token · 2.
-MemoryReport memory_report(const MemoryShape& shape, const std::vector<int>& contexts);
-
-// Creates a context of `n_ctx` (one sequence, f16 KV) and reads the KV /
-// recurrent buffer sizes llama.cpp logs; fields stay empty if it logs none.
-void measure_memory(const std::string& model_path, int n_ctx, MemoryReport& report);
-
-// Parses llama.cpp's context log: "llama_kv_cache: size = X MiB" and
-// "llama_memory_recurrent: size = X MiB" (sums if logged more than once).
-void parse_memory_log(const std::string& log, std::optional<double>& kv_mib,
-                      std::optional<double>& recurrent_mib);
+MemoryReport measure_memory(const std::string& model_path, const DeploySettings& settings,
+                            const std::vector<int>& contexts);
 
 }  // namespace cb::card

@@ -19,6 +19,7 @@ inline constexpr const char* kRecipeSchema = "cerebellum.recipe/1";
 inline constexpr const char* kReferenceSchema = "cerebellum.reference/1";
 inline constexpr const char* kRunEvalSchema = "cerebellum.runeval/1";
 inline constexpr const char* kRunSchema = "cerebellum.run/1";
+inline constexpr const char* kFitSchema = "cerebellum.fit/1";  // run dir fit.json: projection + verified
 inline constexpr const char* kSearchSchema = "cerebellum.search/1";
 
 }  // namespace cb

@@ -71,6 +71,9 @@ struct QuantizeOptions {
   // measured in docs/allocate.md.
   SearchOptions search;
   GateOptions gate;
+  // --fit: the contexts of the memory-by-context table measured on the built
+  // file (fit.json's verified.by_context); stops at the first llama.cpp cannot create.
+  std::vector<int64_t> fit_table_contexts{2048, 4096, 8192, 16384, 32768};
   std::string command_line;               // recorded in commands.txt
   Logger logger;
   ProgressFn progress;
@@ -131,6 +134,8 @@ struct QuantizeResult {
                                           // eval text (and passes the task gate)
   bool written = false;
   double elapsed_s = 0;
+  std::optional<FitReport> fit;           // --fit: the deployment planned for
+  std::optional<FitCheck> fit_check;      // and the built file measured in it
 };
 
 // Runs the pipeline. Throws (like the stages) on bad input; a failed gate is
@@ -149,8 +154,10 @@ std::string closest_stock_preset(const std::string& source, int64_t size_bytes,
 // (the best of its family at our bytes), aliases once, `except` left out.
 // Presets our build cannot make without an imatrix are skipped when
 // imatrix_path is "". `sizes` receives every size computed.
+// With `fit`, "within our bytes" is "fits the same deployment" (size_bytes unused).
 std::vector<std::string> rival_presets(const ModelInfo& model, int64_t size_bytes, const std::string& imatrix_path,
-                                       const std::string& except, std::map<std::string, int64_t>* sizes = nullptr);
+                                       const std::string& except, std::map<std::string, int64_t>* sizes = nullptr,
+                                       const FitReport* fit = nullptr);
 
 nlohmann::json to_json(const QuantizeResult& r);
 
