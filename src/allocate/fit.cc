@@ -161,6 +161,12 @@ FitSolution solve_fit(const AllocationProblem& p, const std::vector<FitPlacement
   return best;
 }
 
+int64_t FitReport::projected_model_bytes(const FitPool& pool) const {
+  const auto w = solution.weight_bytes.find(pool.name);
+  const int64_t weights = w == solution.weight_bytes.end() ? 0 : w->second;
+  return pool.name == "cpu" ? std::max(weights, host_mapped_bytes) : weights;
+}
+
 nlohmann::json fit_json(const FitReport& fit) {
   const FitPlacement& placement = fit.placement;
   nlohmann::json pools = nlohmann::json::array();
@@ -168,7 +174,9 @@ nlohmann::json fit_json(const FitReport& fit) {
     const int64_t weights = fit.solution.weight_bytes.count(pool.name) ? fit.solution.weight_bytes.at(pool.name) : 0;
     nlohmann::json j = {{"pool", pool.name}, {"context_bytes", pool.context_bytes},
                         {"compute_bytes", pool.compute_bytes}, {"weight_bytes", weights},
-                        {"projected_total_bytes", weights + pool.context_bytes + pool.compute_bytes}};
+                        {"projected_model_bytes", fit.projected_model_bytes(pool)},
+                        {"projected_total_bytes",
+                         fit.projected_model_bytes(pool) + pool.context_bytes + pool.compute_bytes}};
     if (pool.capacity_bytes) {
       const int64_t budget = pool.weight_budget_bytes() + pool.fixed_bytes;
       j["capacity_bytes"] = *pool.capacity_bytes;

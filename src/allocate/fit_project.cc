@@ -134,6 +134,23 @@ std::string misfit_advice(const ModelInfo& model, const AllocationProblem& p,
   return advice;
 }
 
+// The file span from the first host tensor to the end of the last, in the
+// built file's layout (the source's tensor order, padded sizes at the
+// planned types).
+int64_t host_span_bytes(const ModelInfo& model, const FitPlacement& pl, const std::map<std::string, std::string>& types) {
+  int64_t offset = 0, first = -1, end = 0;
+  for (const auto& t : model.tensors) {
+    const auto it = types.find(t.name);
+    const int64_t bytes = tensor_bytes_at(t, it == types.end() ? t.type : it->second, model.alignment_bytes);
+    if (pl.pool_of.at(t.name) == "cpu") {
+      if (first < 0) first = offset;
+      end = offset + bytes;
+    }
+    offset += bytes;
+  }
+  return first < 0 ? 0 : end - first;
+}
+
 }  // namespace
 
 std::vector<FitPlacement> fit_placements(const FitOptions& o, const ModelInfo& model,
@@ -174,6 +191,7 @@ FitReport fit_plan(const FitOptions& o, const ModelInfo& model, const Allocation
                                      : fmt::format("--fit {} does not fit: {}", o.spec, advice));
   }
   r.placement = placements[r.solution.placement_index];
+  r.host_mapped_bytes = host_span_bytes(model, r.placement, r.solution.plan.types());
   int n_bounded = 0;
   for (const auto& pool : r.placement.pools) n_bounded += pool.capacity_bytes ? 1 : 0;
   r.file_budget_equivalent = n_bounded == 1;
@@ -222,8 +240,7 @@ FitCheck verify_fit(const std::string& gguf_path, const FitReport& fit, const st
   for (const FitPool& pool : fit.placement.pools) {
     FitCheck::Pool p{.name = pool.name, .capacity_bytes = pool.capacity_bytes.value_or(0),
                      .margin_bytes = pool.capacity_bytes ? pool.margin_bytes : 0};
-    const auto w = fit.solution.weight_bytes.find(pool.name);
-    p.projected_bytes = (w == fit.solution.weight_bytes.end() ? 0 : w->second) + pool.context_bytes + pool.compute_bytes;
+    p.projected_bytes = fit.projected_model_bytes(pool) + pool.context_bytes + pool.compute_bytes;
     for (const auto& pm : measured.front().pools) {
       if ((pool.name == "cpu") != pm.is_host) continue;
       p.model_bytes += pm.model_bytes, p.context_bytes += pm.context_bytes, p.compute_bytes += pm.compute_bytes;

@@ -102,6 +102,14 @@ struct FitReport {
   // pools: they may not (a file budget cannot hold both).
   bool file_budget_equivalent = false;
   std::vector<std::string> notes;  // placement-rule checks against llama.cpp
+  // llama.cpp memory-maps the host tensors as one span of the file, from the
+  // first to the end of the last, GPU tensors between them included (their
+  // pages are read once for the upload and stay as evictable page cache); its
+  // breakdown counts the span. 0 when there are no host tensors.
+  int64_t host_mapped_bytes = 0;
+  // What llama.cpp's breakdown will count as the pool's model bytes: the
+  // planned weights, or for the host the mapped span when larger.
+  int64_t projected_model_bytes(const FitPool& pool) const;
 };
 
 // plan.json's "fit": the spec, settings, per-pool breakdown (capacity,
