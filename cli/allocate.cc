@@ -155,8 +155,10 @@ void setup_allocate(CLI::App& app) {
                 "quantization-error table, imatrix-weighted with --imatrix; docs/allocate.md)");
   cmd->add_option("--base", a->base, "with --proxy: the base mix (stock preset or recipe)")->capture_default_str();
   cmd->add_option("--source", a->source, "source GGUF the measurements were taken on")->required();
-  cmd->add_option("--budget", a->o.budget, "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)");
+  auto* budget = cmd->add_option("--budget", a->o.budget,
+                                 "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)");
   add_fit_options(cmd, a->o.fit);
+  cmd->get_option("--fit")->excludes(budget);
   cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
   cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.quant_error,

@@ -138,9 +138,10 @@ void setup_quantize(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
   auto* cmd = app.add_subcommand("quantize", "measure, allocate, build and gate, end to end");
   cmd->add_option("--source", a->o.source, "full-precision GGUF")->required();
-  cmd->add_option("--budget", a->o.allocate.budget, "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")
-      ->capture_default_str();
+  auto* budget = cmd->add_option("--budget", a->o.allocate.budget,
+                                 "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")->capture_default_str();
   add_fit_options(cmd, a->o.allocate.fit);
+  cmd->get_option("--fit")->excludes(budget);
   cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
   cmd->add_option("--domain", a->domains, "domain names for the --text files (default: file stems)");
   cmd->add_option("--eval-text", a->eval_texts, "held-out text for the gate; repeat for several domains, ours must "
