@@ -134,6 +134,14 @@ void run_allocate(const AllocateArgs& a) {
       throw UsageError("--search-text with two bounded --fit pools: the search moves bytes under one file budget");
     }
   }
+  if (al.speed) {
+    extra["speed"] = speed_plan_json(*al.speed, al.speed_table, a.o.min_decode_tokens_per_s);
+    log.info(fmt::format("speed: predicted {:.1f} tokens/s (floor {:.1f}; {:.1f} without it), gap to the bound {:.5f} nats",
+                         al.speed->predicted_tokens_per_s, a.o.min_decode_tokens_per_s,
+                         al.speed->unconstrained_tokens_per_s,
+                         al.speed->plan.predicted_delta_kld - al.speed->lower_bound_kld));
+    if (!a.search_text.empty()) throw UsageError("--search-text with --min-decode-speed: the search ignores speed");
+  }
   if (!a.search_text.empty()) plan = search(a, p, plan, budget, al.overhead_bytes, extra, log);
   write_file_atomic(a.out, plan_to_json(plan, p, extra).dump(2) + "\n");
   // No comment line: stock llama-quantize reads the file token by token and
@@ -158,6 +166,9 @@ void setup_allocate(CLI::App& app) {
   auto* budget = cmd->add_option("--budget", a->o.budget,
                                  "file size: 7.4MB, 7400000, 7MiB, 3.5bpw or a stock preset (Q4_K_M: its size)");
   add_fit_options(cmd, a->o.fit);
+  cmd->add_option("--min-decode-speed", a->o.min_decode_tokens_per_s,
+                  "the plan decodes at least this many tokens/s on this machine, by a table measured on uniform "
+                  "mixes (cached); 0 = no limit")->capture_default_str();
   cmd->get_option("--fit")->excludes(budget);
   cmd->add_option("--objective", a->o.objective, "general | DOMAIN | d1:w1,d2:w2")->capture_default_str();
   cmd->add_option("--constraints", a->o.constraints, "constraints JSON (cerebellum.constraints/1)");

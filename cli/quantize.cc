@@ -141,6 +141,9 @@ void setup_quantize(CLI::App& app) {
   auto* budget = cmd->add_option("--budget", a->o.allocate.budget,
                                  "file size: a stock preset (its size), 7.4MB, 7400000, 3.5bpw")->capture_default_str();
   add_fit_options(cmd, a->o.allocate.fit);
+  cmd->add_option("--min-decode-speed", a->o.allocate.min_decode_tokens_per_s,
+                  "the plan decodes at least this many tokens/s on this machine, by a table measured on uniform "
+                  "mixes (cached); 0 = no limit")->capture_default_str();
   cmd->get_option("--fit")->excludes(budget);
   cmd->add_option("--text", a->texts, "calibration text (repeat for several domains)");
   cmd->add_option("--domain", a->domains, "domain names for the --text files (default: file stems)");

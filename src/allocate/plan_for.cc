@@ -2,11 +2,13 @@
 #include "cerebellum/allocate/plan_for.h"
 
 #include <algorithm>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/build/build.h"
+#include "cerebellum/card/machine.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/imatrix/imatrix.h"
@@ -48,6 +50,29 @@ void apply_fit(const AllocateOptions& o, const ModelInfo& model, Allocation& a) 
   a.plan.budget_bytes = a.budget_bytes;
 }
 
+// --min-decode-speed: the table for every type a traded tensor may take
+// (measured once per machine and model, cached), then the Lagrangian solve.
+void apply_speed_floor(const AllocateOptions& o, const ModelInfo& model, Allocation& a) {
+  std::set<std::string> types;
+  for (const auto& c : a.problem.tensors) {
+    if (c.candidates.size() > 1) {
+      for (const auto& k : c.candidates) types.insert(k.type);
+    }
+  }
+  card::SpeedOptions so;
+  so.n_threads = o.n_threads > 0 ? o.n_threads : static_cast<int>(std::thread::hardware_concurrency());
+  so.pp_tokens = 16;
+  so.tg_tokens = 64;
+  so.repetitions = 3;
+  const std::string sha = a.problem.model_sha256.empty() ? sha256_file(model.path) : a.problem.model_sha256;
+  a.speed_table = card::measure_speed_table(model, {types.begin(), types.end()}, so, o.imatrix_path,
+                                            card::default_speed_cache_path(sha, so.n_threads), o.logger);
+  a.speed_table.model_sha256 = sha;
+  a.speed = allocate_plan_min_speed(a.problem, a.budget_bytes, a.overhead_bytes, a.speed_table,
+                                    o.min_decode_tokens_per_s);
+  a.plan = a.speed->plan;
+}
+
 }  // namespace
 
 int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const std::string& imatrix_path) {
@@ -64,6 +89,8 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
   // A typo fails before the slow work.
   if (fit) parse_fit_spec(o.fit.spec);
   else a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);
+  if (o.min_decode_tokens_per_s < 0) throw UsageError("--min-decode-speed must be a positive tokens/s");
+  if (fit && o.min_decode_tokens_per_s > 0) throw UsageError("--min-decode-speed with --fit is not supported yet");
   parse_noise_policy(o.noise);
   const Constraints constraints = load_constraints(o.constraints);
   a.quant_error = resolve_quant_error(o.quant_error, model, journal, constraints, o.imatrix_path, o.n_threads,
@@ -82,7 +109,8 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
     apply_fit(o, model, a);
   } else {
     check_budget_in_range(a.budget_bytes, budget_range(a.problem, a.overhead_bytes));
-    a.plan = allocate_plan(a.problem, a.budget_bytes, a.overhead_bytes);
+    if (o.min_decode_tokens_per_s > 0) apply_speed_floor(o, model, a);
+    else a.plan = allocate_plan(a.problem, a.budget_bytes, a.overhead_bytes);
   }
   add_baselines(a.problem, o.greedy_baseline && !o.weight_error_only, a);
   return a;

@@ -103,8 +103,17 @@ std::map<std::string, std::string> finish_plan(const QuantizeOptions& o, const A
     extra["fit"] = fit_json(*al.fit);
     o.logger.info(describe_fit(*al.fit));
   }
-  const bool searchable = !al.fit || al.fit->file_budget_equivalent;
-  if (!searchable) o.logger.warn("--fit with two bounded pools: the measured search and correction rounds are skipped");
+  if (al.speed) {
+    extra["speed"] = speed_plan_json(*al.speed, al.speed_table, o.allocate.min_decode_tokens_per_s);
+    o.logger.info(fmt::format("speed: predicted {:.1f} tokens/s (floor {:.1f}; {:.1f} without it)",
+                              al.speed->predicted_tokens_per_s, o.allocate.min_decode_tokens_per_s,
+                              al.speed->unconstrained_tokens_per_s));
+  }
+  const bool searchable = (!al.fit || al.fit->file_budget_equivalent) && !al.speed;
+  if (!searchable) {
+    o.logger.warn("--fit with two bounded pools or --min-decode-speed: the measured search and correction rounds "
+                  "are skipped (they move bytes under one file budget, blind to pools and speed)");
+  }
   if (searchable && (o.search.max_evals > 0 || o.search.correction_rounds > 0)) {
     plan = search_plan(o, run_dir, p, plan, extra, r);
   }

@@ -12,6 +12,7 @@
 
 #include "cerebellum/allocate/allocate.h"
 #include "cerebellum/allocate/fit.h"
+#include "cerebellum/allocate/speed.h"
 #include "cerebellum/build/quant_error.h"
 #include "cerebellum/common/log.h"
 
@@ -24,6 +25,10 @@ struct AllocateOptions {
   // A deployment instead of file bytes (`--fit 16GiB@8192`, issue 17); when
   // set, `budget` is ignored.
   FitOptions fit;
+  // `--min-decode-speed`: the plan must decode at least this fast (tokens/s)
+  // by this machine's speed table (measured on uniform mixes, cached; see
+  // allocate/speed.h). 0 = no speed limit.
+  double min_decode_tokens_per_s = 0;
   std::string objective = "general";  // general | DOMAIN | d1:w1,d2:w2
   // Noisy measurements: bayes (shrunk towards the quantization-error model
   // by their uncertainties) | clamp | shrink | keep (DamageOptions).
@@ -53,6 +58,8 @@ struct Allocation {
   std::map<std::string, Plan> baselines;
   std::string baselines_skipped;  // why, when they are absent
   std::optional<FitReport> fit;   // --fit: the deployment the plan fits
+  std::optional<SpeedPlan> speed; // --min-decode-speed: the solve and its table
+  SpeedTable speed_table;
 };
 
 // Resolves the budget (before any slow work), prices the candidates, builds

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "cerebellum/allocate/speed.h"
 #include "cerebellum/build/deploy.h"
+#include "cerebellum/inspect/inspect.h"
 #include "cerebellum/common/log.h"
 
 namespace cb::card {
@@ -33,6 +35,17 @@ struct SpeedResult {
 // synthetic tokens, one warm-up run, KV cleared between runs. EngineError on failure.
 SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& options,
                           const Logger& logger = {});
+
+// The speed table of `--min-decode-speed` (allocate/speed.h): for each type,
+// the uniform mix of `model` (every stock-quantizable tensor at that type,
+// stock's fallbacks where rows do not fit) is built into a temporary file and
+// its decode speed measured (tg of `o`). Cached per model, thread count and
+// CPU in `cache_path` ("" = no cache): types already there are not re-measured.
+SpeedTable measure_speed_table(const ModelInfo& model, const std::vector<std::string>& types, const SpeedOptions& o,
+                               const std::string& imatrix_path, const std::string& cache_path,
+                               const Logger& logger = {});
+// $CEREBELLUM_CACHE (or ~/.cache/cerebellum)/speed/<model sha256 prefix>-<threads>t.json.
+std::string default_speed_cache_path(const std::string& model_sha256, int n_threads);
 
 // Memory by context length, measured: llama.cpp loads the build as deployed
 // (the run's --fit settings when it had one, else all layers on the GPU if
