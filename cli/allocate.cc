@@ -147,10 +147,10 @@ void run_allocate(const AllocateArgs& a) {
   // No comment line: stock llama-quantize reads the file token by token and
   // rejects anything that is not name=type.
   if (!a.tensor_types.empty()) write_file_atomic(a.tensor_types, tensor_types_text(plan));
-  log.info(fmt::format("plan: {} (budget {}), predicted ΔKLD {:.5f} nats (lower bound {:.5f}); "
-                       "model ({}) LOTO MAE {:.5f} over {} points",
-                       human_bytes(plan.size_bytes), human_bytes(budget), plan.predicted_delta_kld,
-                       plan.solver.lower_bound, p.model_error.mse_source, p.model_error.loto_mae_kld, p.model_error.n_loto));
+  const std::string bound = plan.method == "mckp" ? fmt::format(" (lower bound {:.5f})", plan.solver.lower_bound) : "";
+  log.info(fmt::format("plan: {} (budget {}), predicted ΔKLD {:.5f} nats{}; model ({}) LOTO MAE {:.5f} over {} points",
+                       human_bytes(plan.size_bytes), human_bytes(budget), plan.predicted_delta_kld, bound,
+                       p.model_error.mse_source, p.model_error.loto_mae_kld, p.model_error.n_loto));
 }
 
 void setup_allocate(CLI::App& app) {

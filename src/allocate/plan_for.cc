@@ -68,6 +68,13 @@ void apply_speed_floor(const AllocateOptions& o, const ModelInfo& model, Allocat
   a.speed_table = card::measure_speed_table(model, {types.begin(), types.end()}, so, o.imatrix_path,
                                             card::default_speed_cache_path(sha, so.n_threads), o.logger);
   a.speed_table.model_sha256 = sha;
+  // Types the table could not measure are not candidates under a speed floor.
+  for (auto& c : a.problem.tensors) {
+    if (c.candidates.size() < 2) continue;
+    std::erase_if(c.candidates, [&](const CandidateType& k) {
+      return k.type != c.base_type && !a.speed_table.tg_tokens_per_s.count(k.type);
+    });
+  }
   a.speed = allocate_plan_min_speed(a.problem, a.budget_bytes, a.overhead_bytes, a.speed_table,
                                     o.min_decode_tokens_per_s);
   a.plan = a.speed->plan;

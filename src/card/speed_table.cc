@@ -70,7 +70,12 @@ SpeedTable measure_speed_table(const ModelInfo& model, const std::vector<std::st
   fs::create_directories(dir);
   for (const auto& type : types) {
     if (t.tg_tokens_per_s.count(type)) continue;
-    t.tg_tokens_per_s[type] = uniform_mix_tg(model, type, o, imatrix_path, dir.string());
+    try {
+      t.tg_tokens_per_s[type] = uniform_mix_tg(model, type, o, imatrix_path, dir.string());
+    } catch (const RecipeError& e) {  // e.g. an i-quant some tensors take only with an imatrix
+      logger.warn(fmt::format("speed table: no uniform {} mix ({}); not measured", type, e.what()));
+      continue;
+    }
     logger.info(fmt::format("speed table: uniform {} decodes at {:.1f} tokens/s", type, t.tg_tokens_per_s[type]));
     if (!cache_path.empty()) {
       fs::create_directories(fs::path(cache_path).parent_path());

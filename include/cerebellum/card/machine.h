@@ -41,6 +41,8 @@ SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& opt
 // stock's fallbacks where rows do not fit) is built into a temporary file and
 // its decode speed measured (tg of `o`). Cached per model, thread count and
 // CPU in `cache_path` ("" = no cache): types already there are not re-measured.
+// A type whose uniform mix cannot be built (RecipeError: it needs an imatrix
+// on some tensors) is left out of the table, with a warning.
 SpeedTable measure_speed_table(const ModelInfo& model, const std::vector<std::string>& types, const SpeedOptions& o,
                                const std::string& imatrix_path, const std::string& cache_path,
                                const Logger& logger = {});
