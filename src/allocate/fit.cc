@@ -161,9 +161,13 @@ FitSolution solve_fit(const AllocationProblem& p, const std::vector<FitPlacement
   return best;
 }
 
+int64_t FitSolution::weights_in(const std::string& pool) const {
+  const auto w = weight_bytes.find(pool);
+  return w == weight_bytes.end() ? 0 : w->second;
+}
+
 int64_t FitReport::projected_model_bytes(const FitPool& pool) const {
-  const auto w = solution.weight_bytes.find(pool.name);
-  const int64_t weights = w == solution.weight_bytes.end() ? 0 : w->second;
+  const int64_t weights = solution.weights_in(pool.name);
   return pool.name == "cpu" ? std::max(weights, host_mapped_bytes) : weights;
 }
 
@@ -171,7 +175,7 @@ nlohmann::json fit_json(const FitReport& fit) {
   const FitPlacement& placement = fit.placement;
   nlohmann::json pools = nlohmann::json::array();
   for (const auto& pool : placement.pools) {
-    const int64_t weights = fit.solution.weight_bytes.count(pool.name) ? fit.solution.weight_bytes.at(pool.name) : 0;
+    const int64_t weights = fit.solution.weights_in(pool.name);
     nlohmann::json j = {{"pool", pool.name}, {"context_bytes", pool.context_bytes},
                         {"compute_bytes", pool.compute_bytes}, {"weight_bytes", weights},
                         {"projected_model_bytes", fit.projected_model_bytes(pool)},
@@ -204,7 +208,7 @@ std::string describe_fit(const FitReport& fit) {
   const auto& gib = fit_bytes_text;
   std::string out;
   for (const auto& pool : fit.placement.pools) {
-    const int64_t weights = fit.solution.weight_bytes.count(pool.name) ? fit.solution.weight_bytes.at(pool.name) : 0;
+    const int64_t weights = fit.solution.weights_in(pool.name);
     out += fmt::format("fit {}: weights {} + context {} + compute {}", pool.name, gib(weights),
                        gib(pool.context_bytes), gib(pool.compute_bytes));
     if (pool.capacity_bytes) {

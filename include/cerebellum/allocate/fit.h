@@ -79,6 +79,7 @@ struct FitSolution {
   size_t placement_index = 0;                  // into the placements given
   std::map<std::string, int64_t> weight_bytes; // pool -> planned weight bytes (fixed included)
   int n_infeasible = 0;                        // placements where some pool could not fit
+  int64_t weights_in(const std::string& pool) const;  // weight_bytes of `pool`, 0 when absent
 };
 
 // The least-damage plan over `placements`: per placement each bounded pool is
