@@ -32,6 +32,9 @@ DeploySettings base_settings(const FitOptions& o, int64_t n_ctx_tokens) {
 std::vector<DeploySettings> candidate_settings(const FitOptions& o, const FitSpec& spec, const ModelInfo& model,
                                                bool gpu) {
   DeploySettings s = base_settings(o, spec.n_ctx_tokens);
+  if (o.placement != "auto" && o.placement != "layers" && o.placement != "experts") {
+    throw UsageError(fmt::format("--placement '{}': auto, layers or experts", o.placement));
+  }
   if (!gpu) return {s};
   bool has_experts = false;
   for (const auto& t : model.tensors) has_experts = has_experts || t.name.find("_exps.") != std::string::npos;
@@ -43,7 +46,6 @@ std::vector<DeploySettings> candidate_settings(const FitOptions& o, const FitSpe
     s.cpu_tensor_regex = kExpertsRegex;
     return {s};
   }
-  if (placement != "layers") throw UsageError(fmt::format("--placement '{}': auto, layers or experts", placement));
   if (!spec.pool_bytes.count("cpu")) return {s};  // all layers: the card is the bound
   std::vector<DeploySettings> out;
   for (int ngl = 0; ngl <= model.n_layers + 1; ++ngl) {
@@ -161,7 +163,12 @@ std::vector<FitPlacement> fit_placements(const FitOptions& o, const ModelInfo& m
   if (!gpu && spec.pool_bytes.count("gpu")) {
     throw UsageError(fmt::format("--fit '{}': this engine has no GPU device; SIZE@CONTEXT fits host memory", o.spec));
   }
-  const int64_t margin_bytes = o.margin == "0" ? 0 : parse_budget_bytes(o.margin, 0);
+  int64_t margin_bytes = 0;
+  try {
+    margin_bytes = o.margin == "0" ? 0 : parse_budget_bytes(o.margin, 0);
+  } catch (const UsageError& e) {
+    throw UsageError(fmt::format("--margin: {}", e.what()));
+  }
   std::set<std::string> traded;
   for (const auto& c : problem.tensors) traded.insert(c.name);
   std::vector<FitPlacement> out;

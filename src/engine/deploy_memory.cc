@@ -71,7 +71,11 @@ void check_settings(const DeploySettings& s) {
   if (s.n_parallel < 1 || s.n_batch < 1 || s.n_ubatch < 1) {
     throw UsageError("--parallel, --batch and --ubatch must be at least 1");
   }
-  engine::ggml_type_id(s.kv_type);  // RecipeError for an unknown KV cache type
+  try {
+    engine::ggml_type_id(s.kv_type);
+  } catch (const RecipeError& e) {
+    throw UsageError(fmt::format("--kv-type: {}", e.what()));
+  }
 }
 
 // Host buffer types (CPU, pinned host memory) in one pool; each GPU its own.
