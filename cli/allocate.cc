@@ -178,6 +178,9 @@ void setup_allocate(CLI::App& app) {
   cmd->add_option("--write-quant-error", a->write_quant_error, "save the quantization-error table used (JSON)");
   cmd->add_option("--write-curves", a->write_curves, "save the damage curves (JSON)");
   cmd->add_option("--threads", a->o.n_threads, "threads for the table (0 = all cores)")->capture_default_str();
+  cmd->add_option("--gpu-layers", a->o.speed_gpu_layers,
+                  "with --min-decode-speed: layers on the GPU while timing the table (999 = all); 0 = the CPU")
+      ->capture_default_str();
   cmd->add_option("--imatrix", a->o.imatrix_path, "the imatrix the build will use (its metadata bytes count)");
   cmd->add_option("--noise", a->o.noise, "noisy measurements: bayes (shrunk towards the quantization-error model "
                   "by their uncertainties), clamp (|delta| < z*se -> 0), shrink, keep")->capture_default_str();

@@ -15,11 +15,13 @@ struct CardArgs {
   std::string out;
   card::CardOptions options;
   bool no_speed = false;
+  bool no_stock_speed = false;
   bool no_bundle = false;
 };
 
 void run_card(CardArgs& a) {
   a.options.measure_speed = !a.no_speed;
+  a.options.speed_vs_stock = !a.no_stock_speed;
   a.options.write_bundle = !a.no_bundle;
   if (a.out.empty()) a.out = a.run_dir + "/CARD.md";
   ProgressPrinter progress;
@@ -31,6 +33,13 @@ void run_card(CardArgs& a) {
   if (r.speed) {
     log.info(fmt::format("speed: pp{} {:.1f} t/s, tg{} {:.1f} t/s ({} threads)", r.speed->pp_tokens,
                          r.speed->pp_tokens_per_s, r.speed->tg_tokens, r.speed->tg_tokens_per_s, r.speed->n_threads));
+  }
+  if (r.stock_speed && r.stock_speed->speed) {
+    const card::SpeedResult& s = *r.stock_speed->speed;
+    log.info(fmt::format("speed of stock {} (same size): pp{} {:.1f} t/s, tg{} {:.1f} t/s", r.stock_speed->preset,
+                         s.pp_tokens, s.pp_tokens_per_s, s.tg_tokens, s.tg_tokens_per_s));
+  } else if (r.stock_speed) {
+    log.warn("speed: no stock mix timed beside the build: " + r.stock_speed->note);
   }
   for (const auto& n : r.not_run) log.info("not run: " + n);
 }
@@ -45,8 +54,12 @@ void setup_card(CLI::App& app) {
   cmd->add_option("--pp", a->options.speed.pp_tokens, "prompt tokens for the pp test")->capture_default_str();
   cmd->add_option("--tg", a->options.speed.tg_tokens, "generated tokens for the tg test")->capture_default_str();
   cmd->add_option("--reps", a->options.speed.repetitions, "timed repetitions of each test")->capture_default_str();
+  cmd->add_option("--gpu-layers", a->options.speed.n_gpu_layers, "layers on the GPU for the speed test (999 = all)")
+      ->capture_default_str();
   cmd->add_option("--memory-ctx", a->options.memory_ctx, "contexts for the memory table")->capture_default_str();
   cmd->add_flag("--no-speed", a->no_speed, "skip the speed measurement");
+  cmd->add_flag("--no-stock-speed", a->no_stock_speed,
+                "time the build alone, not next to the same-size stock mix (built from the source)");
   cmd->add_flag("--no-bundle", a->no_bundle, "do not write RUN/bundle/");
   cmd->callback([a] { run_card(*a); });
 }

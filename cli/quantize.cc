@@ -106,6 +106,7 @@ void run(QuantizeArgs& a, const std::string& command_line) {
   if (a.card && r.written) {
     card::CardOptions co;
     co.speed.n_threads = m.n_threads;
+    co.speed.n_gpu_layers = m.n_gpu_layers;
     const auto cr = card::render_card(r.run_dir, r.run_dir + "/CARD.md", co, o.logger, o.progress);
     progress.finish();
     (void)cr;

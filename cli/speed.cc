@@ -24,12 +24,15 @@ void setup_speed(CLI::App& app) {
   cmd->add_option("--pp", a->options.pp_tokens, "prompt tokens for the pp test")->capture_default_str();
   cmd->add_option("--tg", a->options.tg_tokens, "generated tokens for the tg test")->capture_default_str();
   cmd->add_option("--reps", a->options.repetitions, "timed repetitions of each test")->capture_default_str();
+  cmd->add_option("--gpu-layers", a->options.n_gpu_layers, "layers on the GPU (999 = all); 0 = the CPU")
+      ->capture_default_str();
   cmd->callback([a] {
     const card::SpeedResult r = card::measure_speed(a->model, a->options);
     print_json({{"model", a->model}, {"n_threads", r.n_threads}, {"pp_tokens", r.pp_tokens},
                 {"tg_tokens", r.tg_tokens}, {"repetitions", r.repetitions}, {"pp_tokens_per_s", r.pp_tokens_per_s},
                 {"pp_tokens_per_s_sd", r.pp_tokens_per_s_sd}, {"tg_tokens_per_s", r.tg_tokens_per_s},
-                {"tg_tokens_per_s_sd", r.tg_tokens_per_s_sd}, {"system_info", r.system_info}});
+                {"tg_tokens_per_s_sd", r.tg_tokens_per_s_sd}, {"device", r.device},
+                {"system_info", r.system_info}});
   });
 }
 

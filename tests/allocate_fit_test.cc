@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cerebellum/allocate/constraints.h"
 #include "cerebellum/allocate/plan_for.h"
 #include "cerebellum/build/build.h"
 #include "cerebellum/common/error.h"
@@ -88,6 +89,39 @@ TEST(AllocateFit, ImpossibleFitNamesTheLargestContextAndTheCard) {
       "{} allocate --proxy --quant-error none --source {} --fit gpu=1GiB@512 --out {}/plan.json 2>&1",
       test::cli_path(), test::model("cb-dense-12l-F16.gguf"), dir));
   EXPECT_EQ(gpu.exit_code, static_cast<int>(ExitCode::kUsage)) << gpu.output;  // a CPU-only engine
+}
+
+// --min-decode-speed under a one-pool --fit: the speed solve takes the fit's
+// budget (a floor that does not bind gives the fit's own plan), and two bounded
+// pools are refused before any work.
+TEST(AllocateFit, SpeedFloorPlansWithinTheFit) {
+  const ModelInfo model = inspect_model(test::model("cb-dense-12l-F16.gguf"));
+  const std::string dir = test::temp_dir("fit-speed");
+  ::setenv("CEREBELLUM_CACHE", dir.c_str(), 1);  // the table measured here, not a cached one
+  Constraints c;
+  c.allowed_types = {"q3_K", "q4_K", "q6_K", "q8_0"};  // four uniform mixes to time
+  write_file_atomic(dir + "/constraints.json", to_json(c).dump());
+  AllocateOptions o;
+  o.fit.spec = "40MiB@2048";
+  o.fit.margin = "0";
+  o.weight_error_only = true;
+  o.greedy_baseline = false;
+  o.constraints = dir + "/constraints.json";
+  o.n_threads = 2;
+  const Journal j = weight_error_journal(model, "Q4_K_M");
+  const Allocation fit_only = plan_for(j, model, o);
+  o.min_decode_tokens_per_s = 1;  // far below any mix's speed
+  const Allocation floored = plan_for(j, model, o);
+  ::unsetenv("CEREBELLUM_CACHE");
+  ASSERT_TRUE(floored.fit && floored.speed);
+  EXPECT_EQ(floored.speed_table.tg_tokens_per_s.size(), 4u);
+  EXPECT_EQ(floored.budget_bytes, fit_only.budget_bytes);
+  EXPECT_LE(floored.plan.size_bytes, floored.budget_bytes);
+  EXPECT_GE(floored.speed->predicted_tokens_per_s, 1.0);
+  EXPECT_NEAR(floored.plan.predicted_delta_kld, fit_only.plan.predicted_delta_kld,
+              1e-9 + 1e-9 * std::abs(fit_only.plan.predicted_delta_kld));
+  o.fit.spec = "gpu=1GiB,cpu=2GiB@2048";
+  EXPECT_THROW(plan_for(j, model, o), UsageError);
 }
 
 }  // namespace

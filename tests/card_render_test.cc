@@ -198,7 +198,18 @@ TEST(CardRender, FullRunDirGivesResolvingLinksValidSvgsAndCheckedMemory) {
   ASSERT_TRUE(r.speed.has_value());
   EXPECT_GT(r.speed->pp_tokens_per_s, 0);
   EXPECT_GT(r.speed->tg_tokens_per_s, 0);
+  // Timed next to the stock mix nearest in size (eval.json's Q8_0 for this
+  // 27 MB "build"), built from the source here: a real file of its size.
+  ASSERT_TRUE(r.stock_speed.has_value());
+  EXPECT_EQ(r.stock_speed->preset, "Q8_0");
+  EXPECT_EQ(r.stock_speed->size_bytes, 14691904);  // shared/README.md's Q8_0 size
+  ASSERT_TRUE(r.stock_speed->speed.has_value()) << r.stock_speed->note;
+  EXPECT_GT(r.stock_speed->speed->tg_tokens_per_s, 0);
+  EXPECT_NE(md.find("| test | this build, tokens/s | stock Q8_0, tokens/s | ratio |"), std::string::npos) << md;
   EXPECT_NE(md.find("| pp64 (prompt, one batch) |"), std::string::npos);
+  for (const auto& e : fs::directory_iterator(fs::path(card_path).parent_path())) {
+    EXPECT_EQ(e.path().filename().string().rfind(".stock-", 0), std::string::npos) << "left behind: " << e.path();
+  }
   EXPECT_NE(md.find("| arc-easy | 100 | 0.310 [0.220, 0.400] | 0.300 [0.210, 0.390] | +0.010 | 0.81 | no |"),
             std::string::npos);
 

@@ -43,21 +43,28 @@ struct PlacementResult {
   std::string shortfall;  // why it does not fit ("" = fits)
 };
 
-PlacementResult solve_placement(const AllocationProblem& p, const FitPlacement& placement) {
+// Each pool's knapsack with the choices in `fixed` (tensor index -> candidate)
+// taken as given: their bytes count in every pool holding them.
+PlacementResult solve_pools(const AllocationProblem& p, const FitPlacement& placement,
+                            const std::map<size_t, int>& fixed) {
   PlacementResult r;
   r.choice.assign(p.tensors.size(), 0);
+  for (const auto& [i, k] : fixed) r.choice[i] = k;
   for (const FitPool& pool : placement.pools) {
     std::vector<size_t> members;
+    int64_t fixed_bytes = 0;
     for (size_t i = 0; i < p.tensors.size(); ++i) {
-      const auto it = placement.pool_of.find(p.tensors[i].name);
-      if (it != placement.pool_of.end() && it->second == pool.name) members.push_back(i);
+      const std::string& name = p.tensors[i].name;
+      if (!placement.pool_of.count(name) || !placement.holds(pool.name, name)) continue;
+      if (fixed.count(i)) fixed_bytes += p.tensors[i].candidates[fixed.at(i)].size_bytes;
+      else members.push_back(i);
     }
     if (!pool.capacity_bytes) {
       for (size_t i : members) r.choice[i] = least_damage(p.tensors[i]);
       continue;
     }
     std::vector<KnapsackItem> items;
-    int64_t min_bytes = 0;
+    int64_t min_bytes = fixed_bytes;
     for (size_t i : members) {
       KnapsackItem item;
       for (const auto& c : p.tensors[i].candidates) item.options.push_back({c.size_bytes, c.damage_kld});
@@ -72,11 +79,30 @@ PlacementResult solve_placement(const AllocationProblem& p, const FitPlacement& 
                                 pool.margin_bytes, pool.fixed_bytes);
       return r;
     }
-    const KnapsackResult k = solve_mckp(items, budget);
+    const KnapsackResult k = solve_mckp(items, budget - fixed_bytes);
     for (size_t j = 0; j < members.size(); ++j) r.choice[members[j]] = k.choice[j];
   }
   for (size_t i = 0; i < p.tensors.size(); ++i) r.cost += p.tensors[i].candidates[r.choice[i]].damage_kld;
   return r;
+}
+
+// A tensor held by two pools (a tied output's token_embd) couples their
+// knapsacks: each of its candidates is tried with both pools solved around it,
+// which is exact (llama.cpp copies at most that one tensor).
+PlacementResult solve_placement(const AllocationProblem& p, const FitPlacement& placement) {
+  std::optional<size_t> shared;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    if (placement.copy_in.count(p.tensors[i].name)) shared = i;
+  }
+  if (!shared) return solve_pools(p, placement, {});
+  std::optional<PlacementResult> best;
+  PlacementResult last_misfit;
+  for (size_t k = 0; k < p.tensors[*shared].candidates.size(); ++k) {
+    PlacementResult r = solve_pools(p, placement, {{*shared, static_cast<int>(k)}});
+    if (!r.shortfall.empty()) last_misfit = std::move(r);
+    else if (!best || r.cost < best->cost) best = std::move(r);
+  }
+  return best ? *best : last_misfit;
 }
 
 }  // namespace
@@ -118,6 +144,26 @@ const FitPool* FitPlacement::find(const std::string& pool) const {
   return nullptr;
 }
 
+bool FitPlacement::holds(const std::string& pool, const std::string& tensor) const {
+  const auto copy = copy_in.find(tensor);
+  return pool_of.at(tensor) == pool || (copy != copy_in.end() && copy->second == pool);
+}
+
+std::map<std::string, std::string> tied_output_copies(const ModelInfo& model,
+                                                      const std::map<std::string, std::string>& pool_of,
+                                                      const DeploySettings& s, bool have_gpu) {
+  const std::string embd = "token_embd.weight";
+  if (pool_of.count("output.weight") || !pool_of.count(embd)) return {};
+  // Where output.weight would go (place_tensors' rule for the output layer);
+  // a -ot pattern sees the duplicate under token_embd's name.
+  const int ngl = s.n_gpu_layers < 0 ? model.n_layers + 1 : s.n_gpu_layers;
+  bool gpu = have_gpu && ngl >= 1;
+  if (!s.cpu_tensor_regex.empty() && std::regex_search(embd, std::regex(s.cpu_tensor_regex))) gpu = false;
+  const std::string out_pool = gpu ? "gpu" : "cpu";
+  if (out_pool == pool_of.at(embd)) return {};
+  return {{embd, out_pool}};
+}
+
 std::map<std::string, std::string> place_tensors(const ModelInfo& model, const DeploySettings& s, bool have_gpu) {
   const int n_layer = model.n_layers;
   const int ngl = s.n_gpu_layers < 0 ? n_layer + 1 : s.n_gpu_layers;
@@ -157,7 +203,10 @@ FitSolution solve_fit(const AllocationProblem& p, const std::vector<FitPlacement
   best.plan.method = "fit";
   const FitPlacement& chosen = placements[best.placement_index];
   for (const auto& pool : chosen.pools) best.weight_bytes[pool.name] = pool.fixed_bytes;
-  for (const auto& t : best.plan.tensors) best.weight_bytes[chosen.pool_of.at(t.name)] += t.size_bytes;
+  for (const auto& t : best.plan.tensors) {
+    best.weight_bytes[chosen.pool_of.at(t.name)] += t.size_bytes;
+    if (chosen.copy_in.count(t.name)) best.weight_bytes[chosen.copy_in.at(t.name)] += t.size_bytes;
+  }
   return best;
 }
 

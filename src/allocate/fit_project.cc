@@ -55,10 +55,13 @@ std::vector<DeploySettings> candidate_settings(const FitOptions& o, const FitSpe
   return out;
 }
 
-std::map<std::string, int64_t> pool_bytes_at_source(const ModelInfo& model,
-                                                    const std::map<std::string, std::string>& pool_of) {
+std::map<std::string, int64_t> pool_bytes_at_source(const ModelInfo& model, const FitPlacement& pl) {
   std::map<std::string, int64_t> out;
-  for (const auto& t : model.tensors) out[pool_of.at(t.name)] += tensor_bytes_at(t, t.type, model.alignment_bytes);
+  for (const auto& t : model.tensors) {
+    for (const std::string pool : {"gpu", "cpu"}) {
+      if (pl.holds(pool, t.name)) out[pool] += tensor_bytes_at(t, t.type, model.alignment_bytes);
+    }
+  }
   return out;
 }
 
@@ -68,7 +71,8 @@ FitPlacement make_placement(const DeploySettings& s, const FitSpec& spec, int64_
   FitPlacement pl;
   pl.settings = s;
   pl.pool_of = place_tensors(model, s, gpu);
-  const auto at_source = pool_bytes_at_source(model, pl.pool_of);
+  pl.copy_in = tied_output_copies(model, pl.pool_of, s, gpu);
+  const auto at_source = pool_bytes_at_source(model, pl);
   for (const std::string name : {"gpu", "cpu"}) {
     if (name == "gpu" && !gpu) continue;
     const PoolMemory* m = nullptr;
@@ -80,7 +84,7 @@ FitPlacement make_placement(const DeploySettings& s, const FitSpec& spec, int64_
                                                                   name == (gpu ? "gpu" : "cpu") ? "device" : "");
     if (!key.empty()) pool.capacity_bytes = spec.pool_bytes.at(key), pool.margin_bytes = margin_bytes;
     for (const auto& t : model.tensors) {
-      if (!traded.count(t.name) && pl.pool_of.at(t.name) == name) {
+      if (!traded.count(t.name) && pl.holds(name, t.name)) {
         pool.fixed_bytes += tensor_bytes_at(t, t.type, model.alignment_bytes);
       }
     }
@@ -98,7 +102,7 @@ FitPlacement make_placement(const DeploySettings& s, const FitSpec& spec, int64_
 int64_t smallest_weights(const AllocationProblem& p, const FitPlacement& pl, const std::string& pool) {
   int64_t bytes = pl.find(pool)->fixed_bytes;
   for (const auto& c : p.tensors) {
-    if (pl.pool_of.at(c.name) == pool) bytes += c.candidates.front().size_bytes;
+    if (pl.holds(pool, c.name)) bytes += c.candidates.front().size_bytes;
   }
   return bytes;
 }
@@ -212,7 +216,10 @@ int64_t fit_file_budget_estimate(const FitReport& f, const AllocationProblem& p,
     else bytes += pool.fixed_bytes;
   }
   for (const auto& c : p.tensors) {
-    if (f.placement.find(f.placement.pool_of.at(c.name))->capacity_bytes) continue;
+    const bool bounded = std::any_of(f.placement.pools.begin(), f.placement.pools.end(), [&](const FitPool& pool) {
+      return pool.capacity_bytes && f.placement.holds(pool.name, c.name);
+    });
+    if (bounded) continue;  // within a bounded pool's weight budget above
     for (const auto& cand : c.candidates) {
       if (cand.type == c.base_type) bytes += cand.size_bytes;
     }
@@ -224,8 +231,11 @@ bool fits_deployment(const FitReport& fit, const ModelInfo& model, const std::ma
   std::map<std::string, int64_t> bytes;
   for (const auto& t : model.tensors) {
     const auto it = types.find(t.name);
-    bytes[fit.placement.pool_of.at(t.name)] += tensor_bytes_at(t, it == types.end() ? t.type : it->second,
-                                                               model.alignment_bytes);
+    for (const FitPool& pool : fit.placement.pools) {
+      if (fit.placement.holds(pool.name, t.name)) {
+        bytes[pool.name] += tensor_bytes_at(t, it == types.end() ? t.type : it->second, model.alignment_bytes);
+      }
+    }
   }
   for (const FitPool& pool : fit.placement.pools) {
     if (pool.capacity_bytes && bytes[pool.name] > pool.weight_budget_bytes() + pool.fixed_bytes) return false;

@@ -105,5 +105,55 @@ TEST(FitSolve, BestPlacementWinsAndNothingFittingIsABudgetError) {
   }
 }
 
+// A tied output layer (no output.weight): llama.cpp loads token_embd again on
+// the output layer's device; the copy's bytes count there.
+TEST(FitPlacement, TiedOutputCopiesTokenEmbdToTheOutputDevice) {
+  ModelInfo m = four_layer_model();
+  std::erase_if(m.tensors, [](const TensorInfo& t) { return t.name == "output.weight"; });
+  DeploySettings s;
+  s.n_gpu_layers = 1;
+  const auto pool_of = place_tensors(m, s, true);
+  const auto copies = tied_output_copies(m, pool_of, s, true);
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies.at("token_embd.weight"), "gpu");
+  s.n_gpu_layers = 0;  // the output layer on the CPU too: one buffer, no copy
+  EXPECT_TRUE(tied_output_copies(m, place_tensors(m, s, true), s, true).empty());
+  EXPECT_TRUE(tied_output_copies(m, place_tensors(m, s, false), s, false).empty());
+  s.n_gpu_layers = -1;
+  s.cpu_tensor_regex = "token_embd";  // -ot sees the duplicate under token_embd's name
+  EXPECT_TRUE(tied_output_copies(m, place_tensors(m, s, true), s, true).empty());
+  EXPECT_TRUE(tied_output_copies(four_layer_model(), place_tensors(four_layer_model(), s, true), s, true).empty());
+}
+
+TEST(FitSolve, TiedCopyIsChosenWhereItIsBoundedAndCountsInBothPools) {
+  const AllocationProblem p = two_by_two();
+  FitPlacement pl = pools(500, std::nullopt);
+  pl.copy_in = {{"c1", "gpu"}};  // c1 lives on the CPU and is copied to the GPU
+  // GPU: 400 of weights for g1, g2 and the copy of c1; c1 at q8_0 leaves 100
+  // for two tensors of at least 100 each, so every one takes q2_K.
+  const FitSolution s = solve_fit(p, {pl}, 0);
+  const auto types = s.plan.types();
+  EXPECT_EQ(types.at("g1"), "q2_K");
+  EXPECT_EQ(types.at("g2"), "q2_K");
+  EXPECT_EQ(types.at("c1"), "q2_K");
+  EXPECT_EQ(types.at("c2"), "q8_0");  // the unbounded pool's own tensor: least damage
+  EXPECT_EQ(s.weight_bytes.at("gpu"), 300);
+  EXPECT_EQ(s.weight_bytes.at("cpu"), 100 + 300);
+  // Both bounded (GPU 500 of weights, CPU 300): c1 at q8_0 would leave the CPU
+  // nothing for c2, so c1 takes q2_K and the GPU's room goes to g1. Solving
+  // the GPU first and the CPU after would have picked c1 = q8_0 (a tie with
+  // g1 there) and found no room for c2.
+  pl = pools(600, 300);
+  pl.copy_in = {{"c1", "gpu"}};
+  const auto both = solve_fit(p, {pl}, 0).plan.types();
+  const FitSolution b = solve_fit(p, {pl}, 0);
+  EXPECT_EQ(both.at("c1"), "q2_K");
+  EXPECT_EQ(both.at("g1"), "q8_0");
+  EXPECT_EQ(both.at("g2"), "q2_K");
+  EXPECT_EQ(both.at("c2"), "q2_K");
+  EXPECT_EQ(b.weight_bytes.at("gpu"), 500);
+  EXPECT_EQ(b.weight_bytes.at("cpu"), 200);
+}
+
 }  // namespace
 }  // namespace cb

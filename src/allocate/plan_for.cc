@@ -64,9 +64,10 @@ void apply_speed_floor(const AllocateOptions& o, const ModelInfo& model, Allocat
   so.pp_tokens = 16;
   so.tg_tokens = 64;
   so.repetitions = 3;
+  so.n_gpu_layers = o.speed_gpu_layers;
   const std::string sha = a.problem.model_sha256.empty() ? sha256_file(model.path) : a.problem.model_sha256;
   a.speed_table = card::measure_speed_table(model, {types.begin(), types.end()}, so, o.imatrix_path,
-                                            card::default_speed_cache_path(sha, so.n_threads), o.logger);
+                                            card::default_speed_cache_path(sha, so.n_threads, so.n_gpu_layers), o.logger);
   a.speed_table.model_sha256 = sha;
   // Types the table could not measure are not candidates under a speed floor.
   for (auto& c : a.problem.tensors) {
@@ -90,14 +91,22 @@ int64_t budget_bytes_for(const std::string& spec, const ModelInfo& model, const 
   return parse_budget_bytes(spec, model.n_elements);
 }
 
+void check_speed_floor_options(const AllocateOptions& o) {
+  if (o.min_decode_tokens_per_s < 0) throw UsageError("--min-decode-speed must be a positive tokens/s");
+  if (o.min_decode_tokens_per_s > 0 && !o.fit.spec.empty() && parse_fit_spec(o.fit.spec).pool_bytes.size() > 1) {
+    throw UsageError(fmt::format("--min-decode-speed with two bounded pools (--fit {}) is not supported: the speed "
+                                 "solve takes one budget; give the GPU's size alone (--fit SIZE@CTX) or drop the floor",
+                                 o.fit.spec));
+  }
+}
+
 Allocation plan_for(const Journal& journal, const ModelInfo& model, const AllocateOptions& o) {
   Allocation a;
   const bool fit = !o.fit.spec.empty();
   // A typo fails before the slow work.
   if (fit) parse_fit_spec(o.fit.spec);
   else a.budget_bytes = budget_bytes_for(o.budget, model, o.imatrix_path);
-  if (o.min_decode_tokens_per_s < 0) throw UsageError("--min-decode-speed must be a positive tokens/s");
-  if (fit && o.min_decode_tokens_per_s > 0) throw UsageError("--min-decode-speed with --fit is not supported yet");
+  check_speed_floor_options(o);
   parse_noise_policy(o.noise);
   const Constraints constraints = load_constraints(o.constraints);
   a.quant_error = resolve_quant_error(o.quant_error, model, journal, constraints, o.imatrix_path, o.n_threads,
@@ -114,6 +123,9 @@ Allocation plan_for(const Journal& journal, const ModelInfo& model, const Alloca
   a.overhead_bytes = calibrate_fixed_overhead(model, a.problem, o.imatrix_path);
   if (fit) {
     apply_fit(o, model, a);
+    // One bounded pool: the other pool's tensors are pinned and the fit is a
+    // file budget (apply_fit), which the speed solve takes as it is.
+    if (o.min_decode_tokens_per_s > 0) apply_speed_floor(o, model, a);
   } else {
     check_budget_in_range(a.budget_bytes, budget_range(a.problem, a.overhead_bytes));
     if (o.min_decode_tokens_per_s > 0) apply_speed_floor(o, model, a);

@@ -10,6 +10,7 @@
 
 #include "card/figures.h"
 #include "card/run_dir.h"
+#include "card/speed_vs_stock.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/inspect/inspect.h"
@@ -179,21 +180,41 @@ void section_bench(Ctx& c) {
   c.line(fmt::format("\nSource: [bench/summary.json]({}).\n", c.link(c.run.dir + "/bench/summary.json")));
 }
 
-void section_speed(Ctx& c, const std::optional<SpeedResult>& sp) {
+std::string rate_str(const SpeedResult& s, bool pp) {
+  const double mean = pp ? s.pp_tokens_per_s : s.tg_tokens_per_s, sd = pp ? s.pp_tokens_per_s_sd : s.tg_tokens_per_s_sd;
+  return s.repetitions > 1 ? fmt::format("{:.1f} ± {:.1f}", mean, sd) : fmt::format("{:.1f}", mean);
+}
+
+void section_speed(Ctx& c, const std::optional<SpeedResult>& sp, const std::optional<StockSpeed>& stock) {
   c.line("## Speed on this machine\n");
   if (!sp) {
     c.line("Not run (`--no-speed`).\n");
     return;
   }
-  c.line(fmt::format("Measured by `cerebellum card` with llama.cpp on the CPU, {} threads, synthetic tokens, one "
-                     "warm-up, mean (± sd) of {} run(s) (as llama-bench's pp / tg tests).\n", sp->n_threads, sp->repetitions));
-  c.line("| test | tokens/s |\n|---|---:|");
-  auto rate = [&](double mean, double sd) {
-    return sp->repetitions > 1 ? fmt::format("{:.1f} ± {:.1f}", mean, sd) : fmt::format("{:.1f}", mean);
-  };
-  c.line(fmt::format("| pp{} (prompt, one batch) | {} |", sp->pp_tokens, rate(sp->pp_tokens_per_s, sp->pp_tokens_per_s_sd)));
-  c.line(fmt::format("| tg{} (generation, one token per decode) | {} |", sp->tg_tokens,
-                     rate(sp->tg_tokens_per_s, sp->tg_tokens_per_s_sd)));
+  const bool vs = stock && stock->speed;
+  c.line(fmt::format("Measured by `cerebellum card` with llama.cpp on {}, {} threads, synthetic tokens, one "
+                     "warm-up, mean (± sd) of {} run(s) (as llama-bench's pp / tg tests){}.\n", sp->device, sp->n_threads,
+                     sp->repetitions, vs ? fmt::format("; stock {} ({}) built from the source and timed in turn with "
+                                                       "this file, run for run", stock->preset,
+                                                       bytes_str(stock->size_bytes)) : ""));
+  if (vs) {
+    c.line(fmt::format("| test | this build, tokens/s | stock {}, tokens/s | ratio |\n|---|---:|---:|---:|",
+                       stock->preset));
+    for (bool pp : {true, false}) {
+      const double a = pp ? sp->pp_tokens_per_s : sp->tg_tokens_per_s;
+      const double b = pp ? stock->speed->pp_tokens_per_s : stock->speed->tg_tokens_per_s;
+      c.line(fmt::format("| {} | {} | {} | {:.2f}× |", pp ? fmt::format("pp{} (prompt, one batch)", sp->pp_tokens)
+                                                          : fmt::format("tg{} (generation, one token per decode)",
+                                                                        sp->tg_tokens),
+                         rate_str(*sp, pp), rate_str(*stock->speed, pp), b > 0 ? a / b : 0.0));
+    }
+  } else {
+    c.line("| test | tokens/s |\n|---|---:|");
+    c.line(fmt::format("| pp{} (prompt, one batch) | {} |", sp->pp_tokens, rate_str(*sp, true)));
+    c.line(fmt::format("| tg{} (generation, one token per decode) | {} |", sp->tg_tokens, rate_str(*sp, false)));
+    if (stock) c.line(fmt::format("\nNo stock mix timed beside it{}: {}.", stock->preset.empty() ? "" :
+                                  " (" + stock->preset + ")", stock->note));
+  }
   c.line(fmt::format("\nSystem: `{}`\n", sp->system_info));
 }
 
@@ -299,7 +320,8 @@ CardResult render_card(const std::string& run_dir, const std::string& card_path,
   if (options.measure_speed) {
     logger.info(fmt::format("card: timing pp{} / tg{} on {} threads", options.speed.pp_tokens,
                             options.speed.tg_tokens, options.speed.n_threads));
-    res.speed = measure_speed(run.model_path, options.speed);
+    measure_card_speed(run, options.speed, options.speed_vs_stock, card_dir.string(), logger, res.speed,
+                       res.stock_speed);
   }
   step(4, "writing");
   if (options.write_bundle) res.bundle_dir = write_bundle(run, model_sha256);
@@ -317,7 +339,7 @@ CardResult render_card(const std::string& run_dir, const std::string& card_path,
   }
   section_quality(c, quality_figs);
   section_bench(c);
-  section_speed(c, res.speed);
+  section_speed(c, res.speed, res.stock_speed);
   section_memory(c, res.memory);
   c.out += section_artifacts(run, card_dir.string(), res.bundle_dir, res.svg_paths);
   res.not_run = run.not_run;

@@ -202,6 +202,13 @@ RunDir load_run_dir(const std::string& dir) {
     }
   }
   if (probe(r, "commands.txt", "the exact commands")) r.commands = read_file(at("commands.txt"));
+  // Only `quantize` writes one (a run made stage by stage has none).
+  if (fs::is_regular_file(at("quantize.json"), ec)) {
+    r.files.push_back({"quantize.json", at("quantize.json"), "quantize: the gate, ours vs the stock mix and rivals"});
+    const json q = parse_json_file(at("quantize.json"));
+    check_schema(q, kQuantizeSchema, at("quantize.json"));
+    r.baseline_preset = q.value("baseline_preset", "");
+  }
   // Only runs planned with --fit have one: not a part that could have run.
   if (fs::is_regular_file(at("fit.json"), ec)) {
     r.fit = parse_json_file(at("fit.json"));

@@ -30,6 +30,7 @@ struct RunDir {
   std::optional<nlohmann::json> bench;         // bench/summary.json
   std::optional<std::string> commands;         // commands.txt
   std::optional<nlohmann::json> fit;           // fit.json (quantize --fit)
+  std::string baseline_preset;                 // quantize.json: the stock mix the gate compared with; "" = none
   std::vector<RunFile> files;                  // every artifact present (model included)
   std::vector<std::string> not_run;            // "eval.json (PPL/KLD vs stock mixes)", ...
 };

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cerebellum/build/build.h"
+#include "cerebellum/build/deploy.h"
 #include "cerebellum/card/machine.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
@@ -46,17 +47,21 @@ double uniform_mix_tg(const ModelInfo& model, const std::string& type, const Spe
 
 }  // namespace
 
-std::string default_speed_cache_path(const std::string& model_sha256, int n_threads) {
+std::string default_speed_cache_path(const std::string& model_sha256, int n_threads, int n_gpu_layers) {
   const char* env = std::getenv("CEREBELLUM_CACHE");
   const char* home = std::getenv("HOME");
   const std::string root = env && *env ? env : std::string(home ? home : "/tmp") + "/.cache/cerebellum";
-  return fmt::format("{}/speed/{}-{}t.json", root, model_sha256.substr(0, 16), n_threads);
+  return fmt::format("{}/speed/{}-{}t{}.json", root, model_sha256.substr(0, 16), n_threads,
+                     n_gpu_layers > 0 ? fmt::format("-ngl{}", n_gpu_layers) : "");
 }
 
 SpeedTable measure_speed_table(const ModelInfo& model, const std::vector<std::string>& types, const SpeedOptions& o,
                                const std::string& imatrix_path, const std::string& cache_path, const Logger& logger) {
   SpeedTable t;
-  const std::string machine = fmt::format("{}, {} threads, llama.cpp CPU backend", cpu_model(), o.n_threads);
+  const std::string gpu = o.n_gpu_layers > 0 ? gpu_device_description() : "";
+  const std::string machine = gpu.empty() ? fmt::format("{}, {} threads, llama.cpp CPU backend", cpu_model(), o.n_threads)
+                                          : fmt::format("{}, -ngl {}; {}, {} threads", gpu, o.n_gpu_layers,
+                                                        cpu_model(), o.n_threads);
   std::error_code ec;
   if (!cache_path.empty() && fs::is_regular_file(cache_path, ec)) {
     const auto j = nlohmann::json::parse(read_file(cache_path), nullptr, false);

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "cerebellum/build/deploy.h"
 #include "cerebellum/card/machine.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/inspect/inspect.h"
@@ -64,38 +65,49 @@ void mean_sd(const std::vector<double>& xs, double& mean, double& sd) {
 
 }  // namespace
 
-SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& o,
-                          const Logger& logger) {
+std::vector<SpeedResult> measure_speed_interleaved(const std::vector<std::string>& model_paths,
+                                                   const SpeedOptions& o, const Logger& logger) {
   if (o.pp_tokens < 1 || o.tg_tokens < 1 || o.repetitions < 1) {
     throw UsageError("speed: pp, tg and repetitions must be at least 1");
   }
   const int threads = thread_count(o.n_threads);
   engine::ModelLoadOptions load;
   load.n_threads = threads;
+  load.n_gpu_layers = o.n_gpu_layers;
   load.logger = logger;
-  auto model = engine::LlamaModel::load(model_path, load);
+  const std::string gpu = o.n_gpu_layers > 0 ? gpu_device_description() : "";
   const int n_ctx = std::max(o.pp_tokens, o.tg_tokens) + 16;
-  engine::LlamaContext ctx(*model, {.n_ctx = n_ctx, .n_batch = o.pp_tokens, .n_ubatch = o.pp_tokens,
-                                    .n_seq = 1, .n_threads = threads});
+  std::vector<std::unique_ptr<engine::LlamaModel>> models;
+  std::vector<std::unique_ptr<engine::LlamaContext>> contexts;
   engine::TokenBatch batch(o.pp_tokens);
-  // Warm-up (llama-bench does one): first-touch of mmap'd weights and buffers.
-  time_pp(ctx, batch, std::min(o.pp_tokens, 16));
-  time_tg(ctx, batch, 1);
-  std::vector<double> pp, tg;
-  for (int r = 0; r < o.repetitions; ++r) {
-    pp.push_back(o.pp_tokens / time_pp(ctx, batch, o.pp_tokens));
-    tg.push_back(o.tg_tokens / time_tg(ctx, batch, o.tg_tokens));
+  for (const auto& path : model_paths) {
+    models.push_back(engine::LlamaModel::load(path, load));
+    contexts.push_back(std::make_unique<engine::LlamaContext>(
+        *models.back(), engine::ContextOptions{.n_ctx = n_ctx, .n_batch = o.pp_tokens, .n_ubatch = o.pp_tokens,
+                                               .n_seq = 1, .n_threads = threads}));
+    // Warm-up (llama-bench does one): first-touch of mmap'd weights and buffers.
+    time_pp(*contexts.back(), batch, std::min(o.pp_tokens, 16));
+    time_tg(*contexts.back(), batch, 1);
   }
-  SpeedResult res;
-  res.n_threads = threads;
-  res.pp_tokens = o.pp_tokens;
-  res.tg_tokens = o.tg_tokens;
-  res.repetitions = o.repetitions;
-  mean_sd(pp, res.pp_tokens_per_s, res.pp_tokens_per_s_sd);
-  mean_sd(tg, res.tg_tokens_per_s, res.tg_tokens_per_s_sd);
+  std::vector<std::vector<double>> pp(model_paths.size()), tg(model_paths.size());
+  for (int r = 0; r < o.repetitions; ++r) {
+    for (size_t i = 0; i < contexts.size(); ++i) pp[i].push_back(o.pp_tokens / time_pp(*contexts[i], batch, o.pp_tokens));
+    for (size_t i = 0; i < contexts.size(); ++i) tg[i].push_back(o.tg_tokens / time_tg(*contexts[i], batch, o.tg_tokens));
+  }
   const char* sys = llama_print_system_info();
-  res.system_info = sys ? sys : "";
-  return res;
+  std::vector<SpeedResult> out(model_paths.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = {.n_threads = threads, .pp_tokens = o.pp_tokens, .tg_tokens = o.tg_tokens, .repetitions = o.repetitions};
+    mean_sd(pp[i], out[i].pp_tokens_per_s, out[i].pp_tokens_per_s_sd);
+    mean_sd(tg[i], out[i].tg_tokens_per_s, out[i].tg_tokens_per_s_sd);
+    out[i].system_info = sys ? sys : "";
+    out[i].device = gpu.empty() ? "the CPU" : fmt::format("{} (-ngl {})", gpu, o.n_gpu_layers);
+  }
+  return out;
+}
+
+SpeedResult measure_speed(const std::string& model_path, const SpeedOptions& o, const Logger& logger) {
+  return measure_speed_interleaved({model_path}, o, logger).front();
 }
 
 }  // namespace cb::card

@@ -156,6 +156,15 @@ bool have_gpu_device() {
   return false;
 }
 
+std::string gpu_device_description() {
+  engine::ensure_backend();
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t d = ggml_backend_dev_get(i);
+    if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU) return ggml_backend_dev_description(d);
+  }
+  return "";
+}
+
 std::string deploy_args(const DeploySettings& s) {
   std::string a = fmt::format("-c {}", s.n_ctx_tokens);
   a += s.n_gpu_layers < 0 ? " -ngl 999" : fmt::format(" -ngl {}", s.n_gpu_layers);

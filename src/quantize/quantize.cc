@@ -36,6 +36,7 @@ QuantizeOptions staged(const QuantizeOptions& in, const std::string& run_dir, co
   m.logger = o.logger;
   m.progress = o.progress;
   o.allocate.n_threads = m.n_threads;
+  o.allocate.speed_gpu_layers = m.n_gpu_layers;
   o.allocate.logger = o.logger;
   o.allocate.progress = o.progress;
   SearchOptions& so = o.search;
@@ -251,6 +252,10 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   if (!o.recipe_from.empty() && !o.allocate.fit.spec.empty()) {
     throw UsageError("--fit plans a recipe; with --recipe-from, check the file with `cerebellum eval` instead");
   }
+  if (!o.recipe_from.empty() && o.allocate.min_decode_tokens_per_s > 0) {
+    throw UsageError("--min-decode-speed plans a recipe; with --recipe-from, time the file with `cerebellum speed`");
+  }
+  check_speed_floor_options(o.allocate);
   std::vector<std::string> inputs = {o.source, o.allocate.imatrix_path, m.reference_model, o.journal};
   for (const auto& t : m.texts) inputs.push_back(t.path);
   for (const auto& t : o.gate.eval_texts) {

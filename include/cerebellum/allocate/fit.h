@@ -65,7 +65,10 @@ struct FitPlacement {
   DeploySettings settings;
   std::vector<FitPool> pools;                   // "gpu" then "cpu" (present ones)
   std::map<std::string, std::string> pool_of;   // tensor -> pool name
+  // Tensors llama.cpp also copies into a second pool (tied_output_copies).
+  std::map<std::string, std::string> copy_in;   // tensor -> the other pool
   const FitPool* find(const std::string& pool) const;
+  bool holds(const std::string& pool, const std::string& tensor) const;  // home pool or copy
 };
 
 // The pool of each tensor under llama.cpp's rules (src/llama-model.cpp at the
@@ -73,6 +76,13 @@ struct FitPlacement {
 // N ≥ n_layer + 1 − ngl; other tensors are the output layer (GPU when ngl ≥ 1);
 // names matching cpu_tensor_regex are host. Without a GPU everything is host.
 std::map<std::string, std::string> place_tensors(const ModelInfo& model, const DeploySettings& s, bool have_gpu);
+
+// A model without output.weight ties its output layer to token_embd; llama.cpp
+// then loads token_embd a second time into the output layer's buffer when that
+// is another device (TENSOR_DUPLICATED, src/llama-model-loader.cpp at the pin).
+// {token_embd -> that pool} in that case, else empty.
+std::map<std::string, std::string> tied_output_copies(const ModelInfo& model, const std::map<std::string, std::string>& pool_of,
+                                                      const DeploySettings& s, bool have_gpu);
 
 struct FitSolution {
   Plan plan;                                   // method "fit"

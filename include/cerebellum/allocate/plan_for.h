@@ -29,6 +29,9 @@ struct AllocateOptions {
   // by this machine's speed table (measured on uniform mixes, cached; see
   // allocate/speed.h). 0 = no speed limit.
   double min_decode_tokens_per_s = 0;
+  // Where that table is measured: layers offloaded to the GPU (999 = all, as
+  // the model will run); 0 = the CPU. quantize takes its --gpu-layers.
+  int speed_gpu_layers = 0;
   std::string objective = "general";  // general | DOMAIN | d1:w1,d2:w2
   // Noisy measurements: bayes (shrunk towards the quantization-error model
   // by their uncertainties) | clamp | shrink | keep (DamageOptions).
@@ -61,6 +64,10 @@ struct Allocation {
   std::optional<SpeedPlan> speed; // --min-decode-speed: the solve and its table
   SpeedTable speed_table;
 };
+
+// UsageError for a negative --min-decode-speed or one with two bounded --fit
+// pools (not supported); plan_for calls it, quantize before its sweep.
+void check_speed_floor_options(const AllocateOptions& o);
 
 // Resolves the budget (before any slow work), prices the candidates, builds
 // the damage curves and solves. BudgetError outside the feasible range.

@@ -64,6 +64,8 @@ std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_p
 
 // Whether this build of the engine has a GPU device.
 bool have_gpu_device();
+// The first GPU device's description ("NVIDIA H200"); "" when there is none.
+std::string gpu_device_description();
 
 // The llama-server / llama-cli arguments that realise `s` ("-c 8192 -ngl 999 ...").
 std::string deploy_args(const DeploySettings& s);

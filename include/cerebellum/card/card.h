@@ -59,10 +59,23 @@ std::vector<EvalDomain> read_eval_domains(const std::string& path);  // empty wh
 struct CardOptions {
   bool measure_speed = true;        // load the build and time pp / tg
   SpeedOptions speed;               // pp 512, tg 128, threads
+  // With measure_speed: also build the stock mix of the same size (the one
+  // quantize's gate compared with, else eval.json's stock mix nearest in
+  // size) from the source into a temporary file and time it interleaved with
+  // the build.
+  bool speed_vs_stock = true;
   // Contexts of the memory table, each created by llama.cpp with the build
   // loaded (the run's --fit settings when it had them).
   std::vector<int> memory_ctx{2048, 8192, 16384, 32768};
   bool write_bundle = true;         // DIR/bundle/ with MANIFEST
+};
+
+// The same-size stock mix timed next to the build.
+struct StockSpeed {
+  std::string preset;                // e.g. "Q4_K_M"; "" = no stock mix to compare with
+  int64_t size_bytes = 0;            // its file, as built
+  std::optional<SpeedResult> speed;  // empty when it could not be timed (`note` says why)
+  std::string note;
 };
 
 struct CardResult {
@@ -71,6 +84,7 @@ struct CardResult {
   std::vector<std::string> not_run;         // optional inputs that were absent
   std::string bundle_dir;                   // "" if not written
   std::optional<SpeedResult> speed;
+  std::optional<StockSpeed> stock_speed;    // with speed_vs_stock
   MemoryReport memory;
   std::string markdown;                     // the card's text
 };
