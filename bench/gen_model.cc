@@ -29,6 +29,7 @@ struct Shape {
   std::string arch = "llama";
   int64_t n_embd = 1024, n_ff = 2816, n_layer = 16, n_head = 16, n_head_kv = 8, n_vocab = 32000;
   int64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;  // qwen3moe
+  bool tied = false;  // no output.weight: the output layer reads token_embd (llama.cpp duplicates it)
 };
 
 // Named sizes (n_embd / n_ff / layers / heads / vocab of public models).
@@ -39,6 +40,7 @@ const std::map<std::string, Shape> kPresets = {
     {"14b", {"llama", 5120, 13824, 40, 40, 8, 152064}},    // Qwen2.5-14B-like
     {"24b", {"llama", 5120, 32768, 40, 32, 8, 131072}},    // Mistral-Small-24B
     {"moe-1b", {"qwen3moe", 1024, 0, 12, 16, 4, 32000, 32, 4, 512}},
+    {"1b-tied", {"llama", 2048, 8192, 16, 32, 8, 128256, 0, 0, 0, true}},  // Llama-3.2-1B
 };
 
 struct TensorSpec {
@@ -72,7 +74,7 @@ std::vector<TensorSpec> tensors_of(const Shape& s) {
     }
   }
   t.push_back({"output_norm.weight", {s.n_embd}, true});
-  t.push_back({"output.weight", {s.n_embd, s.n_vocab}});
+  if (!s.tied) t.push_back({"output.weight", {s.n_embd, s.n_vocab}});
   return t;
 }
 
@@ -154,9 +156,9 @@ void fill_random(uint16_t* out, int64_t n, uint64_t seed, int n_threads) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: cb-gen-model (--preset 0.2b|0.8b|8b|14b|24b|moe-1b | --arch llama|qwen3moe --n-embd N "
+               "usage: cb-gen-model (--preset 0.2b|0.8b|8b|14b|24b|moe-1b|1b-tied | --arch llama|qwen3moe --n-embd N "
                "--n-ff N --n-layer N --n-head N --n-head-kv N [--n-expert N --n-expert-used N --n-ff-exp N]) "
-               "[--n-vocab N] --vocab-from VOCAB.gguf --out OUT.gguf [--seed S] [--threads T]\n");
+               "[--n-vocab N] [--tied] --vocab-from VOCAB.gguf --out OUT.gguf [--seed S] [--threads T]\n");
 }
 
 struct Args {
@@ -190,6 +192,7 @@ Args parse_args(int argc, char** argv) {
     else if (a == "--n-expert") s.n_expert = num();
     else if (a == "--n-expert-used") s.n_expert_used = num();
     else if (a == "--n-ff-exp") s.n_ff_exp = num();
+    else if (a == "--tied") s.tied = true;
     else if (a == "--vocab-from") r.vocab_from = next();
     else if (a == "--out") r.out = next();
     else if (a == "--seed") r.seed = static_cast<uint64_t>(num());

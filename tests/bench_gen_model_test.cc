@@ -29,10 +29,12 @@ TEST(BenchGenModel, DenseAndMoeShapesLoadAndRun) {
   const std::string dense = generate(dir, "dense",
                                      "--arch llama --n-embd 256 --n-ff 512 --n-layer 2 --n-head 4 --n-head-kv 2 "
                                      "--n-vocab 9000");
+  const std::string tied = generate(dir, "tied",
+                                    "--arch llama --n-embd 256 --n-ff 512 --n-layer 2 --n-head 4 --n-head-kv 2 --tied");
   const std::string moe = generate(dir, "moe",
                                    "--arch qwen3moe --n-embd 256 --n-layer 2 --n-head 4 --n-head-kv 2 --n-expert 4 "
                                    "--n-expert-used 2 --n-ff-exp 128 --n-vocab 8192");
-  for (const std::string& path : {dense, moe}) {
+  for (const std::string& path : {dense, moe, tied}) {
     const ModelInfo info = inspect_model(path);
     EXPECT_EQ(info.n_layers, 2) << path;
     eval::Evaluator ev(path, text, {.ctx = 64, .max_chunks = 2, .n_threads = 2});
@@ -40,6 +42,7 @@ TEST(BenchGenModel, DenseAndMoeShapesLoadAndRun) {
     EXPECT_TRUE(std::isfinite(s.ppl.ppl)) << path;
     EXPECT_GT(s.ppl.ppl, 1.0) << path;
   }
+  for (const auto& t : inspect_model(tied).tensors) EXPECT_NE(t.name, "output.weight");  // llama.cpp ties it
   for (const auto& t : inspect_model(dense).tensors) {
     if (t.name == "token_embd.weight") EXPECT_EQ(t.shape.back(), 9000);  // vocab padded
   }

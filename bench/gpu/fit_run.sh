@@ -5,6 +5,8 @@
 # (random weights: memory only), then bench/fit_vram.sh for each --fit spec.
 #
 #   bash bench/gpu/fit_run.sh [PRESET] [SPEC ...]     (default: 8b 8GiB@8192)
+# CARD=1: also render each run's card on the GPU (pp/tg of ours next to the
+# stock mix, with the deployment's -ngl; memory at 8K and 16K).
 # Needs (carried, ignored): .device/common/{llama-src.tar.xz, deps/usr,
 # cb-dense-12l-F16.gguf, docs-en-calib.txt, wiki.test.raw}. docs/gpu.md.
 set -uo pipefail
@@ -34,5 +36,12 @@ for spec in "${specs[@]}"; do
   cp "$WORK/fit/fit_vram-$tag.json" "$OUT/" 2>/dev/null
   for f in quantize.log ours.ppl.log stock.ppl.log; do cp "$WORK/fit/$tag/$f" "$OUT/$tag.$f" 2>/dev/null; done
   cp "$WORK/fit/$tag/run/fit.json" "$OUT/$tag.fit.json" 2>/dev/null
+  if [ "${CARD:-0}" = 1 ] && [ -f "$WORK/fit/$tag/run/fit.json" ]; then
+    ngl=$(python3 -c "import json; n = json.load(open('$WORK/fit/$tag/run/fit.json'))['projection']['n_gpu_layers']; print(999 if n < 0 else n)")
+    t=$(date +%s)
+    "$B/cb/cerebellum" card --run "$WORK/fit/$tag/run" --out "$OUT/$tag.CARD.md" --gpu-layers "$ngl" \
+      --threads "$(nproc)" --reps 3 --memory-ctx 8192 16384 --no-bundle 2>&1 | grep -v '^{'
+    echo "card: $(( $(date +%s) - t )) s"
+  fi
 done
 echo "total $(( $(date +%s) - T0 )) s"
