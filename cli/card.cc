@@ -36,7 +36,7 @@ void run_card(CardArgs& a) {
   }
   if (r.stock_speed && r.stock_speed->speed) {
     const card::SpeedResult& s = *r.stock_speed->speed;
-    log.info(fmt::format("speed of stock {} (same size): pp{} {:.1f} t/s, tg{} {:.1f} t/s", r.stock_speed->preset,
+    log.info(fmt::format("speed of stock {} (the gate's baseline): pp{} {:.1f} t/s, tg{} {:.1f} t/s", r.stock_speed->preset,
                          s.pp_tokens, s.pp_tokens_per_s, s.tg_tokens, s.tg_tokens_per_s));
   } else if (r.stock_speed) {
     log.warn("speed: no stock mix timed beside the build: " + r.stock_speed->note);

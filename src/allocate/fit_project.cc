@@ -163,7 +163,15 @@ std::vector<FitPlacement> fit_placements(const FitOptions& o, const ModelInfo& m
                                          const AllocationProblem& problem, std::vector<std::string>* notes,
                                          const Logger& logger) {
   const FitSpec spec = parse_fit_spec(o.spec);
-  const bool gpu = have_gpu_device();
+  const int n_gpus = gpu_device_count();
+  const bool gpu = n_gpus > 0;
+  // llama.cpp splits layers over every GPU it sees; the pools here are one
+  // GPU and the host, so several GPUs would make the projection wrong.
+  if (n_gpus > 1) {
+    throw UsageError(fmt::format("--fit '{}': this engine sees {} GPUs and --fit plans for one; choose it with "
+                                 "CUDA_VISIBLE_DEVICES=N (llama.cpp would split the layers over all of them)",
+                                 o.spec, n_gpus));
+  }
   if (!gpu && spec.pool_bytes.count("gpu")) {
     throw UsageError(fmt::format("--fit '{}': this engine has no GPU device; SIZE@CONTEXT fits host memory", o.spec));
   }

@@ -194,9 +194,11 @@ void section_speed(Ctx& c, const std::optional<SpeedResult>& sp, const std::opti
   const bool vs = stock && stock->speed;
   c.line(fmt::format("Measured by `cerebellum card` with llama.cpp on {}, {} threads, synthetic tokens, one "
                      "warm-up, mean (± sd) of {} run(s) (as llama-bench's pp / tg tests){}.\n", sp->device, sp->n_threads,
-                     sp->repetitions, vs ? fmt::format("; stock {} ({}) built from the source and timed in turn with "
-                                                       "this file, run for run", stock->preset,
-                                                       bytes_str(stock->size_bytes)) : ""));
+                     sp->repetitions, vs ? fmt::format("; stock {} ({}, {}) built from the source and timed in turn "
+                                                       "with this file, run for run", stock->preset,
+                                                       bytes_str(stock->size_bytes),
+                                                       c.run.fit ? "the largest stock mix that fits the same deployment"
+                                                                 : "the stock mix of the same size") : ""));
   if (vs) {
     c.line(fmt::format("| test | this build, tokens/s | stock {}, tokens/s | ratio |\n|---|---:|---:|---:|",
                        stock->preset));

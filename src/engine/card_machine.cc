@@ -85,8 +85,9 @@ std::vector<SpeedResult> measure_speed_interleaved(const std::vector<std::string
     contexts.push_back(std::make_unique<engine::LlamaContext>(
         *models.back(), engine::ContextOptions{.n_ctx = n_ctx, .n_batch = o.pp_tokens, .n_ubatch = o.pp_tokens,
                                                .n_seq = 1, .n_threads = threads}));
-    // Warm-up (llama-bench does one): first-touch of mmap'd weights and buffers.
-    time_pp(*contexts.back(), batch, std::min(o.pp_tokens, 16));
+    // Warm-up (llama-bench does one): first-touch of mmap'd weights and
+    // buffers, and a GPU's first full batch (kernel and graph set-up) untimed.
+    time_pp(*contexts.back(), batch, o.pp_tokens);
     time_tg(*contexts.back(), batch, 1);
   }
   std::vector<std::vector<double>> pp(model_paths.size()), tg(model_paths.size());

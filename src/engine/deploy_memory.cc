@@ -148,13 +148,16 @@ std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_p
   return out;
 }
 
-bool have_gpu_device() {
+int gpu_device_count() {
   engine::ensure_backend();
+  int n = 0;
   for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-    if (ggml_backend_dev_type(ggml_backend_dev_get(i)) == GGML_BACKEND_DEVICE_TYPE_GPU) return true;
+    n += ggml_backend_dev_type(ggml_backend_dev_get(i)) == GGML_BACKEND_DEVICE_TYPE_GPU ? 1 : 0;
   }
-  return false;
+  return n;
 }
+
+bool have_gpu_device() { return gpu_device_count() > 0; }
 
 std::string gpu_device_description() {
   engine::ensure_backend();

@@ -62,8 +62,9 @@ std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_p
                                                        const std::vector<int64_t>& n_ctx_tokens, DeployProbe probe,
                                                        const Logger& logger = {});
 
-// Whether this build of the engine has a GPU device.
-bool have_gpu_device();
+// How many GPU devices this build of the engine sees (CUDA_VISIBLE_DEVICES applies).
+int gpu_device_count();
+bool have_gpu_device();  // gpu_device_count() > 0
 // The first GPU device's description ("NVIDIA H200"); "" when there is none.
 std::string gpu_device_description();
 

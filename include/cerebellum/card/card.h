@@ -60,9 +60,9 @@ struct CardOptions {
   bool measure_speed = true;        // load the build and time pp / tg
   SpeedOptions speed;               // pp 512, tg 128, threads
   // With measure_speed: also build the stock mix of the same size (the one
-  // quantize's gate compared with, else eval.json's stock mix nearest in
-  // size) from the source into a temporary file and time it interleaved with
-  // the build.
+  // quantize's gate compared with: under --fit, the largest that fits the
+  // same deployment; else eval.json's stock mix nearest in size) from the
+  // source into a temporary file and time it interleaved with the build.
   bool speed_vs_stock = true;
   // Contexts of the memory table, each created by llama.cpp with the build
   // loaded (the run's --fit settings when it had them).
