@@ -282,7 +282,18 @@ TEST(CardRender, MemoryTableIsLlamaCppsKvCacheByContext) {
     EXPECT_EQ(large.context_bytes - small.context_bytes, (2048 - 512) * kv_row_bytes) << name;
     EXPECT_EQ(large.model_bytes, small.model_bytes) << name;
     EXPECT_GT(small.compute_bytes, 0) << name;
+    EXPECT_EQ(r.stopped, "") << name;
   }
+}
+
+// A context whose KV cache would exceed this machine's free memory is not
+// attempted (on the CPU, allocating it could meet the OOM killer first): 2^24
+// tokens of cb-dense's 3,072 f16 KV elements per token is 96 GiB.
+TEST(CardRender, MemoryTableStopsBeforeAContextThatWouldNotFit) {
+  const card::MemoryReport r = card::measure_memory(test::model(kModel), {}, {2048, 1 << 24});
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_NE(r.stopped.find("16777216 tokens would need about"), std::string::npos) << r.stopped;
+  EXPECT_NE(r.stopped.find("on CPU"), std::string::npos) << r.stopped;
 }
 
 }  // namespace

@@ -268,6 +268,7 @@ void section_memory(Ctx& c, const MemoryReport& m) {
                          mib_str(p.context_bytes), mib_str(p.compute_bytes), mib_str(p.total())));
     }
   }
+  if (!m.stopped.empty()) c.line(fmt::format("\nLonger contexts not created: {}.", m.stopped));
   c.line("");
 }
 

@@ -1,6 +1,8 @@
 // deployment_memory: llama.cpp's own per-device memory breakdown of a GGUF at
 // a deployment's settings (include/cerebellum/build/deploy.h).
 #include <algorithm>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 
@@ -107,6 +109,36 @@ DeployMemory collect(const llama_model* model, const llama_context* ctx) {
   return out;
 }
 
+// /proc/meminfo's MemAvailable; 0 when it cannot be read (not Linux).
+int64_t host_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string key; in >> key;) {
+    int64_t kib = 0;
+    in >> kib;
+    if (key == "MemAvailable:") return kib * 1024;
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+// Why a context of n_next tokens would not fit, judged from the last one
+// (of n_last tokens, still allocated); "" = try it.
+std::string next_context_misfit(const DeployMemory& last, int64_t n_last, int64_t n_next) {
+  for (const PoolMemory& p : last.pools) {
+    // The host's figure is read now (the last context already freed); a
+    // GPU's was read while the last context held its bytes.
+    const int64_t room = p.is_host ? host_available_bytes()
+                                   : (p.free_bytes > 0 ? p.free_bytes + p.context_bytes + p.compute_bytes : 0);
+    if (room <= 0) continue;  // unknown
+    const auto need = static_cast<int64_t>(static_cast<double>(p.context_bytes) * n_next / n_last) + p.compute_bytes;
+    if (need > room) {
+      return fmt::format("{} tokens would need about {:.1f} MiB of context and compute on {}, {:.1f} MiB is free",
+                         n_next, need / 1048576.0, p.name, room / 1048576.0);
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 const PoolMemory* DeployMemory::find(const std::string& name) const {
@@ -123,8 +155,9 @@ DeployMemory deployment_memory(const std::string& gguf_path, const DeploySetting
 
 std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_path, const DeploySettings& s,
                                                        const std::vector<int64_t>& n_ctx_tokens, DeployProbe probe,
-                                                       const Logger& logger) {
+                                                       const Logger& logger, std::string* why_stopped) {
   check_settings(s);
+  std::string stopped;
   engine::validate_gguf_header(gguf_path);
   engine::ensure_backend();
   engine::ScopedLogCapture capture(logger);
@@ -137,14 +170,22 @@ std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_p
     DeploySettings at = s;
     at.n_ctx_tokens = n_ctx;
     check_settings(at);
+    if (probe == DeployProbe::kLoad && !out.empty()) {
+      stopped = next_context_misfit(out.back(), n_ctx_tokens[out.size() - 1], n_ctx);
+      if (!stopped.empty()) break;
+    }
     std::unique_ptr<llama_context, ContextFree> ctx(llama_init_from_model(model.get(), deploy_context_params(at)));
-    if (!ctx && !out.empty()) break;  // a longer context than memory allows: the ones before stand
+    if (!ctx && !out.empty()) {  // a longer context than memory allows: the ones before stand
+      stopped = fmt::format("llama.cpp could not create a context of {} tokens", n_ctx);
+      break;
+    }
     if (!ctx) {
       throw EngineError(fmt::format("{}: llama.cpp could not create a context of {} tokens ({})", gguf_path, n_ctx,
                                     deploy_args(at)));
     }
     out.push_back(collect(model.get(), ctx.get()));
   }
+  if (why_stopped) *why_stopped = stopped;
   return out;
 }
 

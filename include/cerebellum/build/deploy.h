@@ -57,10 +57,16 @@ DeployMemory deployment_memory(const std::string& gguf_path, const DeploySetting
 
 // The same at several context lengths (s.n_ctx_tokens ignored), the model
 // loaded once: the card's memory-by-context table. When llama.cpp cannot
-// create a context after the first, the lengths before it are returned.
+// create a context after the first, the lengths before it are returned. In
+// kLoad, a context is not attempted when the last one's bytes scaled to its
+// length (KV grows with it; compute and recurrent state do not, so this
+// overestimates) exceed a pool's free memory (a GPU's, or the host's
+// MemAvailable) plus what the last one held: allocating it could meet the
+// OOM killer before llama.cpp can refuse. `why_stopped` (if given) says why
+// the table ends early, "" when it does not.
 std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_path, const DeploySettings& s,
                                                        const std::vector<int64_t>& n_ctx_tokens, DeployProbe probe,
-                                                       const Logger& logger = {});
+                                                       const Logger& logger = {}, std::string* why_stopped = nullptr);
 
 // How many GPU devices this build of the engine sees (CUDA_VISIBLE_DEVICES applies).
 int gpu_device_count();

@@ -67,7 +67,8 @@ struct MemoryRow {
 
 struct MemoryReport {
   DeploySettings settings;
-  std::vector<MemoryRow> rows;  // fewer than asked when llama.cpp could not create a larger context
+  std::vector<MemoryRow> rows;  // fewer than asked when a larger context would not fit (or failed)
+  std::string stopped;          // why the rows end early ("" = every context asked for)
 };
 
 MemoryReport measure_memory(const std::string& model_path, const DeploySettings& settings,
