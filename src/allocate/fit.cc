@@ -55,7 +55,7 @@ PlacementResult solve_pools(const AllocationProblem& p, const FitPlacement& plac
     int64_t fixed_bytes = 0;
     for (size_t i = 0; i < p.tensors.size(); ++i) {
       const std::string& name = p.tensors[i].name;
-      if (!placement.pool_of.count(name) || !placement.holds(pool.name, name)) continue;
+      if (!placement.holds(pool.name, name)) continue;
       if (fixed.count(i)) fixed_bytes += p.tensors[i].candidates[fixed.at(i)].size_bytes;
       else members.push_back(i);
     }
@@ -145,40 +145,49 @@ const FitPool* FitPlacement::find(const std::string& pool) const {
 }
 
 bool FitPlacement::holds(const std::string& pool, const std::string& tensor) const {
+  const auto home = pool_of.find(tensor);
   const auto copy = copy_in.find(tensor);
-  return pool_of.at(tensor) == pool || (copy != copy_in.end() && copy->second == pool);
+  return (home != pool_of.end() && home->second == pool) || (copy != copy_in.end() && copy->second == pool);
 }
+
+namespace {
+
+// llama.cpp's device rule at the pin, in one place: the input layer on the
+// host, blk.N on the GPU when N >= n_layer + 1 - ngl, the output layer (layer
+// -1) on the GPU when ngl >= 1; a -ot pattern keeps a name on the host.
+struct LayerRule {
+  int n_layer = 0, first_gpu_layer = 0;
+  std::optional<std::regex> host_re;
+  bool have_gpu = false;
+  LayerRule(const ModelInfo& model, const DeploySettings& s, bool gpu) : n_layer(model.n_layers), have_gpu(gpu) {
+    const int ngl = s.n_gpu_layers < 0 ? n_layer + 1 : s.n_gpu_layers;
+    first_gpu_layer = std::max(n_layer + 1 - ngl, 0);
+    if (!s.cpu_tensor_regex.empty()) host_re.emplace(s.cpu_tensor_regex);
+  }
+  const char* pool(const std::string& name, int layer, bool input_layer) const {
+    bool gpu = have_gpu && !input_layer && (layer >= 0 ? layer : n_layer) >= first_gpu_layer;
+    if (host_re && std::regex_search(name, *host_re)) gpu = false;
+    return gpu ? "gpu" : "cpu";
+  }
+};
+
+}  // namespace
 
 std::map<std::string, std::string> tied_output_copies(const ModelInfo& model,
                                                       const std::map<std::string, std::string>& pool_of,
                                                       const DeploySettings& s, bool have_gpu) {
   const std::string embd = "token_embd.weight";
   if (pool_of.count("output.weight") || !pool_of.count(embd)) return {};
-  // Where output.weight would go (place_tensors' rule for the output layer);
-  // a -ot pattern sees the duplicate under token_embd's name.
-  const int ngl = s.n_gpu_layers < 0 ? model.n_layers + 1 : s.n_gpu_layers;
-  bool gpu = have_gpu && ngl >= 1;
-  if (!s.cpu_tensor_regex.empty() && std::regex_search(embd, std::regex(s.cpu_tensor_regex))) gpu = false;
-  const std::string out_pool = gpu ? "gpu" : "cpu";
+  // The duplicate is the output layer's tensor under token_embd's name.
+  const std::string out_pool = LayerRule(model, s, have_gpu).pool(embd, -1, false);
   if (out_pool == pool_of.at(embd)) return {};
   return {{embd, out_pool}};
 }
 
 std::map<std::string, std::string> place_tensors(const ModelInfo& model, const DeploySettings& s, bool have_gpu) {
-  const int n_layer = model.n_layers;
-  const int ngl = s.n_gpu_layers < 0 ? n_layer + 1 : s.n_gpu_layers;
-  const int first_gpu_layer = std::max(n_layer + 1 - ngl, 0);
-  std::optional<std::regex> host_re;
-  if (!s.cpu_tensor_regex.empty()) host_re.emplace(s.cpu_tensor_regex);
+  const LayerRule rule(model, s, have_gpu);
   std::map<std::string, std::string> out;
-  for (const auto& t : model.tensors) {
-    bool gpu = have_gpu;
-    if (t.name.rfind("token_embd.", 0) == 0) gpu = false;  // the input layer stays on the CPU
-    else if (t.layer >= 0) gpu = gpu && t.layer >= first_gpu_layer;
-    else gpu = gpu && n_layer >= first_gpu_layer;           // the output layer
-    if (host_re && std::regex_search(t.name, *host_re)) gpu = false;
-    out[t.name] = gpu ? "gpu" : "cpu";
-  }
+  for (const auto& t : model.tensors) out[t.name] = rule.pool(t.name, t.layer, t.name.rfind("token_embd.", 0) == 0);
   return out;
 }
 

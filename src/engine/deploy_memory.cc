@@ -189,24 +189,27 @@ std::vector<DeployMemory> deployment_memory_by_context(const std::string& gguf_p
   return out;
 }
 
-int gpu_device_count() {
+namespace {
+
+std::vector<ggml_backend_dev_t> gpu_devices() {
   engine::ensure_backend();
-  int n = 0;
+  std::vector<ggml_backend_dev_t> out;
   for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-    n += ggml_backend_dev_type(ggml_backend_dev_get(i)) == GGML_BACKEND_DEVICE_TYPE_GPU ? 1 : 0;
+    ggml_backend_dev_t d = ggml_backend_dev_get(i);
+    if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU) out.push_back(d);
   }
-  return n;
+  return out;
 }
+
+}  // namespace
+
+int gpu_device_count() { return static_cast<int>(gpu_devices().size()); }
 
 bool have_gpu_device() { return gpu_device_count() > 0; }
 
 std::string gpu_device_description() {
-  engine::ensure_backend();
-  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-    ggml_backend_dev_t d = ggml_backend_dev_get(i);
-    if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU) return ggml_backend_dev_description(d);
-  }
-  return "";
+  const auto devs = gpu_devices();
+  return devs.empty() ? "" : ggml_backend_dev_description(devs.front());
 }
 
 std::string deploy_args(const DeploySettings& s) {
