@@ -9,7 +9,8 @@ three above: measure::sweep_around; docs-en-calib.txt), one quantization-error
 table; then for each noise policy (clamp: |Δ| < se -> 0, the old default;
 bayes: empirical-Bayes shrinkage, the new one) the solver's plan, and the bayes
 plan after quantize's correction rounds (`allocate --search-text
---search-evals 0`), are built and evaluated against F16 on two held-out texts
+--search-evals 0`), and the bayes plan after quantize's refinement of the
+marginal units (`quantize --refine-rounds`, on a copy of the journal), are built and evaluated against F16 on two held-out texts
 (prose: wiki.test.raw; code: the second half of docs-code-calib.txt), full
 vocabulary, next to the stock mix. `--one-sweep` measures once from Q4_K_M for
 every budget instead (what the bench did before the sweep was centred).
@@ -22,7 +23,7 @@ For the MoE model, the types the plan chose per role next to stock's.
 usage: bench/predictions_hold.py [--models dense,moe] [--budgets Q3_K_M,Q4_K_M,Q5_K_M]
        [--policies clamp,bayes] [--work DIR] [--eval-chunks 40] [--threads 2]
 """
-import argparse, collections, json, math, os, sys
+import argparse, collections, json, math, os, shutil, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import allocate_vs_stock as avs  # noqa: E402  (one way to build, evaluate and cut the code text)
@@ -51,6 +52,29 @@ def sweep(a, model, work, base):
     bases = [r for r in records if r.get("kind") == "baseline" and r.get("config") == "base"]
     base_kld = max(bases, key=lambda r: r.get("n_chunks", 0))["kld_mean"] if bases else None
     return journal, secs, chunks, base_kld
+
+
+def refine(a, model, work, journal, preset, table):
+    """quantize's refinement of marginal units (--refine-rounds) on a copy of the
+    sweep's journal: quantize resumes it (same sweep settings), re-measures the
+    marginal tensors' records with more chunks, and stops after its solve (the
+    gate on one chunk, forced; its build is not used). Returns the refined copy
+    and quantize.json's refine report."""
+    run = os.path.join(work, f"refine-{preset}.run")
+    if os.path.exists(run): shutil.rmtree(run)
+    os.makedirs(run)
+    copy = os.path.join(run, "measurements.jsonl")
+    shutil.copy(journal, copy)
+    for f in os.listdir(os.path.dirname(journal)):
+        if f.startswith(os.path.basename(journal) + ".") and f.endswith(".ref"):
+            shutil.copy(os.path.join(os.path.dirname(journal), f), os.path.join(run, "measurements.jsonl" + f[len(os.path.basename(journal)):]))
+    avs.sh([avs.CB, "-q", "quantize", "--source", model, "--budget", preset, "--text", a.calib, "--eval-text", a.eval_text,
+            "--journal", copy, "--run-dir", run, "--out", os.path.join(run, "unused.gguf"), "--quant-error", table,
+            "--refine-rounds", str(a.refine_rounds), "--search-evals", "0", "--correction-rounds", "0", "--no-rivals",
+            "--eval-chunks", "1", "--force", "--threads", str(a.threads)])
+    report = json.load(open(os.path.join(run, "quantize.json")))["refine"]
+    os.remove(os.path.join(run, "unused.gguf"))
+    return copy, report
 
 
 def stock_types(a, model, preset):
@@ -103,11 +127,14 @@ def run_model(a, key):
         row = {"model": key, "budget": preset, "budget_bytes": budget, "stock": stock, "plans": {},
                "sweep_s": sweep_s, "sweep_unit_chunks": sweep_chunks, "base_kld_calibration": base_kld,
                "centred": not a.one_sweep}
-        for policy in a.policies.split(",") + ["bayes+correction"]:
+        for policy in a.policies.split(","):
             plan_path = os.path.join(work, f"plan-{preset}-{policy}.json")
             curves_path = os.path.join(work, f"curves-{preset}-{policy}.json")
             extra = ["--search-text", a.calib, "--search-evals", "0"] if policy.endswith("+correction") else []
-            avs.sh([avs.CB, "-q", "allocate", "--source", model, "--measurements", journal, "--budget", str(budget),
+            measured = journal
+            if policy.endswith("+refine"):
+                measured, res_refine = refine(a, model, work, journal, preset, table)
+            avs.sh([avs.CB, "-q", "allocate", "--source", model, "--measurements", measured, "--budget", str(budget),
                     "--quant-error", table, "--noise", policy.split("+")[0], "--threads", str(a.threads),
                     "--no-greedy", "--out", plan_path, "--write-curves", curves_path] + extra)
             plan, curves = json.load(open(plan_path)), json.load(open(curves_path))
@@ -121,6 +148,8 @@ def run_model(a, key):
             res["roles"] = roles_summary(plan["types"], curves)
             if "search" in plan:
                 res["correction"] = plan["search"]["correction"]
+            if policy.endswith("+refine"):
+                res["refine"] = res_refine
             row["plans"][policy] = res
         row["stock_roles"] = roles_summary(st_types, curves)
         rows.append(row)
@@ -158,6 +187,11 @@ def print_row(row):
               f"({'agree' if v['agree'] else 'disagree'}), rescaled {fmt(v['predicted_scaled'])} "
               f"({'agree' if v['agree_scaled'] else 'disagree'}), measured {v['measured']:+.5f} ± {v['se']:.5f}"
               f"{'' if r['size_bytes'] <= row['budget_bytes'] else ' OVER BUDGET'}", flush=True)
+        if "refine" in r:
+            f = r["refine"]
+            print(f"  {'':<16} refine: {len(f['rounds'])} round(s), {f['extra_chunks']} extra unit-chunks "
+                  f"({100 * f['extra_chunks'] / max(1, f['sweep_chunks']):.0f}% of the sweep's {f['sweep_chunks']}), "
+                  f"stopped: {f['stopped']}, {len(f['marginal_left'])} tensors still marginal", flush=True)
 
 
 def main():
@@ -165,7 +199,8 @@ def main():
     p.add_argument("--cb", default=os.environ.get("CB", avs.CB))
     p.add_argument("--models", default="dense,moe")
     p.add_argument("--budgets", default="Q3_K_M,Q4_K_M,Q5_K_M")
-    p.add_argument("--policies", default="clamp,bayes")
+    p.add_argument("--policies", default="clamp,bayes,bayes+correction,bayes+refine")
+    p.add_argument("--refine-rounds", type=int, default=3)
     p.add_argument("--calib", default=os.path.join(avs.SHARED, "data/docs-en-calib.txt"))
     p.add_argument("--eval-text", default=os.path.join(avs.SHARED, "data/wikitext-2-raw/wiki.test.raw"))
     p.add_argument("--code-text", default=os.path.join(avs.SHARED, "data/docs-code-calib.txt"))

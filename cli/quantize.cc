@@ -60,6 +60,15 @@ void print_result(const QuantizeResult& r) {
                "calibration text); measured vs stock {} {:+.6f} (first eval text)\n",
                *r.predicted_delta_kld, r.baseline_preset, r.delta_kld);
   }
+  if (r.refine && !r.refine->rounds.empty()) {
+    const RefineReport& f = *r.refine;
+    int remeasured = 0, moved = 0;
+    for (const auto& x : f.rounds) remeasured += x.n_remeasured, moved += x.n_moved;
+    fmt::print("refine: {} round(s), {} measurements re-measured, {} extra chunks ({:.0f}% of the sweep's {}), "
+               "{} tensor moves; stopped: {}, {} tensors still marginal\n", f.rounds.size(), remeasured,
+               f.extra_chunks, 100.0 * f.extra_chunks / std::max<int64_t>(1, f.sweep_chunks), f.sweep_chunks, moved,
+               f.stopped, f.marginal_left.size());
+  }
   if (r.search) {
     fmt::print("correction: {} round(s), moves started from the {} plan\n", r.search->n_rounds, r.search->start_from);
     const std::string predicted = r.predicted_delta_kld ? fmt::format("predicted ΔKLD vs base {:+.6f} -> {:+.6f}, ",
@@ -160,6 +169,14 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--noise-z", a->o.allocate.noise_z, "clamp/shrink: deltas within z standard errors count as 0")->capture_default_str();
   cmd->add_option("--constraints", a->o.allocate.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.allocate.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
+  cmd->add_option("--refine-rounds", a->o.refine.max_rounds,
+                  "re-measure the tensors the plan is marginal on with twice the chunks, re-solve (0 = off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--refine-z", a->o.refine.z, "marginal: an alternative within this many standard errors")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--refine-max-extra", a->o.refine.max_extra_chunks_frac,
+                  "extra chunks the refinement may spend, as a fraction of the sweep's")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--correction-rounds", a->o.search.correction_rounds,
                   "re-solves with the model's promotion/demotion factors fitted to measured plans (0 = off)")
       ->capture_default_str();

@@ -78,6 +78,64 @@ TEST(MeasureSweep, DenseTensorsResumeAndRefusals) {
   EXPECT_THROW(run_measure(other), MismatchError);
 }
 
+// Issue 13: quantize re-measures the units its plan is marginal on with more
+// chunks (MeasureOptions::refine_chunks). The new record is what one
+// measurement of that length gives (the same chunks from chunk 0, fixed), it
+// replaces the short one when the journal is read, and nothing else moves.
+TEST(MeasureSweep, RefineRemeasuresWithMoreChunksAndReplacesTheRecord) {
+  const std::string dir = test::temp_dir("measure_refine");
+  MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);
+  o.tensor_regex = "blk\\.3\\.";
+  o.limit_units = 3;
+  o.stop.rel_tol = 100;  // every unit stops at its first check (2 chunks)
+  run_measure(o);
+  const Journal j0 = read_journal(o.out_path);
+  ASSERT_EQ(j0.measurements.size(), 3u);
+  const auto short_one = std::find_if(j0.measurements.begin(), j0.measurements.end(),
+                                      [](const auto& m) { return m.metrics.n_chunks < 4; });
+  ASSERT_NE(short_one, j0.measurements.end()) << "every unit ran to the cap: nothing to refine";
+  const std::string key = measurement_key(short_one->domain, short_one->direction, short_one->unit.id,
+                                          short_one->types);
+  o.resume = true;
+  o.refine_chunks[key] = 99;  // capped at max_chunks (4)
+  const MeasureSummary s = run_measure(o);
+  EXPECT_EQ(s.n_refined, 1);
+  EXPECT_EQ(s.n_measured, 0);
+  const Journal j1 = read_journal(o.out_path);
+  EXPECT_TRUE(j1.duplicates.empty());
+  ASSERT_EQ(j1.measurements.size(), 3u);
+  const JournalMeasurement* refined = nullptr;
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& m = j1.measurements[i];
+    if (measurement_key(m.domain, m.direction, m.unit.id, m.types) != key) {
+      EXPECT_EQ(m.delta_kld, j0.measurements[i].delta_kld) << m.unit.id;
+      continue;
+    }
+    refined = &m;
+  }
+  ASSERT_NE(refined, nullptr);
+  EXPECT_EQ(refined->metrics.n_chunks, 4);
+  EXPECT_EQ(refined->refines, short_one->metrics.n_chunks);
+  EXPECT_EQ(refined->stopped, "refined");
+  EXPECT_EQ(refined->delta_kld_samples.size(), 4u * o.stop.blocks_per_chunk);
+  // Asked again: it has the chunks already.
+  EXPECT_EQ(run_measure(o).n_refined, 0);
+
+  // The same unit measured once to 4 chunks with the same steps (a stop rule
+  // that never stops early): the same value, bit for bit (CPU, same batches).
+  MeasureOptions fixed = small("cb-dense-12l-F16.gguf", dir);
+  fixed.out_path = dir + "/fixed.jsonl";
+  fixed.tensor_regex = "^" + short_one->unit.id + "$";
+  fixed.targets = {short_one->types.begin()->second};
+  fixed.stop.rel_tol = 0, fixed.stop.abs_tol_nats = 0, fixed.stop.sep_z = 1e9;
+  run_measure(fixed);
+  const Journal jf = read_journal(fixed.out_path);
+  ASSERT_EQ(jf.measurements.size(), 1u);
+  EXPECT_EQ(jf.measurements[0].metrics.n_chunks, 4);
+  EXPECT_EQ(jf.measurements[0].delta_kld, refined->delta_kld);
+  EXPECT_EQ(jf.measurements[0].delta_kld_se, refined->delta_kld_se);
+}
+
 TEST(MeasureSweep, PromoteGroupsAndProbes) {
   const std::string dir = test::temp_dir("measure_promote");
   MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);

@@ -148,6 +148,7 @@ void shrink_points(const ModelInfo& model, const Dx& dx, Points& pts, ModelError
       const shrink::Posterior post = shrink::posterior(priors.at(p.group), p);
       weight_sum += post.weight_on_data, shift_sum += std::abs(post.mean - pt.delta);
       pt.delta = post.mean;
+      pt.se *= std::sqrt(post.weight_on_data);  // the posterior's sd (normal prior and noise)
     }
   }
   ShrinkageReport& s = rep.shrinkage;
@@ -290,6 +291,58 @@ std::string noise_policy_name(NoisePolicy p) {
   return "?";
 }
 
+namespace {
+
+std::set<std::string> types_of(const std::map<std::string, Point>* measured) {
+  std::set<std::string> out;
+  if (measured) {
+    for (const auto& [type, pt] : *measured) out.insert(type);
+  }
+  return out;
+}
+
+// The scale's own measured fit, else its role's median, else the global one.
+void set_scale(TensorCurve& c, const Fitted& fit, std::map<std::string, std::vector<double>>& role_scales,
+               const std::vector<double>& all_scales, bool weight_error_only) {
+  if (weight_error_only) {
+    c.scale = static_cast<double>(c.n_elements), c.scale_from = "weight_error";
+  } else if (auto sit = fit.scale.find(c.name); sit != fit.scale.end()) {
+    c.scale = sit->second, c.scale_from = "measured";
+  } else if (role_scales.count(c.role)) {
+    c.scale = median(role_scales[c.role]), c.scale_from = "role:" + c.role;
+  } else if (!all_scales.empty()) {
+    c.scale = median(all_scales), c.scale_from = "global";
+  } else {
+    c.scale_from = "none";
+  }
+}
+
+// The tensor's own single-tensor ablation, raw, for the greedy baseline.
+void set_ablation(TensorCurve& c, const Points& raw) {
+  auto rit = raw.find(c.name);
+  if (rit == raw.end()) return;
+  for (const auto& [type, pt] : rit->second) {
+    if (!pt.from_group && bpw_of(type) < bpw_of(c.base_type) &&
+        (!c.ablate_delta_kld || bpw_of(type) < bpw_of(c.ablate_type))) {
+      c.ablate_delta_kld = pt.delta, c.ablate_delta_se_kld = pt.se, c.ablate_type = type;
+    }
+  }
+}
+
+// Standard error of the least-squares slope through the origin over the
+// tensor's points (Σx²se²)^½ / Σx²: what a type priced by the scale inherits.
+template <typename Dx>
+double scale_se_of(const std::map<std::string, Point>& measured, const TensorInfo& t, const Dx& dx) {
+  double sxx = 0, v = 0;
+  for (const auto& [type, pt] : measured) {
+    const double x = dx(t, type);
+    sxx += x * x, v += x * x * pt.se * pt.se;
+  }
+  return sxx > 0 ? std::sqrt(v) / sxx : 0.0;
+}
+
+}  // namespace
+
 AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
                                 const std::map<std::string, double>& objective,
                                 const Constraints& constraints, const QuantErrorTable* qerr,
@@ -358,40 +411,21 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
     c.stock_quantizable = t.stock_quantizable;
     role_of[t.name] = t.role;
     const auto pit = pts.find(t.name);
-    std::set<std::string> measured_types;
-    if (pit != pts.end()) {
-      for (const auto& [type, pt] : pit->second) measured_types.insert(type);
-    }
-    if (opt.weight_error_only) {
-      measured_types.clear();
-      c.scale = static_cast<double>(t.n_elements), c.scale_from = "weight_error";
-    } else if (auto sit = fit.scale.find(t.name); sit != fit.scale.end()) {
-      c.scale = sit->second, c.scale_from = "measured";
-    } else if (role_scales.count(t.role)) {
-      c.scale = median(role_scales[t.role]), c.scale_from = "role:" + t.role;
-    } else if (!all_scales.empty()) {
-      c.scale = median(all_scales), c.scale_from = "global";
-    } else {
-      c.scale_from = "none";
-    }
+    const std::map<std::string, Point>* measured = pit == pts.end() || opt.weight_error_only ? nullptr : &pit->second;
+    set_scale(c, fit, role_scales, all_scales, opt.weight_error_only);
     if (c.scale_from != "measured" && c.scale_from != "none" && !opt.weight_error_only) ++rep.n_tensors_imputed;
-    // The tensor's own single-tensor ablation, raw, for the greedy baseline.
-    if (auto rit = raw.find(t.name); rit != raw.end()) {
-      for (const auto& [type, pt] : rit->second) {
-        if (!pt.from_group && bpw_of(type) < bpw_of(c.base_type) &&
-            (!c.ablate_delta_kld || bpw_of(type) < bpw_of(c.ablate_type))) {
-          c.ablate_delta_kld = pt.delta, c.ablate_delta_se_kld = pt.se, c.ablate_type = type;
-        }
-      }
-    }
-    for (const auto& type : candidate_types(t, c.base_type, constraints, measured_types, ctx)) {
+    set_ablation(c, raw);
+    const double scale_se = measured && c.scale_from == "measured" ? scale_se_of(*measured, t, dx) : 0.0;
+    for (const auto& type : candidate_types(t, c.base_type, constraints, types_of(measured), ctx)) {
       CandidateType cand;
       cand.type = type;
       cand.size_bytes = tensor_bytes_at(t, type, model.alignment_bytes);
-      if (measured_types.count(type)) {
-        cand.damage_kld = pit->second.at(type).delta, cand.measured = true;
+      if (measured && measured->count(type)) {
+        const Point& pt = measured->at(type);
+        cand.damage_kld = pt.delta, cand.damage_se_kld = pt.se, cand.measured = true;
       } else if (type != c.base_type) {
         cand.damage_kld = c.scale * dx(t, type);
+        cand.damage_se_kld = scale_se * std::abs(dx(t, type));
       }
       c.candidates.push_back(cand);
     }

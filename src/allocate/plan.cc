@@ -93,14 +93,19 @@ void check_budget_in_range(int64_t budget_bytes, const BudgetRange& r) {
   }
 }
 
-Plan allocate_plan(const AllocationProblem& p, int64_t budget_bytes, int64_t fixed_overhead_bytes,
-                   const SolverOptions& solver) {
+std::vector<KnapsackItem> knapsack_items(const AllocationProblem& p) {
   std::vector<KnapsackItem> items;
   for (const auto& c : p.tensors) {
     KnapsackItem item;
     for (const auto& cand : c.candidates) item.options.push_back({cand.size_bytes, cand.damage_kld});
     items.push_back(std::move(item));
   }
+  return items;
+}
+
+Plan allocate_plan(const AllocationProblem& p, int64_t budget_bytes, int64_t fixed_overhead_bytes,
+                   const SolverOptions& solver) {
+  const std::vector<KnapsackItem> items = knapsack_items(p);
   KnapsackResult res;
   try {
     res = solve_mckp(items, budget_bytes - fixed_overhead_bytes, solver);

@@ -77,7 +77,7 @@ void fix_up(const std::vector<KnapsackItem>& items, int64_t capacity_bytes, Knap
 
 }  // namespace
 
-double mckp_lower_bound(const std::vector<KnapsackItem>& items, int64_t capacity_bytes) {
+LagrangeDual mckp_dual(const std::vector<KnapsackItem>& items, int64_t capacity_bytes) {
   // For a given λ: every item takes the option minimising cost + λ·size.
   const auto eval = [&](double lambda, double* size_sum) {
     double value = 0;
@@ -99,7 +99,7 @@ double mckp_lower_bound(const std::vector<KnapsackItem>& items, int64_t capacity
   };
   double size_sum = 0;
   double best = eval(0, &size_sum);
-  if (size_sum <= static_cast<double>(capacity_bytes)) return best;  // unconstrained optimum fits
+  if (size_sum <= static_cast<double>(capacity_bytes)) return {0.0, best};  // unconstrained optimum fits
   double lo = 0, hi = 1e-12;
   for (int i = 0; i < 200 && (eval(hi, &size_sum), size_sum > capacity_bytes); ++i) hi *= 2;
   for (int i = 0; i < 100; ++i) {  // the dual is concave: bisect on its slope
@@ -107,7 +107,11 @@ double mckp_lower_bound(const std::vector<KnapsackItem>& items, int64_t capacity
     best = std::max(best, eval(mid, &size_sum));
     (size_sum > capacity_bytes ? lo : hi) = mid;
   }
-  return std::max(best, eval(hi, &size_sum));
+  return {hi, std::max(best, eval(hi, &size_sum))};
+}
+
+double mckp_lower_bound(const std::vector<KnapsackItem>& items, int64_t capacity_bytes) {
+  return mckp_dual(items, capacity_bytes).bound;
 }
 
 KnapsackResult solve_mckp(const std::vector<KnapsackItem>& items, int64_t capacity_bytes,

@@ -176,6 +176,7 @@ json to_json(const JournalMeasurement& m) {
     std::vector<float> samples(m.delta_kld_samples.begin(), m.delta_kld_samples.end());
     j["delta_kld_samples"] = samples;
   }
+  if (m.refines > 0) j["refines"] = m.refines;
   return j;
 }
 
@@ -240,6 +241,11 @@ JournalMeasurement measurement_from_json(const json& j, const std::string& where
   m.stopped = opt<std::string>(j, "stopped", "");
   m.elapsed_s = opt<double>(j, "elapsed_s", 0.0);
   m.delta_kld_samples = opt<std::vector<double>>(j, "delta_kld_samples", {});
+  m.refines = opt<int>(j, "refines", 0);
+  if (m.refines < 0 || (m.refines > 0 && m.refines >= m.metrics.n_chunks)) {
+    throw InputError(fmt::format("{}: \"refines\" {} must be below the record's n_chunks {}", where, m.refines,
+                                 m.metrics.n_chunks));
+  }
   return m;
 }
 
@@ -287,6 +293,14 @@ class Dedupe {
                                       it->second.second));
     return false;
   }
+  // A refinement of the kept record (journal.h, JournalMeasurement::refines):
+  // true when it replaces it (the kept record is `refines` chunks long).
+  bool supersede(const std::string& key, const JournalMeasurement& m, int kept_chunks, const std::string& at) {
+    auto it = first_.find(key);
+    if (it == first_.end() || m.refines != kept_chunks) return false;
+    it->second = {at, value(m)};
+    return true;
+  }
 
  private:
   static std::string value(const JournalBaseline& b) { return fmt::format("KLD {:.6g}", b.metrics.kld_mean); }
@@ -310,6 +324,16 @@ void add_record(const json& j, const std::string& at, Journal& out, Dedupe& seen
   } else if (kind == "measurement") {
     JournalMeasurement m = measurement_from_json(j, at);
     const std::string key = "m|" + measurement_key(m.domain, m.direction, m.unit.id, m.types);
+    if (m.refines > 0) {
+      for (JournalMeasurement& kept : out.measurements) {
+        if ("m|" + measurement_key(kept.domain, kept.direction, kept.unit.id, kept.types) != key) continue;
+        if (seen.supersede(key, m, kept.metrics.n_chunks, at)) {
+          kept = std::move(m);
+          return;
+        }
+        break;
+      }
+    }
     if (seen.keep(key, m, at, out.duplicates)) out.measurements.push_back(std::move(m));
   } else if (kind == "probe") {
     JournalProbe p = probe_from_json(j, at);

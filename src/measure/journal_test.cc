@@ -60,5 +60,29 @@ TEST(JournalRead, IntegerFieldsOutOfRangeOrFractionalAreInputErrors) {
   EXPECT_EQ(parse_journal(with_chunks("5.0"), "j").measurements.at(0).metrics.n_chunks, 5);
 }
 
+// Issue 13: quantize re-measures marginal units with more chunks; the longer
+// record replaces the one it names (`refines` = its chunks), not a conflict.
+// One that names another length is a repeat as before.
+TEST(JournalRead, ARefinementReplacesTheRecordItNames) {
+  auto refined = [](double delta, int chunks, int refines) {
+    std::string m = measurement(delta);
+    m.replace(m.find(R"("n_chunks":3)"), 12, R"("n_chunks":)" + std::to_string(chunks));
+    return m.substr(0, m.size() - 1) + R"(,"refines":)" + std::to_string(refines) + "}";
+  };
+  const std::string text = std::string(kHeader) + "\n" + measurement(0.0011) + "\n" + refined(0.0007, 6, 3) +
+                           "\n" + refined(0.0005, 12, 6) + "\n" + refined(0.9, 24, 3) + "\n";
+  const Journal j = parse_journal(text, "j.jsonl");
+  ASSERT_EQ(j.measurements.size(), 1u);
+  EXPECT_DOUBLE_EQ(j.measurements[0].delta_kld, 0.0005);
+  EXPECT_EQ(j.measurements[0].metrics.n_chunks, 12);
+  EXPECT_EQ(j.measurements[0].refines, 6);
+  ASSERT_EQ(j.duplicates.size(), 1u);  // the last names 3 chunks; the kept record has 12
+  EXPECT_NE(j.duplicates[0].find("j.jsonl:5: conflicts with j.jsonl:4"), std::string::npos) << j.duplicates[0];
+  // A refinement no longer than what it refines is malformed.
+  EXPECT_THROW(parse_journal(std::string(kHeader) + "\n" + refined(0.1, 3, 3) + "\n", "j"), InputError);
+  // A refinement with nothing before it (e.g. a shard's copy) is kept as the record.
+  EXPECT_EQ(parse_journal(std::string(kHeader) + "\n" + refined(0.1, 6, 3) + "\n", "j").measurements.size(), 1u);
+}
+
 }  // namespace
 }  // namespace cb

@@ -106,7 +106,10 @@ class Sweep {
   void ensure_chunks(int need, const TypeMap& restore);
   void record_baseline(const std::string& domain);
   void save_reference(const std::string& path);
-  Outcome measure(const TypeMap& overrides, bool adaptive);
+  // Chunks from 0 until the stop rule says (adaptive) or `n_max` (0 = the reference's).
+  Outcome measure(const TypeMap& overrides, bool adaptive, int n_max = 0);
+  // The record of `key` re-measured to refine_chunks' length, when it asks for more.
+  const JournalMeasurement* refine(const std::string& key, const JournalMeasurement& kept);
   const JournalMeasurement& unit(const std::string& domain, const PlannedUnit& u);
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
@@ -132,6 +135,7 @@ class Sweep {
   TypeMap base_;
   JournalWriter* w_;  // null for reference_only
   std::map<std::string, JournalMeasurement> done_;
+  JournalMeasurement refined_;  // refine()'s last record
   std::set<std::string> done_probes_;
   std::set<std::string> have_baseline_;
   std::vector<std::string> swappable_;
@@ -169,11 +173,11 @@ void push_block_diffs(const std::vector<T>& a, const std::vector<T>& b, int n_bl
   }
 }
 
-Outcome Sweep::measure(const TypeMap& overrides, bool adaptive) {
+Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
   const double t0 = now_s();
   cfg_->set(overrides);
   Outcome out;
-  const int n = ref_.key().n_chunks;
+  const int n = n_max > 0 ? std::min(n_max, ref_.key().n_chunks) : ref_.key().n_chunks;
   const int blocks = o_.stop.blocks_per_chunk;
   for (int done = 0; done < n;) {
     const int next_check = done == 0 ? o_.stop.min_chunks : done + o_.stop.step_chunks;
@@ -250,7 +254,11 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
   const std::string key = measurement_key(domain, u.direction, u.unit.id, u.types);
   auto it = done_.find(key);
   if (it != done_.end()) {
-    ++summary.n_resumed;
+    if (const JournalMeasurement* r = refine(key, it->second)) {
+      it->second = *r;
+    } else {
+      ++summary.n_resumed;
+    }
   } else {
     progress(u.unit.id);
     const Outcome out = measure(u.types, true);
@@ -270,6 +278,25 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
   ++done_units_;
   progress(u.unit.id);
   return it->second;
+}
+
+const JournalMeasurement* Sweep::refine(const std::string& key, const JournalMeasurement& kept) {
+  auto want = o_.refine_chunks.find(key);
+  if (want == o_.refine_chunks.end()) return nullptr;
+  const int chunks = std::min(want->second, o_.stop.max_chunks);
+  if (chunks <= kept.metrics.n_chunks) return nullptr;
+  progress(kept.unit.id + " (refine)");
+  const Outcome out = measure(kept.types, false, chunks);
+  JournalMeasurement m = kept;
+  m.stopped = "refined";
+  fill_deltas(out, &m);
+  m.delta_kld_samples = out.d_kld;
+  m.refines = kept.metrics.n_chunks;
+  w_->append(m);
+  ++summary.n_refined;
+  ++summary.stopped[m.stopped];
+  refined_ = std::move(m);
+  return &refined_;
 }
 
 std::vector<PlannedUnit> Sweep::plan(PlanLevel level, const std::string& type,

@@ -19,6 +19,7 @@
 #include "cerebellum/quantize/search.h"
 #include "cerebellum/recipe/recipe.h"
 #include "quantize/gate.h"
+#include "quantize/refine.h"
 
 namespace cb {
 namespace fs = std::filesystem;
@@ -293,8 +294,14 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   if (o.recipe_from.empty()) {  // measure -> allocate (-> search)
     // --no-measure: the weight-error-only plan, no sweep.
     const bool swept = !o.allocate.weight_error_only;
-    const Journal measured = swept ? run_sweep(o, model) : weight_error_journal(model, o.measure.base);
-    const Allocation al = plan_for(measured, model, o.allocate);
+    Allocation al;
+    if (swept) {
+      Refined refined = refine_sweep(o, model, run_sweep(o, model));
+      al = std::move(refined.allocation);
+      r.refine = std::move(refined.report);
+    } else {
+      al = plan_for(weight_error_journal(model, o.measure.base), model, o.allocate);
+    }
     r.fit = al.fit;
     if (r.fit) r.budget_bytes = al.budget_bytes;
     types = finish_plan(o, al, r.run_dir, swept ? journal : "", r);
@@ -359,7 +366,8 @@ nlohmann::json to_json(const QuantizeResult& r) {
           {"predicted_delta_kld_vs_measure_base",
            r.predicted_delta_kld ? nlohmann::json(*r.predicted_delta_kld) : nlohmann::json(nullptr)},
           {"written", r.written},
-          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)}, {"rivals", rivals},
+          {"elapsed_s", r.elapsed_s}, {"search", search_json(r.search)},
+          {"refine", r.refine ? to_json(*r.refine) : nlohmann::json(nullptr)}, {"rivals", rivals},
           {"domains", domains},
           {"fit", r.fit ? fit_json(*r.fit) : nlohmann::json(nullptr)},
           {"fit_verified", r.fit_check ? fit_check_json(*r.fit_check) : nlohmann::json(nullptr)},

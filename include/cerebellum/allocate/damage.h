@@ -70,6 +70,10 @@ struct CandidateType {
   std::string type;
   int64_t size_bytes = 0;           // padded, exact
   double damage_kld = 0;            // predicted ΔKLD vs the base config, nats
+  // Its standard error: a measurement's (kBayes: the posterior's sd), or the
+  // scale fit's × Δx for a type the tensor's own measurements price; 0 where
+  // nothing this tensor measured would narrow it (base type, imputed scale).
+  double damage_se_kld = 0;
   bool measured = false;            // damage from a measurement, not the model
 };
 

@@ -44,6 +44,9 @@ struct Plan {
   std::map<std::string, std::string> types() const;
 };
 
+// The problem as the solver sees it: per tensor, its candidates' (bytes, damage).
+std::vector<KnapsackItem> knapsack_items(const AllocationProblem& problem);
+
 // The optimum of the additive model under budget_bytes (file bytes). BudgetError
 // (with the smallest feasible file size) when nothing fits.
 Plan allocate_plan(const AllocationProblem& problem, int64_t budget_bytes,

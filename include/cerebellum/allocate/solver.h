@@ -48,4 +48,13 @@ KnapsackResult solve_mckp(const std::vector<KnapsackItem>& items, int64_t capaci
 // within the capacity costs less. Used to report the optimality gap.
 double mckp_lower_bound(const std::vector<KnapsackItem>& items, int64_t capacity_bytes);
 
+// That bound and the price λ (cost per byte) where it is reached: the
+// marginal price of a byte at this capacity (0 when everything's cheapest
+// choice fits).
+struct LagrangeDual {
+  double price = 0;  // nats per byte
+  double bound = 0;
+};
+LagrangeDual mckp_dual(const std::vector<KnapsackItem>& items, int64_t capacity_bytes);
+
 }  // namespace cb

@@ -75,6 +75,10 @@ struct JournalMeasurement {
   // The ΔKLD samples the SE came from (block means, chunk order): lets a
   // later pass pool or extend the measurement, and stopping rules be audited.
   std::vector<double> delta_kld_samples;
+  // > 0: this record re-measures its unit with more chunks (quantize's
+  // refinement of marginal units, issue 13) and replaces the record of its
+  // key that has `refines` chunks. 0: a first measurement.
+  int refines = 0;
 };
 
 // Interaction probe: several units changed together.
@@ -114,7 +118,9 @@ struct Journal {
   std::vector<JournalShardPlan> shard_plans;
   bool torn_tail = false;  // the last line was incomplete (a crash mid-write) and was dropped
   // Records repeated for one key (two writers, a replayed file): the first is
-  // kept; one line per repeat, with both values where they conflict.
+  // kept; one line per repeat, with both values where they conflict. A
+  // measurement with `refines` = the kept record's chunks (and more chunks of
+  // its own) replaces it instead: not a repeat.
   std::vector<std::string> duplicates;
 
   // Domains with a baseline or measurement, sorted.

@@ -149,6 +149,12 @@ struct MeasureOptions {
   // measurement_key; false = another process measures it. Empty = all units.
   std::function<bool(const std::string&)> claim;
   bool resume = false;                     // continue an existing journal (else it is an error)
+  // Units to measure again with more chunks (quantize's refinement of the
+  // units its plan is marginal on, issue 13): measurement_key -> chunks,
+  // fixed (no early stop), capped at stop.max_chunks. A journal record with
+  // fewer chunks is re-measured from chunk 0 (the record stays what one
+  // measurement of that length gives) and appended with `refines`.
+  std::map<std::string, int> refine_chunks;
   // Only fill the reference stores (every chunk up to stop.max_chunks) with
   // the full-precision model, then stop: no journal is written. A later
   // sweep with the same settings then never loads the full-precision model.
@@ -190,6 +196,7 @@ struct MeasureSummary {
   int n_measured = 0;         // measurements appended by this run
   int n_resumed = 0;          // found already done in the journal
   int n_probes = 0;           // probes appended by this run
+  int n_refined = 0;          // measurements re-measured with more chunks (refine_chunks)
   int64_t chunks_evaluated = 0;
   std::map<std::string, int> stopped;  // "tight"/"separated"/"cap" -> count
   double elapsed_s = 0;

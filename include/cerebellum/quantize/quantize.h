@@ -52,6 +52,37 @@ struct GateOptions {
   bench::BenchOptions bench;
 };
 
+// Precision where the plan's decisions are made (issue 13): after the sweep,
+// the tensors whose chosen type lies within z standard errors of an
+// alternative at the budget's price of a byte (allocate/marginal.h) have
+// their measurements re-measured with twice the chunks (up to the sweep's
+// max_chunks), and the plan is solved again. Rounds end when no marginal
+// tensor can be measured further ("stable"), at max_rounds, or when the next
+// round would take the extra chunks past max_extra_chunks_frac of the
+// sweep's own. Not with --fit's two pools or a speed floor (their plans are
+// not one budget's knapsack).
+struct RefineOptions {
+  int max_rounds = 3;                   // 0 = off
+  double z = 1.0;
+  double max_extra_chunks_frac = 0.5;   // of the chunks the sweep's measurements hold
+};
+
+struct RefineRound {
+  int n_marginal = 0;                   // marginal tensors in the plan solved before the round
+  int n_remeasured = 0;                 // measurements re-measured in the round
+  int64_t chunks = 0;                   // chunks the round evaluated
+  int n_moved = 0;                      // tensors whose type the re-solved plan changed
+  double predicted_delta_kld = 0;       // the re-solved plan's prediction vs the base
+};
+
+struct RefineReport {
+  double price_kld_per_byte = 0;        // the budget's price of a byte (the first plan's)
+  int64_t sweep_chunks = 0, extra_chunks = 0;
+  std::vector<RefineRound> rounds;
+  std::string stopped;                  // "stable" | "at the chunk cap" | "rounds" | "chunk budget" | "off"
+  std::vector<std::string> marginal_left;  // tensors still marginal at the end
+};
+
 // The run is composed of the stages' own option structs, with their own
 // defaults. Settings every stage shares are set once, in `measure` (ctx,
 // n_threads, n_gpu_layers, max_device_bytes, reference_model) and in
@@ -70,6 +101,7 @@ struct QuantizeOptions {
   // the first calibration text, its chunks follow the sweep's. Its cost is
   // measured in docs/allocate.md.
   SearchOptions search;
+  RefineOptions refine;
   GateOptions gate;
   // --fit: the contexts of the memory-by-context table measured on the built
   // file (fit.json's verified.by_context); stops at the first llama.cpp cannot create.
@@ -126,6 +158,7 @@ struct QuantizeResult {
   // weight-error-only plan (its damages are not nats).
   std::optional<double> predicted_delta_kld;
   std::optional<SearchSummary> search;    // when the local search ran
+  std::optional<RefineReport> refine;     // when the sweep was refined (RefineOptions)
   // The rivals (GateOptions::rivals): stock presets and "weight-error only".
   std::vector<EvalRecord> rivals;
   // The task gate's verdict when it ran (GateOptions::bench): ships, and why not.
