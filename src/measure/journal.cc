@@ -171,6 +171,7 @@ json to_json(const JournalMeasurement& m) {
   put_deltas(j, m);
   j["stopped"] = m.stopped;
   j["elapsed_s"] = m.elapsed_s;
+  if (m.swap_s > 0) j["swap_s"] = m.swap_s;
   if (!m.delta_kld_samples.empty()) {
     // float precision: the samples' own noise is far above it, and the line stays short
     std::vector<float> samples(m.delta_kld_samples.begin(), m.delta_kld_samples.end());
@@ -240,6 +241,7 @@ JournalMeasurement measurement_from_json(const json& j, const std::string& where
   get_deltas(j, m, where);
   m.stopped = opt<std::string>(j, "stopped", "");
   m.elapsed_s = opt<double>(j, "elapsed_s", 0.0);
+  m.swap_s = opt<double>(j, "swap_s", 0.0);
   m.delta_kld_samples = opt<std::vector<double>>(j, "delta_kld_samples", {});
   m.refines = opt<int>(j, "refines", 0);
   if (m.refines < 0 || (m.refines > 0 && m.refines >= m.metrics.n_chunks)) {

@@ -41,7 +41,7 @@ struct Outcome {
   std::vector<double> d_kld, d_nll, d_top1;  // per-block mean paired differences
   int n_chunks = 0;
   std::string stopped;
-  double elapsed_s = 0;
+  double elapsed_s = 0, swap_s = 0;
 };
 
 JournalMetrics metrics_of(const eval::TokenSeries& s, int n_chunks) {
@@ -67,6 +67,7 @@ void fill_deltas(const Outcome& out, R* r) {
   r->delta_ln_ppl = l.mean, r->delta_ln_ppl_se = l.se;
   r->delta_top1 = t.mean, r->delta_top1_se = t.se;
   r->elapsed_s = out.elapsed_s;
+  if constexpr (requires { r->swap_s; }) r->swap_s = out.swap_s;
 }
 
 class Sweep {
@@ -177,6 +178,7 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
   const double t0 = now_s();
   cfg_->set(overrides);
   Outcome out;
+  out.swap_s = now_s() - t0;
   const int n = n_max > 0 ? std::min(n_max, ref_.key().n_chunks) : ref_.key().n_chunks;
   const int blocks = o_.stop.blocks_per_chunk;
   for (int done = 0; done < n;) {

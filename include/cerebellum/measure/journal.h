@@ -70,8 +70,12 @@ struct JournalMeasurement {
   JournalMetrics metrics;
   double delta_kld = 0, delta_kld_se = 0;      // paired vs the baseline, nats
   std::optional<double> delta_ln_ppl, delta_ln_ppl_se, delta_top1, delta_top1_se;
-  std::string stopped;                         // "tight" | "separated" | "cap"
+  std::string stopped;                         // "tight" | "separated" | "cap" | "refined"
   double elapsed_s = 0;
+  // Of elapsed_s, the seconds spent putting the unit's types in place (its
+  // tensors converted from the source and swapped in; resident mode), the
+  // rest evaluating: where a sweep's time goes (issue 16).
+  double swap_s = 0;
   // The ΔKLD samples the SE came from (block means, chunk order): lets a
   // later pass pool or extend the measurement, and stopping rules be audited.
   std::vector<double> delta_kld_samples;
