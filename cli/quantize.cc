@@ -170,7 +170,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--constraints", a->o.allocate.constraints, "constraints JSON (cerebellum.constraints/1)");
   cmd->add_option("--quant-error", a->o.allocate.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
   cmd->add_option("--refine-rounds", a->o.refine.max_rounds,
-                  "re-measure the tensors the plan is marginal on with twice the chunks, re-solve (0 = off)")
+                  "rounds re-measuring the tensors the plan is marginal on with twice the chunks, then re-solving (0 = off)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--refine-z", a->o.refine.z, "marginal: an alternative within this many standard errors")
       ->capture_default_str()->check(CLI::PositiveNumber);

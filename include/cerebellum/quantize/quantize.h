@@ -61,8 +61,11 @@ struct GateOptions {
 // round would take the extra chunks past max_extra_chunks_frac of the
 // sweep's own. Not with --fit's two pools or a speed floor (their plans are
 // not one budget's knapsack).
+// Off by default: on cb-dense-12l it cost +51% of the sweep's chunks and did
+// not move held-out KLD beyond noise (docs/allocate.md, "Refining the
+// marginal units").
 struct RefineOptions {
-  int max_rounds = 3;                   // 0 = off
+  int max_rounds = 0;                   // 0 = off; quantize --refine-rounds
   double z = 1.0;
   double max_extra_chunks_frac = 0.5;   // of the chunks the sweep's measurements hold
 };
