@@ -48,10 +48,7 @@ double uniform_mix_tg(const ModelInfo& model, const std::string& type, const Spe
 }  // namespace
 
 std::string default_speed_cache_path(const std::string& model_sha256, int n_threads, int n_gpu_layers) {
-  const char* env = std::getenv("CEREBELLUM_CACHE");
-  const char* home = std::getenv("HOME");
-  const std::string root = env && *env ? env : std::string(home ? home : "/tmp") + "/.cache/cerebellum";
-  return fmt::format("{}/speed/{}-{}t{}.json", root, model_sha256.substr(0, 16), n_threads,
+  return fmt::format("{}/speed/{}-{}t{}.json", cache_root(), model_sha256.substr(0, 16), n_threads,
                      n_gpu_layers > 0 ? fmt::format("-ngl{}", n_gpu_layers) : "");
 }
 

@@ -227,18 +227,15 @@ std::string file_identity(const std::string& path) {
   return fmt::format("{}|{}|{}", abs, size, mtime);
 }
 
-std::string sha256_file(const std::string& path) {
-  // Hashing a model of tens of GB takes minutes: remembered per process for
-  // an unchanged file.
-  static std::mutex mutex;
-  static std::map<std::string, std::string> memo;
-  const std::string key = file_identity(path);
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = memo.find(key); !key.empty() && it != memo.end()) return it->second;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
+std::string cache_root() {
+  const char* env = std::getenv("CEREBELLUM_CACHE");
+  const char* home = std::getenv("HOME");
+  return env && *env ? env : std::string(home ? home : "/tmp") + "/.cache/cerebellum";
+}
+
+namespace {
+
+std::string hash_stream(std::ifstream& in) {
   std::vector<char> buf(4 << 20);
 #ifdef CB_HAVE_OPENSSL
   // OpenSSL's SHA-256 uses the CPU's SHA instructions: ~10x ours.
@@ -253,14 +250,66 @@ std::string sha256_file(const std::string& path) {
   EVP_DigestFinal_ex(ctx.get(), md, &md_len);
   std::string hex;
   for (unsigned int i = 0; i < md_len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
 #else
   Sha256 h;
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     h.update(buf.data(), static_cast<size_t>(in.gcount()));
   }
-  const std::string hex = h.hex();
+  return h.hex();
 #endif
+}
+
+// The cross-process entry of a large file: cache_root()/sha256/<sha256 of its
+// identity>, holding the hex digest. "" for a small or unstat-able file.
+std::string hash_cache_entry(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < kHashCacheMinBytes) return "";
+  std::error_code ec;
+  const std::string id = fmt::format("{}|{}|{}|{}|{}.{}|{}.{}", std::filesystem::absolute(path, ec).string(),
+                                     st.st_size, st.st_dev, st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                                     st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  return cache_root() + "/sha256/" + sha256_bytes(id.data(), id.size());
+}
+
+bool is_hex_digest(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+std::string sha256_file(const std::string& path) {
+  // Hashing a model of tens of GB takes minutes: remembered per process for
+  // an unchanged file, and across processes for a large one.
+  static std::mutex mutex;
+  static std::map<std::string, std::string> memo;
+  const std::string key = file_identity(path);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = memo.find(key); !key.empty() && it != memo.end()) return it->second;
+  }
+  const std::string entry = hash_cache_entry(path);
+  std::string hex;
+  std::error_code ec;
+  if (!entry.empty() && std::filesystem::is_regular_file(entry, ec)) {
+    std::ifstream c(entry);
+    std::getline(c, hex);
+    if (!is_hex_digest(hex)) hex.clear();  // damaged: hashed again below
+  }
+  if (hex.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw InputError(fmt::format("{}: cannot open for reading", path));
+    hex = hash_stream(in);
+    if (!entry.empty()) {
+      try {  // a cache we cannot write only costs the next run the time
+        std::filesystem::create_directories(std::filesystem::path(entry).parent_path());
+        write_file_atomic(entry, hex + "\n");
+      } catch (const Error&) {
+      } catch (const std::filesystem::filesystem_error&) {
+      }
+    }
+  }
   std::lock_guard<std::mutex> lock(mutex);
   if (!key.empty()) memo[key] = hex;
   return hex;

@@ -80,7 +80,17 @@ void check_output_path(const std::string& out, const std::vector<std::string>& i
 // Reads a whole file; throws InputError naming it.
 std::string read_file(const std::string& path);
 
-// Hex sha256 of a file's bytes (streamed).
+// $CEREBELLUM_CACHE, else ~/.cache/cerebellum: what survives between runs
+// (the speed tables, the hashes below).
+std::string cache_root();
+
+// Hex sha256 of a file's bytes (streamed). Files of kHashCacheMinBytes or
+// more are also remembered across processes, in cache_root()/sha256/, keyed
+// by path, size, inode, mtime and ctime (ns): every stage, resume and shard
+// of a run on a 16–70 GB model would otherwise read it all again (~10 s per
+// 16 GB at OpenSSL's speed). ctime cannot be set back by a user, so a file
+// rewritten in place is hashed again.
+inline constexpr int64_t kHashCacheMinBytes = int64_t{64} << 20;
 std::string sha256_file(const std::string& path);
 std::string sha256_bytes(const void* data, size_t size_bytes);
 
