@@ -233,6 +233,8 @@ std::optional<double> fit_scale(const std::vector<std::pair<double, double>>& xd
 struct Fitted {
   std::map<std::string, std::vector<std::pair<double, double>>> xd;  // tensor -> (Δx, Δ)
   std::map<std::string, double> scale;                               // measured tensors
+  std::map<std::string, std::vector<double>> role_scales;            // role -> its tensors' scales
+  std::vector<double> all_scales;
 };
 
 void report_errors(const Fitted& f, const std::map<std::string, std::string>& role_of,
@@ -293,6 +295,55 @@ std::string noise_policy_name(NoisePolicy p) {
 
 namespace {
 
+// The noise policy applied to every point (in place), and each measured
+// tensor's scale fitted through the origin on its points.
+template <typename Dx>
+Fitted fit_scales(const ModelInfo& model, const Dx& dx, Points& pts, const DamageOptions& opt,
+                  ModelErrorReport& rep) {
+  Fitted fit;
+  double abs_sum = 0;
+  for (auto& [tensor, by_type] : pts) {
+    const TensorInfo& t = *model.find(tensor);
+    for (auto& [type, pt] : by_type) {
+      pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
+      fit.xd[tensor].emplace_back(dx(t, type), pt.delta);
+      abs_sum += std::abs(pt.delta);
+      ++rep.n_points;
+    }
+    if (auto sc = fit_scale(fit.xd[tensor])) {
+      fit.scale[tensor] = *sc;
+      fit.role_scales[t.role].push_back(*sc);
+      fit.all_scales.push_back(*sc);
+    }
+  }
+  rep.n_tensors_measured = static_cast<int>(pts.size());
+  rep.mean_abs_measured_kld = rep.n_points ? abs_sum / rep.n_points : 0;
+  return fit;
+}
+
+// The problem's header and report fields, before any curve.
+AllocationProblem problem_shell(const ModelInfo& model, const Journal& journal,
+                                const std::map<std::string, double>& objective, const Constraints& constraints,
+                                const QuantErrorTable* qerr, const DamageOptions& opt) {
+  // Imported original-project results carry PPL only (ΔKLD is a 0
+  // placeholder): allocating on them would read every tensor as harmless.
+  if (measure::is_imported(journal)) {
+    throw InputError("the journal was imported from the original project's ablation_results.json and "
+                     "has no ΔKLD; re-measure with `cerebellum measure` before allocating");
+  }
+  AllocationProblem p;
+  p.model_sha256 = journal.header.model_sha256;
+  p.base_name = journal.header.base_name;
+  p.alignment_bytes = model.alignment_bytes;
+  p.n_elements = model.n_elements;
+  p.objective = objective;
+  p.constraints = constraints;
+  p.model_error.mse_source = qerr ? "table:" + qerr->weighting : "bpw-proxy";
+  p.model_error.noise_policy = noise_policy_name(opt.noise);
+  p.model_error.n_probes_ignored = static_cast<int>(journal.probes.size());
+  return p;
+}
+
 std::set<std::string> types_of(const std::map<std::string, Point>* measured) {
   std::set<std::string> out;
   if (measured) {
@@ -302,16 +353,15 @@ std::set<std::string> types_of(const std::map<std::string, Point>* measured) {
 }
 
 // The scale's own measured fit, else its role's median, else the global one.
-void set_scale(TensorCurve& c, const Fitted& fit, std::map<std::string, std::vector<double>>& role_scales,
-               const std::vector<double>& all_scales, bool weight_error_only) {
+void set_scale(TensorCurve& c, const Fitted& fit, bool weight_error_only) {
   if (weight_error_only) {
     c.scale = static_cast<double>(c.n_elements), c.scale_from = "weight_error";
   } else if (auto sit = fit.scale.find(c.name); sit != fit.scale.end()) {
     c.scale = sit->second, c.scale_from = "measured";
-  } else if (role_scales.count(c.role)) {
-    c.scale = median(role_scales[c.role]), c.scale_from = "role:" + c.role;
-  } else if (!all_scales.empty()) {
-    c.scale = median(all_scales), c.scale_from = "global";
+  } else if (auto rit = fit.role_scales.find(c.role); rit != fit.role_scales.end()) {
+    c.scale = median(rit->second), c.scale_from = "role:" + c.role;
+  } else if (!fit.all_scales.empty()) {
+    c.scale = median(fit.all_scales), c.scale_from = "global";
   } else {
     c.scale_from = "none";
   }
@@ -347,23 +397,8 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
                                 const std::map<std::string, double>& objective,
                                 const Constraints& constraints, const QuantErrorTable* qerr,
                                 const DamageOptions& opt) {
-  // Imported original-project results carry PPL only (ΔKLD is a 0
-  // placeholder): allocating on them would read every tensor as harmless.
-  if (measure::is_imported(journal)) {
-    throw InputError("the journal was imported from the original project's ablation_results.json and "
-                     "has no ΔKLD; re-measure with `cerebellum measure` before allocating");
-  }
-  AllocationProblem p;
-  p.model_sha256 = journal.header.model_sha256;
-  p.base_name = journal.header.base_name;
-  p.alignment_bytes = model.alignment_bytes;
-  p.n_elements = model.n_elements;
-  p.objective = objective;
-  p.constraints = constraints;
+  AllocationProblem p = problem_shell(model, journal, objective, constraints, qerr, opt);
   ModelErrorReport& rep = p.model_error;
-  rep.mse_source = qerr ? "table:" + qerr->weighting : "bpw-proxy";
-  rep.noise_policy = noise_policy_name(opt.noise);
-  rep.n_probes_ignored = static_cast<int>(journal.probes.size());
 
   const Points raw = combine_points(model, journal, objective);
   const auto base_of = [&](const TensorInfo& t) {
@@ -378,26 +413,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
   // Noise-treated points and per-tensor scales.
   Points pts = raw;
   if (opt.noise == NoisePolicy::kBayes) shrink_points(model, dx, pts, rep);
-  Fitted fit;
-  std::map<std::string, std::vector<double>> role_scales;
-  std::vector<double> all_scales;
-  double abs_sum = 0;
-  for (auto& [tensor, by_type] : pts) {
-    const TensorInfo& t = *model.find(tensor);
-    for (auto& [type, pt] : by_type) {
-      pt.delta = apply_noise(pt.delta, pt.se, opt, &rep.n_noise_clamped);
-      fit.xd[tensor].emplace_back(dx(t, type), pt.delta);
-      abs_sum += std::abs(pt.delta);
-      ++rep.n_points;
-    }
-    if (auto s = fit_scale(fit.xd[tensor])) {
-      fit.scale[tensor] = *s;
-      role_scales[t.role].push_back(*s);
-      all_scales.push_back(*s);
-    }
-  }
-  rep.n_tensors_measured = static_cast<int>(pts.size());
-  rep.mean_abs_measured_kld = rep.n_points ? abs_sum / rep.n_points : 0;
+  const Fitted fit = fit_scales(model, dx, pts, opt, rep);
 
   std::map<std::string, std::string> role_of;
   for (const auto& t : model.tensors) {
@@ -412,7 +428,7 @@ AllocationProblem build_problem(const ModelInfo& model, const Journal& journal,
     role_of[t.name] = t.role;
     const auto pit = pts.find(t.name);
     const std::map<std::string, Point>* measured = pit == pts.end() || opt.weight_error_only ? nullptr : &pit->second;
-    set_scale(c, fit, role_scales, all_scales, opt.weight_error_only);
+    set_scale(c, fit, opt.weight_error_only);
     if (c.scale_from != "measured" && c.scale_from != "none" && !opt.weight_error_only) ++rep.n_tensors_imputed;
     set_ablation(c, raw);
     const double scale_se = measured && c.scale_from == "measured" ? scale_se_of(*measured, t, dx) : 0.0;

@@ -110,7 +110,7 @@ class Sweep {
   // Chunks from 0 until the stop rule says (adaptive) or `n_max` (0 = the reference's).
   Outcome measure(const TypeMap& overrides, bool adaptive, int n_max = 0);
   // The record of `key` re-measured to refine_chunks' length, when it asks for more.
-  const JournalMeasurement* refine(const std::string& key, const JournalMeasurement& kept);
+  std::optional<JournalMeasurement> refine(const std::string& key, const JournalMeasurement& kept);
   const JournalMeasurement& unit(const std::string& domain, const PlannedUnit& u);
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
@@ -136,7 +136,6 @@ class Sweep {
   TypeMap base_;
   JournalWriter* w_;  // null for reference_only
   std::map<std::string, JournalMeasurement> done_;
-  JournalMeasurement refined_;  // refine()'s last record
   std::set<std::string> done_probes_;
   std::set<std::string> have_baseline_;
   std::vector<std::string> swappable_;
@@ -256,11 +255,8 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
   const std::string key = measurement_key(domain, u.direction, u.unit.id, u.types);
   auto it = done_.find(key);
   if (it != done_.end()) {
-    if (const JournalMeasurement* r = refine(key, it->second)) {
-      it->second = *r;
-    } else {
-      ++summary.n_resumed;
-    }
+    if (auto r = refine(key, it->second)) it->second = std::move(*r);
+    else ++summary.n_resumed;
   } else {
     progress(u.unit.id);
     const Outcome out = measure(u.types, true);
@@ -282,11 +278,11 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
   return it->second;
 }
 
-const JournalMeasurement* Sweep::refine(const std::string& key, const JournalMeasurement& kept) {
+std::optional<JournalMeasurement> Sweep::refine(const std::string& key, const JournalMeasurement& kept) {
   auto want = o_.refine_chunks.find(key);
-  if (want == o_.refine_chunks.end()) return nullptr;
+  if (want == o_.refine_chunks.end()) return std::nullopt;
   const int chunks = std::min(want->second, o_.stop.max_chunks);
-  if (chunks <= kept.metrics.n_chunks) return nullptr;
+  if (chunks <= kept.metrics.n_chunks) return std::nullopt;
   progress(kept.unit.id + " (refine)");
   const Outcome out = measure(kept.types, false, chunks);
   JournalMeasurement m = kept;
@@ -295,10 +291,8 @@ const JournalMeasurement* Sweep::refine(const std::string& key, const JournalMea
   m.delta_kld_samples = out.d_kld;
   m.refines = kept.metrics.n_chunks;
   w_->append(m);
-  ++summary.n_refined;
-  ++summary.stopped[m.stopped];
-  refined_ = std::move(m);
-  return &refined_;
+  ++summary.n_refined, ++summary.stopped[m.stopped];
+  return m;
 }
 
 std::vector<PlannedUnit> Sweep::plan(PlanLevel level, const std::string& type,
