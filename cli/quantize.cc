@@ -171,12 +171,12 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--quant-error", a->o.allocate.quant_error, "auto | none | TABLE.json (see allocate)")->capture_default_str();
   cmd->add_option("--refine-rounds", a->o.refine.max_rounds,
                   "rounds re-measuring the tensors the plan is marginal on with twice the chunks, then re-solving (0 = off)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(0, 100));
   cmd->add_option("--refine-z", a->o.refine.z, "marginal: an alternative within this many standard errors")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(CLI::Range(0.01, 100.0));
   cmd->add_option("--refine-max-extra", a->o.refine.max_extra_chunks_frac,
                   "extra chunks the refinement may spend, as a fraction of the sweep's")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--correction-rounds", a->o.search.correction_rounds,
                   "re-solves with the model's promotion/demotion factors fitted to measured plans (0 = off)")
       ->capture_default_str();
