@@ -29,6 +29,7 @@ struct MeasureArgs {
   measure::MeasureOptions o;
   std::string source, base = o.base, plan = measure::to_string(o.plan), mode = measure::to_string(o.mode), out,
       max_vram, max_memory, shard;
+  int64_t prefetch_mib = o.prefetch_max_bytes >> 20;
   std::vector<std::string> texts, domains, targets, promote;
 };
 
@@ -44,6 +45,7 @@ void run_measure_command(MeasureArgs& a) {
   o.mode = measure::parse_eval_mode(a.mode);
   if (!a.max_vram.empty()) o.max_device_bytes = parse_budget_bytes(a.max_vram, 0);
   if (!a.max_memory.empty()) o.max_host_bytes = parse_budget_bytes(a.max_memory, 0);
+  o.prefetch_max_bytes = a.prefetch_mib << 20;
   if (!a.targets.empty() || !a.promote.empty()) {  // else the library's default targets
     o.targets = split_commas(a.targets);
     o.promote = split_commas(a.promote);
@@ -58,7 +60,7 @@ void run_measure_command(MeasureArgs& a) {
   progress.finish();
   if (mpi && !measure::is_launcher_rank0()) return;  // rank 0 reports the merged journal
   print_json({{"journal", o.out_path}, {"measured", s.n_measured}, {"resumed", s.n_resumed},
-              {"probes", s.n_probes}, {"chunks_evaluated", s.chunks_evaluated},
+              {"probes", s.n_probes}, {"chunks_evaluated", s.chunks_evaluated}, {"prefetched_swaps", s.n_prefetched},
               {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s}});
 }
 
@@ -176,6 +178,11 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--max-vram", a->max_vram,
                   "device memory cap per loaded model, e.g. 24GiB: the F16 reference pass offloads only the layers "
                   "that fit (default: no cap)");
+  cmd->add_option("--prefetch-mib", a->prefetch_mib,
+                  "with --gpu-layers: convert the next unit on a background thread while this one is evaluated, "
+                  "if it takes at most this many MiB of host memory (0 = off)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("--reference-model", o.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM "
                   "(recorded in the journal; swaps still convert from --source)");

@@ -135,6 +135,46 @@ TEST(EvalEvaluator, InPlaceRealSwapEqualsFreshLoad) {
   EXPECT_THROW(ev.set_tensor_type("no.such.weight", "q2_K"), RecipeError);
 }
 
+// The next unit converted on a background thread (measure's prefetch on a
+// GPU) swaps in the same bytes as a conversion at swap time; a prefetch of
+// another type, or over its byte cap, is not used.
+TEST(EvalEvaluator, PrefetchedSwapEqualsConvertedSwap) {
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  EvalOptions opts{.ctx = 128, .max_chunks = 2, .n_threads = 2, .top_k = 16};
+  ReferenceStore store;
+  {
+    Evaluator ref(kModel, text, opts);
+    store = ref.build_reference();
+  }
+  opts.work_dir = test::temp_dir("eval-prefetch");
+  opts.tensor_types = {{"blk.2.ffn_down.weight", "q4_K"}, {"output.weight", "q6_K"}};
+  Evaluator ev(kModel, text, opts);
+  const std::map<std::string, std::string> unit = {{"blk.2.ffn_down.weight", "q2_K"},
+                                                   {"blk.7.attn_q.weight", "iq4_nl"}};
+  auto run_unit = [&] {
+    for (const auto& [name, type] : unit) ev.set_tensor_type(name, type);
+    TokenSeries s;
+    ev.run(&store, {}, &s);
+    ev.restore_all();
+    return s;
+  };
+  const TokenSeries converted = run_unit();
+  EXPECT_EQ(ev.prefetched_swaps(), 0);
+
+  ASSERT_TRUE(ev.prefetch_tensor_types(unit, int64_t{1} << 30));
+  const TokenSeries prefetched = run_unit();
+  EXPECT_EQ(ev.prefetched_swaps(), 2);
+  EXPECT_EQ(prefetched.kld_nats, converted.kld_nats);
+  EXPECT_EQ(prefetched.nll_nats, converted.nll_nats);
+
+  ASSERT_TRUE(ev.prefetch_tensor_types({{"blk.2.ffn_down.weight", "q3_K"}}, int64_t{1} << 30));
+  EXPECT_EQ(run_unit().kld_nats, converted.kld_nats);  // another type: converted at swap time
+  EXPECT_EQ(ev.prefetched_swaps(), 2);
+  EXPECT_FALSE(ev.prefetch_tensor_types(unit, 1000));  // over the cap: nothing started
+  EXPECT_EQ(run_unit().kld_nats, converted.kld_nats);
+  EXPECT_EQ(ev.prefetched_swaps(), 2);
+}
+
 TEST(EvalEvaluator, ReferenceStoreRefusesOtherSettings) {
   const std::string dir = test::temp_dir("eval-ref");
   const std::string text = read_file(test::data("docs-en-calib.txt"));

@@ -136,6 +136,33 @@ TEST(MeasureSweep, RefineRemeasuresWithMoreChunksAndReplacesTheRecord) {
   EXPECT_EQ(jf.measurements[0].delta_kld_se, refined->delta_kld_se);
 }
 
+// With --gpu-layers the next unit is converted on a background thread while
+// this one is evaluated. The CPU build ignores the offload but prefetches as
+// on a GPU: the records must be the ones of a sweep without it, bit for bit.
+TEST(MeasureSweep, PrefetchingTheNextUnitGivesTheSameRecords) {
+  const std::string dir = test::temp_dir("measure_prefetch");
+  MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);
+  o.tensor_regex = "blk\\.[35]\\.";
+  o.limit_units = 4;
+  o.n_gpu_layers = 999;
+  const MeasureSummary with = run_measure(o);
+  EXPECT_GE(with.n_prefetched, 3);  // every unit after the first (one tensor each)
+  MeasureOptions plain = small("cb-dense-12l-F16.gguf", dir);
+  plain.tensor_regex = o.tensor_regex;
+  plain.limit_units = o.limit_units;
+  plain.out_path = dir + "/plain.jsonl";
+  const MeasureSummary without = run_measure(plain);
+  EXPECT_EQ(without.n_prefetched, 0);
+  const Journal a = read_journal(o.out_path), b = read_journal(plain.out_path);
+  ASSERT_EQ(a.measurements.size(), 4u);
+  ASSERT_EQ(b.measurements.size(), a.measurements.size());
+  for (size_t i = 0; i < a.measurements.size(); ++i) {
+    EXPECT_EQ(a.measurements[i].unit.id, b.measurements[i].unit.id);
+    EXPECT_EQ(a.measurements[i].delta_kld, b.measurements[i].delta_kld) << a.measurements[i].unit.id;
+    EXPECT_EQ(a.measurements[i].delta_kld_se, b.measurements[i].delta_kld_se);
+  }
+}
+
 TEST(MeasureSweep, PromoteGroupsAndProbes) {
   const std::string dir = test::temp_dir("measure_promote");
   MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);

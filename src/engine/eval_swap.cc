@@ -1,5 +1,6 @@
 #include "engine/eval_swap.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -67,7 +68,10 @@ void put_back(Saved& s) {
 TensorSwapper::TensorSwapper(LlamaModel& model, const std::string& source_path)
     : model_(model), source_(std::make_unique<TensorSource>(source_path)) {}
 
-TensorSwapper::~TensorSwapper() { restore_all(); }
+TensorSwapper::~TensorSwapper() {
+  drop_prefetch();
+  restore_all();
+}
 
 void TensorSwapper::set_type(const std::string& name, const std::string& type_name,
                              const std::vector<float>* imatrix) {
@@ -111,10 +115,16 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
     const char* type_name = ggml_type_name(static_cast<ggml_type>(type));
     if (!simulated) {
       size_t offset = 0;
-      source_->convert(name, type_name, im, model_.n_threads(), [&](const void* data, size_t n) {
+      auto sink = [&](const void* data, size_t n) {
         for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, data, offset, n);
         offset += n;
-      });
+      };
+      if (auto ready = take_prefetched(name, type_name, im)) {
+        sink(ready->data(), ready->size());
+        ++n_prefetched_;
+      } else {
+        source_->convert(name, type_name, im, model_.n_threads(), sink);
+      }
       if (offset != bytes) throw EngineError(fmt::format("{}: source gave {} bytes, expected {}", name, offset, bytes));
     } else {
       std::vector<uint8_t> q;
@@ -134,6 +144,72 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
     throw;
   }
   swaps_[name] = std::move(swap);
+}
+
+bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
+  drop_prefetch();
+  int64_t total_bytes = 0;
+  std::vector<Ahead> work;
+  for (Ahead& a : tensors) {
+    const std::vector<ggml_tensor*> handles = model_.tensor_handles(a.name);
+    if (handles.empty()) return false;
+    const ggml_tensor* t = handles.front();
+    const auto type = static_cast<ggml_type>(ggml_type_id(a.type_name));
+    if (type == t->type) continue;  // a restore: nothing to convert
+    a.type_name = ggml_type_name(type);  // as swap_in names it
+    total_bytes += static_cast<int64_t>(ggml_row_size(type, t->ne[0]) * ggml_nrows(t));
+    work.push_back(std::move(a));
+  }
+  if (work.empty() || total_bytes > max_bytes) return false;
+  tensors = std::move(work);
+  for (const Ahead& a : tensors) ahead_names_.push_back(a.name);
+  // Conversion failures are not reported here: set_type converts again and
+  // throws where the caller expects it.
+  ahead_ = std::async(std::launch::async, [this, tensors = std::move(tensors)] {
+    std::map<std::string, Converted> out;
+    for (const Ahead& a : tensors) {
+      Converted c{a.type_name, a.imatrix, {}};
+      source_->convert(a.name, a.type_name, a.imatrix, model_.n_threads(), [&](const void* data, size_t n) {
+        c.bytes.insert(c.bytes.end(), static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + n);
+      });
+      out.emplace(a.name, std::move(c));
+    }
+    return out;
+  });
+  return true;
+}
+
+std::optional<std::vector<uint8_t>> TensorSwapper::take_prefetched(const std::string& name, const char* type_name,
+                                                                   const std::vector<float>& imatrix) {
+  auto it = std::find(ahead_names_.begin(), ahead_names_.end(), name);
+  if (it == ahead_names_.end() || !ahead_.valid()) return std::nullopt;
+  ahead_names_.erase(it);
+  std::map<std::string, Converted> ready;
+  try {
+    ready = ahead_.get();
+  } catch (const std::exception&) {
+    ahead_names_.clear();
+    return std::nullopt;
+  }
+  // The rest of the set stays for the unit's other tensors.
+  std::optional<std::vector<uint8_t>> out;
+  auto r = ready.find(name);
+  if (r != ready.end() && r->second.type_name == type_name && r->second.imatrix == imatrix) {
+    out = std::move(r->second.bytes);
+  }
+  if (r != ready.end()) ready.erase(r);
+  if (!ahead_names_.empty()) {
+    std::promise<std::map<std::string, Converted>> rest;
+    rest.set_value(std::move(ready));
+    ahead_ = rest.get_future();
+  }
+  return out;
+}
+
+void TensorSwapper::drop_prefetch() {
+  if (ahead_.valid()) ahead_.wait();
+  ahead_ = {};
+  ahead_names_.clear();
 }
 
 void TensorSwapper::restore(const std::string& name) {

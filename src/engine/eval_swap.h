@@ -16,8 +16,10 @@
 // CUDA graphs off for this reason.
 #pragma once
 
+#include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,16 +47,43 @@ class TensorSwapper {
                      const std::vector<float>* imatrix = nullptr);
   void restore(const std::string& name);
   void restore_all();
+
+  // A tensor to convert ahead of its set_type: name, type, imatrix (or empty).
+  struct Ahead {
+    std::string name, type_name;
+    std::vector<float> imatrix;
+  };
+  // Starts converting `tensors` from the source on a background thread and
+  // returns at once, so the next unit's conversion overlaps this unit's
+  // evaluation on a GPU. A set_type with the same name, type and imatrix
+  // takes the converted bytes (waiting for them) instead of converting; other
+  // swaps never wait. At most `max_bytes` are held: a larger set is ignored
+  // (returns false). A new prefetch drops an unused earlier one.
+  bool prefetch(std::vector<Ahead> tensors, int64_t max_bytes);
+  // Swaps served from a prefetch so far.
+  int64_t prefetched_swaps() const { return n_prefetched_; }
   // Names of swappable tensors (weights the graph reads) and their loaded types.
   std::map<std::string, std::string> tensor_types() const;
   std::vector<std::string> swapped() const;
 
  private:
   struct Swap;
+  struct Converted {
+    std::string type_name;
+    std::vector<float> imatrix;
+    std::vector<uint8_t> bytes;
+  };
   void swap_in(const std::string& name, int type, bool simulated, const std::vector<float>* imatrix);
+  // The prefetched bytes of `name` as `type_name` with `imatrix`, if any.
+  std::optional<std::vector<uint8_t>> take_prefetched(const std::string& name, const char* type_name,
+                                                      const std::vector<float>& imatrix);
+  void drop_prefetch();
   LlamaModel& model_;
   std::unique_ptr<TensorSource> source_;
   std::map<std::string, std::unique_ptr<Swap>> swaps_;
+  int64_t n_prefetched_ = 0;
+  std::vector<std::string> ahead_names_;  // what the pending prefetch converts
+  std::future<std::map<std::string, Converted>> ahead_;  // destroyed first: waits for the thread
 };
 
 }  // namespace cb::engine

@@ -296,6 +296,15 @@ void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::
   impl_->swapper->set_simulated(tensor, type, weights.empty() ? nullptr : &weights);
 }
 
+bool Evaluator::prefetch_tensor_types(const std::map<std::string, std::string>& types, int64_t max_bytes) {
+  std::vector<engine::TensorSwapper::Ahead> ahead;
+  for (const auto& [tensor, type] : types) {
+    ahead.push_back({tensor, type, opts_.imatrix ? opts_.imatrix->weights_for(tensor) : std::vector<float>{}});
+  }
+  return impl_->swapper->prefetch(std::move(ahead), max_bytes);
+}
+
+int64_t Evaluator::prefetched_swaps() const { return impl_->swapper->prefetched_swaps(); }
 void Evaluator::restore_tensor(const std::string& tensor) { impl_->swapper->restore(tensor); }
 void Evaluator::restore_all() { impl_->swapper->restore_all(); }
 bool Evaluator::takes_any_type(const std::string& tensor) const {

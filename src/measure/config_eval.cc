@@ -110,8 +110,14 @@ class ResidentEval : public ConfigEval {
     return ev_->evaluate(first, count, &ref);
   }
 
+  bool prefetch(const TypeMap& next, int64_t max_bytes) override {
+    return ev_ && ev_->prefetch_tensor_types(next, max_bytes);
+  }
+  int64_t prefetched_swaps() const override { return prefetched_ + (ev_ ? ev_->prefetched_swaps() : 0); }
+
   void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
     if (ref.n_filled() >= n_chunks) return;
+    prefetched_ = prefetched_swaps();
     ev_.reset();  // never both models at once
     current_.clear();
     eval::EvalOptions o = opts_;
@@ -130,6 +136,7 @@ class ResidentEval : public ConfigEval {
   eval::EvalOptions opts_;
   Logger logger_;
   TypeMap current_;
+  int64_t prefetched_ = 0;  // by evaluators released for a reference pass
   std::unique_ptr<eval::Evaluator> ev_;
 };
 

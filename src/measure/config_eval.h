@@ -25,6 +25,10 @@ eval::EvalOptions sweep_eval_options(const MeasureOptions& o);
 // (UsageError; InputError for a missing --shared-reference store).
 void check_measure_options(const MeasureOptions& o);
 
+// A journal whose header line itself was torn (killed while creating it)
+// holds nothing: removes it, so the sweep starts over.
+void drop_torn_header(const std::string& path);
+
 inline std::string base_model_path(const std::string& journal) { return journal + ".base.gguf"; }
 inline std::string base_model_path(const MeasureOptions& o) { return base_model_path(o.out_path); }
 
@@ -38,6 +42,10 @@ class ConfigEval {
   // Fills `ref` up to `n_chunks` with the full-precision model's distributions.
   // Afterwards the configuration is unspecified: call set() again.
   virtual void extend_reference(eval::ReferenceStore& ref, int n_chunks) = 0;
+  // The configuration set() will most likely get next: resident mode converts
+  // it in the background (Evaluator::prefetch_tensor_types); false if not.
+  virtual bool prefetch(const TypeMap& /*next*/, int64_t /*max_bytes*/) { return false; }
+  virtual int64_t prefetched_swaps() const { return 0; }  // swaps served from a prefetch
 };
 
 // Takes the F16 evaluator and brings every swappable tensor to its base type;

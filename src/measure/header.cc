@@ -204,4 +204,23 @@ MeasureOptions end_to_end_sweep() {
   return o;
 }
 
+// A journal whose header line itself was torn (killed while creating it)
+// holds nothing: start over.
+void drop_torn_header(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  const std::string text = read_file(path);
+  if (text.find('\n') == std::string::npos) fs::remove(path, ec);
+}
+
+std::string reference_store_prefix(const MeasureOptions& o) {
+  const fs::path out(o.out_path);
+  const fs::path dir = o.reference_dir.empty() ? out.parent_path() : fs::path(o.reference_dir);
+  return (dir / out.filename()).string();
+}
+
+std::string reference_store_path(const std::string& prefix, const std::string& domain) {
+  return prefix + "." + domain + ".ref";
+}
+
 }  // namespace cb::measure

@@ -32,9 +32,6 @@ double now_s() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-
-
-
 // A configuration's outcome against the baseline.
 struct Outcome {
   eval::TokenSeries series;
@@ -115,6 +112,9 @@ class Sweep {
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
   void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
+  // This process's share of `units`, each measured (or resumed) in order.
+  std::vector<const JournalMeasurement*> measure_units(const std::string& domain,
+                                                       const std::vector<PlannedUnit>& units);
   std::vector<PlannedUnit> domain_units() const;  // every target's and promotion's units, in sweep order
   void plan_shard(const std::string& domain);
   // This process measures the unit: its shard's (--shard), or granted by the
@@ -141,6 +141,7 @@ class Sweep {
   std::vector<std::string> swappable_;
   std::set<std::string> owned_;  // --shard: the measurement keys of this shard's units in the current domain
   std::unique_ptr<ConfigEval> cfg_;
+  const TypeMap* next_types_ = nullptr;  // the unit after the one in flight, to prefetch
   eval::ReferenceStore ref_;
   std::vector<eval::ChunkResult> base_chunks_;
   bool ref_dirty_ = false;
@@ -184,6 +185,12 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
     const int next_check = done == 0 ? o_.stop.min_chunks : done + o_.stop.step_chunks;
     const int count = std::min(next_check, n) - done;
     ensure_chunks(done + count, overrides);
+    // The next unit is converted while this one is evaluated (after any
+    // reference pass, which would release the model and the prefetch).
+    if (next_types_ && o_.n_gpu_layers != 0 && o_.prefetch_max_bytes > 0) {
+      cfg_->prefetch(*next_types_, o_.prefetch_max_bytes);
+    }
+    next_types_ = nullptr;
     for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
       const eval::ChunkResult& b = base_chunks_.at(r.chunk);
       push_block_diffs(r.kld_nats, b.kld_nats, blocks, &out.d_kld);
@@ -308,10 +315,7 @@ std::vector<PlannedUnit> Sweep::plan(PlanLevel level, const std::string& type,
 void Sweep::sweep_type(const std::string& domain, const std::string& type,
                        const std::string& dir) {
   const std::vector<PlannedUnit> units = plan(o_.plan, type, dir);
-  std::vector<const JournalMeasurement*> results;
-  for (const PlannedUnit& u : units) {
-    if (owns(domain, u)) results.push_back(&unit(domain, u));
-  }
+  const std::vector<const JournalMeasurement*> results = measure_units(domain, units);
   if (o_.plan != PlanLevel::kAuto || results.empty()) return;
   // Auto: split the groups that matter into their tensors (a group's members
   // are one per layer, so per-tensor = per-layer for that role).
@@ -330,7 +334,25 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
     if (split.count(u.unit.id)) members.push_back(std::move(u));
   }
   total_units_ += static_cast<int64_t>(members.size());
-  for (const PlannedUnit& u : members) unit(domain, u);
+  measure_units(domain, members);
+}
+
+std::vector<const JournalMeasurement*> Sweep::measure_units(const std::string& domain,
+                                                            const std::vector<PlannedUnit>& units) {
+  std::vector<const JournalMeasurement*> results;
+  for (size_t i = 0; i < units.size(); ++i) {
+    if (!owns(domain, units[i])) continue;
+    next_types_ = nullptr;  // under MPI the next unit is the coordinator's to give
+    for (size_t j = i + 1; j < units.size() && !o_.claim && !next_types_; ++j) {
+      const PlannedUnit& n = units[j];
+      if (owns(domain, n) && !done_.count(measurement_key(domain, n.direction, n.unit.id, n.types))) {
+        next_types_ = &n.types;
+      }
+    }
+    results.push_back(&unit(domain, units[i]));
+  }
+  next_types_ = nullptr;
+  return results;
 }
 
 // --shard: every unit of the domain (all types, both directions), split
@@ -453,6 +475,7 @@ void Sweep::run_domain(const MeasureText& text) {
   if (o_.probes.enabled && !o_.targets.empty()) probes(text.domain);
   record_baseline(text.domain);
   save_reference(ref_path);
+  summary.n_prefetched += cfg_->prefetched_swaps();
   cfg_.reset();
   swappable_.clear();
 }
@@ -517,26 +540,7 @@ void Sweep::probes(const std::string& domain) {
   }
 }
 
-// A journal whose header line itself was torn (killed while creating it)
-// holds nothing: start over.
-void drop_torn_header(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return;
-  const std::string text = read_file(path);
-  if (text.find('\n') == std::string::npos) fs::remove(path, ec);
-}
-
 }  // namespace
-
-std::string reference_store_prefix(const MeasureOptions& o) {
-  const fs::path out(o.out_path);
-  const fs::path dir = o.reference_dir.empty() ? out.parent_path() : fs::path(o.reference_dir);
-  return (dir / out.filename()).string();
-}
-
-std::string reference_store_path(const std::string& prefix, const std::string& domain) {
-  return prefix + "." + domain + ".ref";
-}
 
 MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
   const double t0 = now_s();

@@ -140,6 +140,11 @@ struct MeasureOptions {
   int n_threads = 0;                       // 0 = all cores
   int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
   int64_t max_device_bytes = 0;            // cap per loaded model (the F16 reference offloads fewer layers); 0 = none
+  // With n_gpu_layers: the next unit's tensors are converted on a background
+  // thread while this unit is evaluated, held in host memory up to this many
+  // bytes (a larger unit converts when swapped in); 0 = off. Not on the CPU,
+  // where the conversion would take the evaluation's cores.
+  int64_t prefetch_max_bytes = int64_t{512} << 20;
   int64_t max_host_bytes = 0;              // refuse up front when the projection exceeds it (memory.h); 0 = none
   EvalMode mode = EvalMode::kResident;
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
@@ -197,6 +202,7 @@ struct MeasureSummary {
   int n_resumed = 0;          // found already done in the journal
   int n_probes = 0;           // probes appended by this run
   int n_refined = 0;          // measurements re-measured with more chunks (refine_chunks)
+  int64_t n_prefetched = 0;   // tensor swaps converted ahead, during the previous unit (prefetch_max_bytes)
   int64_t chunks_evaluated = 0;
   std::map<std::string, int> stopped;  // "tight"/"separated"/"cap" -> count
   double elapsed_s = 0;
