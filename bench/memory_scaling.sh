@@ -63,11 +63,11 @@ run() {
   want "$row" || return 0
   local vram_log="$WORK/vram.$$" sampler=""
   if [ "$NGL" != 0 ] && command -v nvidia-smi >/dev/null; then
-    (while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.2; done) >"$vram_log" 2>/dev/null &
+    (while :; do nvidia-smi -i 0 --query-gpu=memory.used --format=csv,noheader,nounits || true; sleep 0.2; done) >"$vram_log" 2>/dev/null &
     sampler=$!
   fi
   local base_vram=0
-  [ -n "$sampler" ] && base_vram=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+  [ -n "$sampler" ] && base_vram=$(nvidia-smi -i 0 --query-gpu=memory.used --format=csv,noheader,nounits)
   if ! python3 "$ROOT/bench/peak_mem.py" "$WORK/mem.$$" -- "$@" >"$WORK/$row.log" 2>&1; then
     echo "FAILED: $row on $model (log: $WORK/$row.log)" >&2; tail -5 "$WORK/$row.log" >&2
     [ -n "$sampler" ] && kill "$sampler"
@@ -75,7 +75,7 @@ run() {
   fi
   local vram=null
   if [ -n "$sampler" ]; then
-    kill "$sampler"; wait "$sampler" 2>/dev/null || true
+    kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
     vram=$(( $(sort -n "$vram_log" | tail -1) - base_vram ))
   fi
   python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m.update(model=sys.argv[2], row=sys.argv[3], vram_mb=None if sys.argv[4]=="null" else int(sys.argv[4])); print(json.dumps(m))' \
