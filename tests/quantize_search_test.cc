@@ -118,6 +118,33 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   EXPECT_THROW(refine_plan(dense_path(), p, r.initial_choice, capacity, o), InputError);
 }
 
+// Issue 12: a plan swapped in beside the loaded base mix needs buffers of its
+// own; where the two would not fit the device's room (here a cap leaving ~10 MB
+// for weights: base 8.8 MB + the plan's swaps), the plan is loaded as a model
+// of its own. The same bytes run: the results equal the uncapped search's.
+TEST(QuantizeSearch, APlanThatWouldNotFitBesideTheBaseIsLoadedAlone) {
+  const ModelInfo model = inspect_model(dense_path());
+  const AllocationProblem p = build_problem(model, synthetic_journal(model), {{"en", 1.0}}, Constraints{}, nullptr);
+  const int64_t overhead = model.data_offset_bytes;
+  const Plan plan = allocate_plan(p, 7'900'000, overhead);
+  SearchOptions o = tiny_search();
+  o.max_evals = 2;
+  o.correction_rounds = 0;
+  const SearchResult free_run = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
+  EXPECT_EQ(free_run.n_reloads, 0);
+  o.n_gpu_layers = 999;  // the CPU build runs on the CPU, under the same accounting
+  o.max_device_bytes = (int64_t{3} << 29) + 10'000'000;
+  const SearchResult capped = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
+  EXPECT_GE(capped.n_reloads, 1);
+  EXPECT_EQ(capped.base_kld, free_run.base_kld);
+  EXPECT_EQ(capped.initial_kld, free_run.initial_kld);
+  ASSERT_EQ(capped.evals.size(), free_run.evals.size());
+  for (size_t i = 0; i < capped.evals.size(); ++i) {
+    EXPECT_EQ(capped.evals[i].measured_delta_kld, free_run.evals[i].measured_delta_kld) << capped.evals[i].move;
+  }
+  EXPECT_EQ(to_json(capped, p)["n_reloads"], capped.n_reloads);
+}
+
 // Issue 13: the synthetic damages are not what the model measures, so the
 // rounds re-solve with fitted factors; the plan kept is the best measured one.
 TEST(QuantizeSearch, CorrectionRoundsKeepTheBestMeasuredPlan) {

@@ -15,6 +15,7 @@
 #include "cerebellum/common/io.h"
 #include "cerebellum/eval/evaluator.h"
 #include "cerebellum/imatrix/imatrix.h"
+#include "engine/engine.h"
 #include "quantize/correct.h"
 
 namespace cb {
@@ -44,19 +45,27 @@ double mean_of(const std::vector<double>& v) {
 
 // The reference from the F16 model (loaded alone, then released), and the
 // base mix loaded in its real types, swapped in place to each plan's types.
+// Each swapped tensor takes a buffer of its own next to the loaded bytes, so a
+// plan far from what is loaded can need up to a second model's memory: when
+// the loaded weights plus the swaps would pass the device's room (--max-vram,
+// or the GPU's free memory), the configuration is loaded as a model of its
+// own instead (built from the source; the same bytes, so the same results).
 class SwapBench {
  public:
-  SwapBench(const std::string& source, const std::map<std::string, std::string>& base, const SearchOptions& o)
-      : o_(o) {
+  SwapBench(const std::string& source, const AllocationProblem& p, const SearchOptions& o)
+      : o_(o), source_(source) {
     if (!o.imatrix_path.empty()) imatrix_ = load_imatrix(o.imatrix_path);
     if (o.n_chunks < 2) throw UsageError("search: --search-chunks must be at least 2 (paired standard errors)");
-    eval::EvalOptions eo{.ctx = o.ctx, .max_chunks = o.first_chunk + o.n_chunks, .n_threads = o.n_threads,
-                         .top_k = o.top_k, .n_gpu_layers = o.n_gpu_layers,
-                         .max_device_bytes = o.max_device_bytes};
-    eo.imatrix = imatrix_.get();
-    const std::string text = read_file(o.text_path);
+    eo_ = {.ctx = o.ctx, .max_chunks = o.first_chunk + o.n_chunks, .n_threads = o.n_threads,
+           .top_k = o.top_k, .n_gpu_layers = o.n_gpu_layers, .max_device_bytes = o.max_device_bytes};
+    eo_.imatrix = imatrix_.get();
+    text_ = read_file(o.text_path);
+    for (const auto& t : p.tensors) {
+      for (const auto& c : t.candidates) bytes_[t.name][c.type] = c.size_bytes;
+    }
+    device_room_bytes_ = device_room(o);
     {
-      eval::Evaluator f16(o.reference_model.empty() ? source : o.reference_model, text, eo, o.logger);
+      eval::Evaluator f16(o.reference_model.empty() ? source : o.reference_model, text_, eo_, o.logger);
       if (f16.n_chunks() < o.first_chunk + o.n_chunks) {
         throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o.text_path,
                                      f16.n_chunks(), o.ctx, o.first_chunk + o.n_chunks, o.first_chunk, o.n_chunks));
@@ -64,24 +73,26 @@ class SwapBench {
       ref_ = f16.empty_reference();
       f16.extend_reference(ref_, o.first_chunk + o.n_chunks);
     }
-    eo.tensor_types = base;
-    eo.work_dir = o.work_dir;
-    ev_ = std::make_unique<eval::Evaluator>(source, text, eo, o.logger);
-    for (const auto& [name, type] : ev_->tensor_types()) {
-      if (ev_->takes_any_type(name)) memory_[name] = type;  // the rest stays as loaded
-    }
+    eo_.work_dir = o.work_dir;
+    load(base_types_of(p));
   }
 
   const std::map<std::string, std::string>& memory_types() const { return memory_; }
+  int n_reloads() const { return n_loads_ - 1; }
 
   // Brings the tensors of `types` that differ from what is loaded to their type.
   void apply(const std::map<std::string, std::string>& types) {
+    if (device_room_bytes_ > 0 && weight_bytes(types, true) > device_room_bytes_) {
+      std::map<std::string, std::string> all = eo_.tensor_types;
+      for (const auto& [name, type] : types) all[name] = type;
+      load(all);
+    }
     for (const auto& [name, type] : types) {
       if (!memory_.count(name)) continue;
       auto it = current_.find(name);
       const std::string& now = it == current_.end() ? memory_.at(name) : it->second;
       if (now == type) continue;
-      ev_->set_tensor_type(name, type);  // the loaded (base) type restores
+      ev_->set_tensor_type(name, type);  // the loaded type restores
       current_[name] = type;
     }
   }
@@ -101,11 +112,65 @@ class SwapBench {
   int64_t n_tokens() const { return n_tokens_; }
 
  private:
+  static std::map<std::string, std::string> base_types_of(const AllocationProblem& p) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : p.tensors) out[t.name] = t.base_type;
+    return out;
+  }
+  // The weights' room on the GPU: --max-vram, else the free memory now, less
+  // what the loader keeps for the KV cache and compute buffers
+  // (ModelLoadOptions::device_reserve_bytes); 0 = no GPU, no limit.
+  static int64_t device_room(const SearchOptions& o) {
+    if (o.n_gpu_layers == 0) return 0;
+    int64_t room = o.max_device_bytes;
+    const engine::DeviceMemory dev = engine::gpu_memory();
+    if (dev.total_bytes > 0) room = room > 0 ? std::min(room, dev.free_bytes) : dev.free_bytes;
+    return room > 0 ? std::max<int64_t>(room - (int64_t{3} << 29), 1) : 0;
+  }
+  // The loaded problem tensors' bytes, plus (with_swaps) the swap buffers
+  // `types` would add.
+  int64_t weight_bytes(const std::map<std::string, std::string>& types, bool with_swaps) const {
+    int64_t total = 0;
+    for (const auto& [name, by_type] : bytes_) {
+      const auto loaded = eo_.tensor_types.find(name);
+      if (loaded == eo_.tensor_types.end()) continue;
+      total += size_of(name, loaded->second);
+      const auto want = types.find(name);
+      if (with_swaps && want != types.end() && want->second != loaded->second) total += size_of(name, want->second);
+    }
+    return total;
+  }
+  int64_t size_of(const std::string& name, const std::string& type) const {
+    const auto& by_type = bytes_.at(name);
+    const auto it = by_type.find(type);
+    return it == by_type.end() ? 0 : it->second;
+  }
+  void load(const std::map<std::string, std::string>& types) {
+    ev_.reset();  // free the device first
+    eo_.tensor_types = types;
+    ev_ = std::make_unique<eval::Evaluator>(source_, text_, eo_, o_.logger);
+    memory_.clear();
+    current_.clear();
+    for (const auto& [name, type] : ev_->tensor_types()) {
+      if (ev_->takes_any_type(name)) memory_[name] = type;  // the rest stays as loaded
+    }
+    if (++n_loads_ > 1) {
+      o_.logger.info(fmt::format("search: the configuration is loaded as a model of its own ({:.2f} GiB of "
+                                 "weights; its swaps from the last one would pass the device's room of {:.2f} GiB)",
+                                 weight_bytes({}, false) / 1073741824.0, device_room_bytes_ / 1073741824.0));
+    }
+  }
+
   const SearchOptions& o_;
+  std::string source_, text_;
+  eval::EvalOptions eo_;
   std::shared_ptr<const Imatrix> imatrix_;
   std::unique_ptr<eval::Evaluator> ev_;
   eval::ReferenceStore ref_;
+  std::map<std::string, std::map<std::string, int64_t>> bytes_;  // tensor -> type -> bytes
   std::map<std::string, std::string> memory_, current_;
+  int64_t device_room_bytes_ = 0;
+  int n_loads_ = 0;
   int64_t n_tokens_ = 0;
 };
 
@@ -254,7 +319,7 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
   SearchResult r;
   r.initial_choice = r.final_choice = choice;
   r.n_chunks = o.n_chunks;
-  SwapBench bench(source, base_types(p), o);
+  SwapBench bench(source, p, o);
   MoveOptions mo = o.moves;
   mo.max_moves = 1;  // first improvement: re-ranked after every measurement
   for (const auto& t : p.tensors) {
@@ -296,6 +361,7 @@ SearchResult refine_plan(const std::string& source, const AllocationProblem& p, 
   r.final_kld = mean_of(loop.cur);
   r.final_predicted = predicted(p, r.final_choice);
   std::tie(r.final_measured, r.final_measured_se) = paired(loop.cur, base);
+  r.n_reloads = bench.n_reloads();
   r.elapsed_s = seconds_since(t0);
   return r;
 }
@@ -339,7 +405,7 @@ nlohmann::json to_json(const SearchResult& r, const AllocationProblem& p) {
           {"after", side(r.final_predicted, r.final_measured, r.final_measured_se, r.final_kld)},
           {"correction", {{"rounds", rounds}, {"stop", r.correction_stop}, {"start_from", r.start_from}}},
           {"n_evals", r.evals.size()}, {"n_accepted", r.n_accepted}, {"changed", changed},
-          {"stop_reason", r.stop_reason}, {"setup_s", r.setup_s}, {"elapsed_s", r.elapsed_s}, {"evals", evals}};
+          {"stop_reason", r.stop_reason}, {"n_reloads", r.n_reloads}, {"setup_s", r.setup_s}, {"elapsed_s", r.elapsed_s}, {"evals", evals}};
 }
 
 }  // namespace cb

@@ -80,7 +80,8 @@ struct SearchOptions {
   std::string imatrix_path;  // the build's imatrix: swaps quantize with it too
   int n_threads = 0;         // 0 = all cores
   int n_gpu_layers = 0;      // layers offloaded (999 = all)
-  int64_t max_device_bytes = 0;  // cap per loaded model; 0 = none
+  // Device memory cap (the loaded model and its swaps together); 0 = none.
+  int64_t max_device_bytes = 0;
   std::string reference_model;   // the reference's model when not the source
   std::string work_dir;          // where the base mix is built to be loaded ("" = system temp dir)
   Logger logger;
@@ -123,6 +124,9 @@ struct SearchResult {
   std::string start_from;       // the plan the moves start from: "solver" | "round N" | "base"
   std::vector<SearchEval> evals;
   int n_accepted = 0;
+  // Times a configuration was loaded as a model of its own because its swaps
+  // would not fit the device's room (max_device_bytes / free memory).
+  int n_reloads = 0;
   double setup_s = 0, elapsed_s = 0;
   std::string stop_reason;   // "max_evals" | "max_seconds" | "no_moves"
 };
