@@ -87,17 +87,19 @@ TEST(EvalEvaluator, SwapsRestoreExactlyAndTrackExactMode) {
   EXPECT_NEAR(s1.kld.mean_nats, s2.kld.mean_nats, 0.1 * s2.kld.mean_nats + 1e-4);
 }
 
+// The source model's reference on `text` (the model released after).
+ReferenceStore reference_of(const std::string& text, const EvalOptions& opts) {
+  Evaluator ref(kModel, text, opts);
+  return ref.build_reference();
+}
+
 // The resident mode's claim: a base mix loaded in real types with a unit
 // swapped in place computes exactly what a model loaded fresh with the same
 // types computes (same bytes, same kernels), and restore gives the base back.
 TEST(EvalEvaluator, InPlaceRealSwapEqualsFreshLoad) {
   const std::string text = read_file(test::data("docs-en-calib.txt"));
   EvalOptions opts{.ctx = 128, .max_chunks = 3, .n_threads = 2, .top_k = 64};
-  ReferenceStore store;
-  {
-    Evaluator ref(kModel, text, opts);
-    store = ref.build_reference();
-  }
+  const ReferenceStore store = reference_of(text, opts);
   const std::map<std::string, std::string> base = {{"blk.1.attn_v.weight", "q4_K"},
                                                    {"blk.2.ffn_down.weight", "q4_K"},
                                                    {"blk.4.ffn_up.weight", "q5_K"},
@@ -141,11 +143,7 @@ TEST(EvalEvaluator, InPlaceRealSwapEqualsFreshLoad) {
 TEST(EvalEvaluator, PrefetchedSwapEqualsConvertedSwap) {
   const std::string text = read_file(test::data("docs-en-calib.txt"));
   EvalOptions opts{.ctx = 128, .max_chunks = 2, .n_threads = 2, .top_k = 16};
-  ReferenceStore store;
-  {
-    Evaluator ref(kModel, text, opts);
-    store = ref.build_reference();
-  }
+  const ReferenceStore store = reference_of(text, opts);
   opts.work_dir = test::temp_dir("eval-prefetch");
   opts.tensor_types = {{"blk.2.ffn_down.weight", "q4_K"}, {"output.weight", "q6_K"}};
   Evaluator ev(kModel, text, opts);

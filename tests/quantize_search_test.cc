@@ -66,6 +66,21 @@ SearchOptions tiny_search() {
   return o;
 }
 
+// The synthetic journal's problem (default constraints) and its plan at 7.9 MB.
+struct SyntheticPlan {
+  AllocationProblem problem;
+  Plan plan;
+  int64_t capacity = 0;  // the budget less the file's fixed overhead
+};
+SyntheticPlan synthetic_plan() {
+  const ModelInfo model = inspect_model(dense_path());
+  SyntheticPlan sp;
+  sp.problem = build_problem(model, synthetic_journal(model), {{"en", 1.0}}, Constraints{}, nullptr);
+  sp.plan = allocate_plan(sp.problem, 7'900'000, model.data_offset_bytes);
+  sp.capacity = 7'900'000 - model.data_offset_bytes;
+  return sp;
+}
+
 TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
   const ModelInfo model = inspect_model(dense_path());
   const Journal j = synthetic_journal(model);
@@ -123,18 +138,16 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
 // for weights: base 8.8 MB + the plan's swaps), the plan is loaded as a model
 // of its own. The same bytes run: the results equal the uncapped search's.
 TEST(QuantizeSearch, APlanThatWouldNotFitBesideTheBaseIsLoadedAlone) {
-  const ModelInfo model = inspect_model(dense_path());
-  const AllocationProblem p = build_problem(model, synthetic_journal(model), {{"en", 1.0}}, Constraints{}, nullptr);
-  const int64_t overhead = model.data_offset_bytes;
-  const Plan plan = allocate_plan(p, 7'900'000, overhead);
+  const SyntheticPlan sp = synthetic_plan();
+  const AllocationProblem& p = sp.problem;
   SearchOptions o = tiny_search();
   o.max_evals = 2;
   o.correction_rounds = 0;
-  const SearchResult free_run = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
+  const SearchResult free_run = refine_plan(dense_path(), p, choice_of(p, sp.plan), sp.capacity, o);
   EXPECT_EQ(free_run.n_reloads, 0);
   o.n_gpu_layers = 999;  // the CPU build runs on the CPU, under the same accounting
   o.max_device_bytes = (int64_t{3} << 29) + 10'000'000;
-  const SearchResult capped = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
+  const SearchResult capped = refine_plan(dense_path(), p, choice_of(p, sp.plan), sp.capacity, o);
   EXPECT_GE(capped.n_reloads, 1);
   EXPECT_EQ(capped.base_kld, free_run.base_kld);
   EXPECT_EQ(capped.initial_kld, free_run.initial_kld);
@@ -148,15 +161,13 @@ TEST(QuantizeSearch, APlanThatWouldNotFitBesideTheBaseIsLoadedAlone) {
 // Issue 13: the synthetic damages are not what the model measures, so the
 // rounds re-solve with fitted factors; the plan kept is the best measured one.
 TEST(QuantizeSearch, CorrectionRoundsKeepTheBestMeasuredPlan) {
-  const ModelInfo model = inspect_model(dense_path());
-  const Journal j = synthetic_journal(model);
-  const AllocationProblem p = build_problem(model, j, {{"en", 1.0}}, Constraints{}, nullptr);
-  const int64_t overhead = model.data_offset_bytes;
-  const Plan plan = allocate_plan(p, 7'900'000, overhead);
+  const SyntheticPlan sp = synthetic_plan();
+  const AllocationProblem& p = sp.problem;
+  const Plan& plan = sp.plan;
   SearchOptions o = tiny_search();
   o.max_evals = 0;
   o.correction_rounds = 2;
-  const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), 7'900'000 - overhead, o);
+  const SearchResult r = refine_plan(dense_path(), p, choice_of(p, plan), sp.capacity, o);
   EXPECT_TRUE(r.evals.empty());
   ASSERT_FALSE(r.rounds.empty()) << r.correction_stop;  // predicted 10x what a 3-chunk measurement shows
   EXPECT_LE(r.rounds.size(), 2u);
