@@ -2,6 +2,7 @@
 // evaluations (i-quants in the plan, so their simulated swaps run), and the
 // `allocate --search-text` path end to end.
 #include <cmath>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -156,6 +157,24 @@ TEST(QuantizeSearch, APlanThatWouldNotFitBesideTheBaseIsLoadedAlone) {
     EXPECT_EQ(capped.evals[i].measured_delta_kld, free_run.evals[i].measured_delta_kld) << capped.evals[i].move;
   }
   EXPECT_EQ(to_json(capped, p)["n_reloads"], capped.n_reloads);
+}
+
+// quantize's sweep leaves its base mix for the search (keep_base_model): the
+// search loads that file instead of building another, and builds it there
+// when it is missing.
+TEST(QuantizeSearch, TheSweepsBaseMixIsLoadedNotBuiltAgain) {
+  const SyntheticPlan sp = synthetic_plan();
+  SearchOptions o = tiny_search();
+  o.max_evals = 0;
+  o.correction_rounds = 0;
+  o.base_model_path = test::temp_dir("search-base") + "/m.jsonl.base.gguf";
+  const SearchResult first = refine_plan(dense_path(), sp.problem, choice_of(sp.problem, sp.plan), sp.capacity, o);
+  ASSERT_TRUE(std::filesystem::exists(o.base_model_path));
+  const auto built_at = std::filesystem::last_write_time(o.base_model_path);
+  const SearchResult again = refine_plan(dense_path(), sp.problem, choice_of(sp.problem, sp.plan), sp.capacity, o);
+  EXPECT_EQ(std::filesystem::last_write_time(o.base_model_path), built_at);  // loaded, not rebuilt
+  EXPECT_EQ(again.base_kld, first.base_kld);
+  EXPECT_EQ(again.initial_kld, first.initial_kld);
 }
 
 // Issue 13: the synthetic damages are not what the model measures, so the

@@ -29,7 +29,6 @@ void check_measure_options(const MeasureOptions& o);
 // holds nothing: removes it, so the sweep starts over.
 void drop_torn_header(const std::string& path);
 
-inline std::string base_model_path(const std::string& journal) { return journal + ".base.gguf"; }
 inline std::string base_model_path(const MeasureOptions& o) { return base_model_path(o.out_path); }
 
 class ConfigEval {

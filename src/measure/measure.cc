@@ -590,7 +590,7 @@ MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
     }
     throw;
   }
-  fs::remove(base_model_path(o), ec);  // the resident base mix (kept only for a resume)
+  if (!o.keep_base_model) fs::remove(base_model_path(o), ec);  // the resident base mix (kept for a resume)
   sweep.summary.elapsed_s = now_s() - t0;
   sweep.summary.journal = writer.journal();
   return sweep.summary;

@@ -50,6 +50,8 @@ QuantizeOptions staged(const QuantizeOptions& in, const std::string& run_dir, co
   so.max_device_bytes = m.max_device_bytes;
   so.reference_model = m.reference_model;
   so.work_dir = run_dir;
+  m.keep_base_model = true;  // the search loads it; run_quantize removes it
+  so.base_model_path = measure::base_model_path(journal);
   so.logger = o.logger;
   so.progress = o.progress;
   return o;
@@ -267,6 +269,36 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   check_output_path(o.out, inputs);
 }
 
+// measure -> allocate (-> search): the plan's types (--no-measure: the
+// weight-error-only plan, no sweep). The sweep leaves its base mix for the
+// search (keep_base_model); it goes here, once the plan is final (before the
+// build and the gate need the disk) or with a failure.
+std::map<std::string, std::string> planned_types(const QuantizeOptions& o, const ModelInfo& model,
+                                                 const std::string& journal, QuantizeResult& r,
+                                                 std::map<std::string, std::string>* weight_error_types) {
+  struct RemovedAtExit {
+    std::string path;
+    ~RemovedAtExit() {
+      std::error_code ec;
+      fs::remove(path, ec);
+    }
+  } base_mix{o.search.base_model_path};
+  const bool swept = !o.allocate.weight_error_only;
+  Allocation al;
+  if (swept) {
+    Refined refined = refine_sweep(o, model, run_sweep(o, model));
+    al = std::move(refined.allocation);
+    r.refine = std::move(refined.report);
+  } else {
+    al = plan_for(weight_error_journal(model, o.measure.base), model, o.allocate);
+  }
+  r.fit = al.fit;
+  if (r.fit) r.budget_bytes = al.budget_bytes;
+  std::map<std::string, std::string> types = finish_plan(o, al, r.run_dir, swept ? journal : "", r);
+  if (swept && o.gate.rivals) *weight_error_types = weight_error_plan(o, model, al, r.run_dir);
+  return types;
+}
+
 }  // namespace
 
 QuantizeResult run_quantize(const QuantizeOptions& options) {
@@ -289,23 +321,9 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   hold_out_calibration_slice(held, r.run_dir);
   const QuantizeOptions o = staged(held, r.run_dir, journal);
   fs::create_directories(r.run_dir);
-
   std::map<std::string, std::string> types, weight_error_types;
-  if (o.recipe_from.empty()) {  // measure -> allocate (-> search)
-    // --no-measure: the weight-error-only plan, no sweep.
-    const bool swept = !o.allocate.weight_error_only;
-    Allocation al;
-    if (swept) {
-      Refined refined = refine_sweep(o, model, run_sweep(o, model));
-      al = std::move(refined.allocation);
-      r.refine = std::move(refined.report);
-    } else {
-      al = plan_for(weight_error_journal(model, o.measure.base), model, o.allocate);
-    }
-    r.fit = al.fit;
-    if (r.fit) r.budget_bytes = al.budget_bytes;
-    types = finish_plan(o, al, r.run_dir, swept ? journal : "", r);
-    if (swept && o.gate.rivals) weight_error_types = weight_error_plan(o, model, al, r.run_dir);
+  if (o.recipe_from.empty()) {
+    types = planned_types(o, model, journal, r, &weight_error_types);
   } else {
     types = resolve_recipe(load_recipe(o.recipe_from), model).types();
   }

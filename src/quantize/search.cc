@@ -74,7 +74,9 @@ class SwapBench {
       f16.extend_reference(ref_, o.first_chunk + o.n_chunks);
     }
     eo_.work_dir = o.work_dir;
+    eo_.built_model_path = o.base_model_path;
     load(base_types_of(p));
+    eo_.built_model_path.clear();  // other configurations: temporary files
   }
 
   const std::map<std::string, std::string>& memory_types() const { return memory_; }

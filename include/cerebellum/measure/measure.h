@@ -145,6 +145,9 @@ struct MeasureOptions {
   // bytes (a larger unit converts when swapped in); 0 = off. Not on the CPU,
   // where the conversion would take the evaluation's cores.
   int64_t prefetch_max_bytes = int64_t{512} << 20;
+  // Leave the built base mix (base_model_path) when the sweep ends, for a
+  // caller that loads it next (quantize's search) and removes it.
+  bool keep_base_model = false;
   int64_t max_host_bytes = 0;              // refuse up front when the projection exceeds it (memory.h); 0 = none
   EvalMode mode = EvalMode::kResident;
   double auto_split_frac = 0.05;           // auto: split groups with Δ-2se > frac * max group Δ
@@ -192,6 +195,11 @@ struct SweepTypes {
 std::optional<SweepTypes> sweep_around(const std::string& base_preset);
 
 // Where a sweep keeps its reference stores: <dir>/<journal file name>, then
+// Where a resident sweep builds the base mix in real types: next to the
+// journal (kept for a resume; removed when the sweep ends unless
+// MeasureOptions::keep_base_model).
+inline std::string base_model_path(const std::string& journal) { return journal + ".base.gguf"; }
+
 // ".<domain>.ref" per domain (reference_store_path); dir = reference_dir, or
 // the journal's folder. --shared-reference J reads reference_store_path(J, domain).
 std::string reference_store_prefix(const MeasureOptions& o);

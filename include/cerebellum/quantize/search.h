@@ -83,6 +83,10 @@ struct SearchOptions {
   // Device memory cap (the loaded model and its swaps together); 0 = none.
   int64_t max_device_bytes = 0;
   std::string reference_model;   // the reference's model when not the source
+  // The base mix the sweep built (measure::base_model_path): loaded when it
+  // was built for these types and imatrix, else (re)built there; "" = a
+  // temporary file in work_dir.
+  std::string base_model_path;
   std::string work_dir;          // where the base mix is built to be loaded ("" = system temp dir)
   Logger logger;
   ProgressFn progress;       // ("search", evaluations done, max_evals, move)
