@@ -25,7 +25,7 @@ case "$verb" in
   start)
     [ "${1:-}" = -- ] && shift
     [ $# -gt 0 ] || { echo "long_run.sh start: no command" >&2; exit 2; }
-    rm -f "$S/$name".*
+    rm -rf "$S/$name".*
     date +%s >"$S/$name.t0"
     # setsid: its own session, so the call's end does not take it down.
     OUT="$S/$name.out" setsid bash -c 'mkdir -p "$OUT"; "$@"; echo $? >"'"$S/$name.rc"'"' _ "$@" \
