@@ -154,7 +154,12 @@ bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
     const std::vector<ggml_tensor*> handles = model_.tensor_handles(a.name);
     if (handles.empty()) return false;
     const ggml_tensor* t = handles.front();
-    const auto type = static_cast<ggml_type>(ggml_type_id(a.type_name));
+    ggml_type type;
+    try {
+      type = static_cast<ggml_type>(ggml_type_id(a.type_name));
+    } catch (const Error&) {
+      return false;  // set_type names the problem, for the unit it belongs to
+    }
     if (type == t->type) continue;  // a restore: nothing to convert
     a.type_name = ggml_type_name(type);  // as swap_in names it
     total_bytes += static_cast<int64_t>(ggml_row_size(type, t->ne[0]) * ggml_nrows(t));
