@@ -150,6 +150,7 @@ bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
   drop_prefetch();
   int64_t total_bytes = 0;
   std::vector<Ahead> work;
+  std::vector<size_t> sizes;  // each tensor's converted bytes: reserved, never regrown
   for (Ahead& a : tensors) {
     const std::vector<ggml_tensor*> handles = model_.tensor_handles(a.name);
     if (handles.empty()) return false;
@@ -162,7 +163,8 @@ bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
     }
     if (type == t->type) continue;  // a restore: nothing to convert
     a.type_name = ggml_type_name(type);  // as swap_in names it
-    total_bytes += static_cast<int64_t>(ggml_row_size(type, t->ne[0]) * ggml_nrows(t));
+    sizes.push_back(ggml_row_size(type, t->ne[0]) * ggml_nrows(t));
+    total_bytes += static_cast<int64_t>(sizes.back());
     work.push_back(std::move(a));
   }
   if (work.empty() || total_bytes > max_bytes) return false;
@@ -170,10 +172,12 @@ bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
   for (const Ahead& a : tensors) ahead_names_.push_back(a.name);
   // Conversion failures are not reported here: set_type converts again and
   // throws where the caller expects it.
-  ahead_ = std::async(std::launch::async, [this, tensors = std::move(tensors)] {
+  ahead_ = std::async(std::launch::async, [this, tensors = std::move(tensors), sizes = std::move(sizes)] {
     std::map<std::string, Converted> out;
-    for (const Ahead& a : tensors) {
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const Ahead& a = tensors[i];
       Converted c{a.type_name, a.imatrix, {}};
+      c.bytes.reserve(sizes[i]);
       source_->convert(a.name, a.type_name, a.imatrix, model_.n_threads(), [&](const void* data, size_t n) {
         c.bytes.insert(c.bytes.end(), static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + n);
       });
