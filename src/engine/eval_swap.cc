@@ -190,28 +190,19 @@ bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
 
 std::optional<std::vector<uint8_t>> TensorSwapper::take_prefetched(const std::string& name, const char* type_name,
                                                                    const std::vector<float>& imatrix) {
-  auto it = std::find(ahead_names_.begin(), ahead_names_.end(), name);
-  if (it == ahead_names_.end() || !ahead_.valid()) return std::nullopt;
-  ahead_names_.erase(it);
-  std::map<std::string, Converted> ready;
-  try {
-    ready = ahead_.get();
-  } catch (const std::exception&) {
-    ahead_names_.clear();
-    return std::nullopt;
+  if (std::find(ahead_names_.begin(), ahead_names_.end(), name) == ahead_names_.end()) return std::nullopt;
+  if (ahead_.valid()) {  // the first of the set to be swapped in waits for all of it
+    try {
+      ready_ = ahead_.get();
+    } catch (const std::exception&) {
+      ready_.clear();  // converted again at swap time, which reports the error
+    }
   }
-  // The rest of the set stays for the unit's other tensors.
+  auto r = ready_.find(name);
+  if (r == ready_.end()) return std::nullopt;
   std::optional<std::vector<uint8_t>> out;
-  auto r = ready.find(name);
-  if (r != ready.end() && r->second.type_name == type_name && r->second.imatrix == imatrix) {
-    out = std::move(r->second.bytes);
-  }
-  if (r != ready.end()) ready.erase(r);
-  if (!ahead_names_.empty()) {
-    std::promise<std::map<std::string, Converted>> rest;
-    rest.set_value(std::move(ready));
-    ahead_ = rest.get_future();
-  }
+  if (r->second.type_name == type_name && r->second.imatrix == imatrix) out = std::move(r->second.bytes);
+  ready_.erase(r);
   return out;
 }
 
@@ -219,6 +210,7 @@ void TensorSwapper::drop_prefetch() {
   if (ahead_.valid()) ahead_.wait();
   ahead_ = {};
   ahead_names_.clear();
+  ready_.clear();
 }
 
 void TensorSwapper::restore(const std::string& name) {

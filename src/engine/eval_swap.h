@@ -82,7 +82,8 @@ class TensorSwapper {
   std::unique_ptr<TensorSource> source_;
   std::map<std::string, std::unique_ptr<Swap>> swaps_;
   int64_t n_prefetched_ = 0;
-  std::vector<std::string> ahead_names_;  // what the pending prefetch converts
+  std::vector<std::string> ahead_names_;  // what the last prefetch converts
+  std::map<std::string, Converted> ready_;  // its bytes once waited for, until swapped in
   std::future<std::map<std::string, Converted>> ahead_;  // destroyed first: waits for the thread
 };
 

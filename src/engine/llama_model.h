@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cerebellum/common/log.h"
+#include "engine/engine.h"
 
 struct llama_model;
 struct llama_context;
@@ -40,7 +41,7 @@ struct ModelLoadOptions {
   // layers whose weights plus `device_reserve_bytes` (KV cache, compute
   // buffers) fit. 0 = no cap.
   int64_t max_device_bytes = 0;
-  int64_t device_reserve_bytes = int64_t{3} << 29;  // 1.5 GiB
+  int64_t device_reserve_bytes = kDeviceReserveBytes;
   // Record the weight tensors' handles (tensor_handles()) so a TensorSwapper
   // can re-point them (eval_swap.h). The weights stay memory-mapped.
   bool swappable = false;

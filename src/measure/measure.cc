@@ -339,16 +339,21 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
 
 std::vector<const JournalMeasurement*> Sweep::measure_units(const std::string& domain,
                                                             const std::vector<PlannedUnit>& units) {
+  // The units this process will measure, in order, so each one's successor
+  // can be prefetched (none under MPI: the coordinator hands units out).
+  std::vector<size_t> pending;
+  for (size_t j = 0; j < units.size() && !o_.claim; ++j) {
+    const PlannedUnit& u = units[j];
+    if (owns(domain, u) && !done_.count(measurement_key(domain, u.direction, u.unit.id, u.types))) {
+      pending.push_back(j);
+    }
+  }
+  auto next = pending.begin();
   std::vector<const JournalMeasurement*> results;
   for (size_t i = 0; i < units.size(); ++i) {
     if (!owns(domain, units[i])) continue;
-    next_types_ = nullptr;  // under MPI the next unit is the coordinator's to give
-    for (size_t j = i + 1; j < units.size() && !o_.claim && !next_types_; ++j) {
-      const PlannedUnit& n = units[j];
-      if (owns(domain, n) && !done_.count(measurement_key(domain, n.direction, n.unit.id, n.types))) {
-        next_types_ = &n.types;
-      }
-    }
+    while (next != pending.end() && *next <= i) ++next;
+    next_types_ = next == pending.end() ? nullptr : &units[*next].types;
     results.push_back(&unit(domain, units[i]));
   }
   next_types_ = nullptr;

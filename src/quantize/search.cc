@@ -43,6 +43,12 @@ double mean_of(const std::vector<double>& v) {
   return v.empty() ? 0 : s / static_cast<double>(v.size());
 }
 
+std::map<std::string, std::string> base_types(const AllocationProblem& p) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : p.tensors) out[t.name] = t.base_type;
+  return out;
+}
+
 // The reference from the F16 model (loaded alone, then released), and the
 // base mix loaded in its real types, swapped in place to each plan's types.
 // Each swapped tensor takes a buffer of its own next to the loaded bytes, so a
@@ -75,7 +81,7 @@ class SwapBench {
     }
     eo_.work_dir = o.work_dir;
     eo_.built_model_path = o.base_model_path;
-    load(base_types_of(p));
+    load(base_types(p));
     eo_.built_model_path.clear();  // other configurations: temporary files
   }
 
@@ -114,20 +120,15 @@ class SwapBench {
   int64_t n_tokens() const { return n_tokens_; }
 
  private:
-  static std::map<std::string, std::string> base_types_of(const AllocationProblem& p) {
-    std::map<std::string, std::string> out;
-    for (const auto& t : p.tensors) out[t.name] = t.base_type;
-    return out;
-  }
   // The weights' room on the GPU: --max-vram, else the free memory now, less
   // what the loader keeps for the KV cache and compute buffers
-  // (ModelLoadOptions::device_reserve_bytes); 0 = no GPU, no limit.
+  // (engine::kDeviceReserveBytes); 0 = no GPU, no limit.
   static int64_t device_room(const SearchOptions& o) {
     if (o.n_gpu_layers == 0) return 0;
     int64_t room = o.max_device_bytes;
     const engine::DeviceMemory dev = engine::gpu_memory();
     if (dev.total_bytes > 0) room = room > 0 ? std::min(room, dev.free_bytes) : dev.free_bytes;
-    return room > 0 ? std::max<int64_t>(room - (int64_t{3} << 29), 1) : 0;
+    return room > 0 ? std::max<int64_t>(room - engine::kDeviceReserveBytes, 1) : 0;
   }
   // The loaded problem tensors' bytes, plus (with_swaps) the swap buffers
   // `types` would add.
@@ -179,12 +180,6 @@ class SwapBench {
 std::map<std::string, std::string> types_of(const AllocationProblem& p, const std::vector<int>& choice) {
   std::map<std::string, std::string> out;
   for (size_t i = 0; i < p.tensors.size(); ++i) out[p.tensors[i].name] = p.tensors[i].candidates[choice[i]].type;
-  return out;
-}
-
-std::map<std::string, std::string> base_types(const AllocationProblem& p) {
-  std::map<std::string, std::string> out;
-  for (const auto& t : p.tensors) out[t.name] = t.base_type;
   return out;
 }
 

@@ -194,12 +194,12 @@ struct SweepTypes {
 };
 std::optional<SweepTypes> sweep_around(const std::string& base_preset);
 
-// Where a sweep keeps its reference stores: <dir>/<journal file name>, then
 // Where a resident sweep builds the base mix in real types: next to the
 // journal (kept for a resume; removed when the sweep ends unless
 // MeasureOptions::keep_base_model).
 inline std::string base_model_path(const std::string& journal) { return journal + ".base.gguf"; }
 
+// Where a sweep keeps its reference stores: <dir>/<journal file name>, then
 // ".<domain>.ref" per domain (reference_store_path); dir = reference_dir, or
 // the journal's folder. --shared-reference J reads reference_store_path(J, domain).
 std::string reference_store_prefix(const MeasureOptions& o);
