@@ -187,9 +187,7 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
     ensure_chunks(done + count, overrides);
     // The next unit is converted while this one is evaluated (after any
     // reference pass, which would release the model and the prefetch).
-    if (next_types_ && o_.n_gpu_layers != 0 && o_.prefetch_max_bytes > 0) {
-      cfg_->prefetch(*next_types_, o_.prefetch_max_bytes);
-    }
+    if (next_types_ && o_.n_gpu_layers != 0 && o_.prefetch_max_bytes > 0) cfg_->prefetch(*next_types_, o_.prefetch_max_bytes);
     next_types_ = nullptr;
     for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
       const eval::ChunkResult& b = base_chunks_.at(r.chunk);
@@ -339,14 +337,12 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
 
 std::vector<const JournalMeasurement*> Sweep::measure_units(const std::string& domain,
                                                             const std::vector<PlannedUnit>& units) {
-  // The units this process will measure, in order, so each one's successor
-  // can be prefetched (none under MPI: the coordinator hands units out).
+  // The units this process will measure, so each one's successor can be
+  // prefetched (none under MPI: the coordinator hands units out).
   std::vector<size_t> pending;
   for (size_t j = 0; j < units.size() && !o_.claim; ++j) {
     const PlannedUnit& u = units[j];
-    if (owns(domain, u) && !done_.count(measurement_key(domain, u.direction, u.unit.id, u.types))) {
-      pending.push_back(j);
-    }
+    if (owns(domain, u) && !done_.count(measurement_key(domain, u.direction, u.unit.id, u.types))) pending.push_back(j);
   }
   auto next = pending.begin();
   std::vector<const JournalMeasurement*> results;
