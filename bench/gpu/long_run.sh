@@ -17,7 +17,8 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"; cd "$root"
 OUT="${OUT:-/tmp/cb-out}"; mkdir -p "$OUT"
-verb="${1:?start|wait}"; name="${2:?NAME}"; shift 2
+[ $# -ge 2 ] || { echo "usage: long_run.sh start NAME [SECONDS] -- CMD... | wait NAME [SECONDS]" >&2; exit 2; }
+verb="$1"; name="$2"; shift 2
 wait_s=540
 if [ $# -gt 0 ] && [ "$1" != -- ]; then wait_s="$1"; shift; fi
 S="$root/build-cuda/long"; mkdir -p "$S"
