@@ -61,7 +61,9 @@ void run_measure_command(MeasureArgs& a) {
   if (mpi && !measure::is_launcher_rank0()) return;  // rank 0 reports the merged journal
   print_json({{"journal", o.out_path}, {"measured", s.n_measured}, {"resumed", s.n_resumed},
               {"probes", s.n_probes}, {"chunks_evaluated", s.chunks_evaluated}, {"prefetched_swaps", s.n_prefetched},
-              {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s}});
+              {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s},
+              {"eval_split_s", {{"decode", s.eval_timings.decode_s}, {"rows", s.eval_timings.fetch_s},
+                                {"score", s.eval_timings.score_s}, {"decodes", s.eval_timings.n_decodes}}}});
 }
 
 void setup_export(CLI::App* parent) {

@@ -377,4 +377,21 @@ void LlamaContext::clear() { llama_memory_clear(llama_get_memory(ctx_), true); }
 
 void LlamaContext::synchronize() { llama_synchronize(ctx_); }
 
+std::vector<std::pair<int, int>> LlamaContext::batch_order(int n_seq, int n_each) const {
+  std::vector<std::pair<int, int>> order;
+  order.reserve(static_cast<size_t>(n_seq) * n_each);
+  // llama_batch_allocr::split_equal: one token per sequence until the next
+  // round would pass n_ubatch, so floor(n_ubatch / n_seq) each.
+  const bool per_seq_split = n_seq > 1 && !opts_.kv_unified;
+  const int n_ubatch = static_cast<int>(llama_n_ubatch(ctx_));
+  const int block = per_seq_split ? std::max(1, n_ubatch / n_seq) : n_each;
+  for (int start = 0; start < n_each; start += block) {
+    const int len = std::min(block, n_each - start);
+    for (int s = 0; s < n_seq; ++s) {
+      for (int k = 0; k < len; ++k) order.emplace_back(s, start + k);
+    }
+  }
+  return order;
+}
+
 }  // namespace cb::engine

@@ -28,6 +28,7 @@ struct Evaluator::Impl {
   std::unique_ptr<engine::TensorSwapper> swapper;
   std::unique_ptr<engine::TokenBatch> batch;
   std::vector<Token> tokens;
+  std::vector<int> batch_index;  // of token k of sequence s (s * ctx + k) in the last decode
   int n_seq = 1;
   int n_chunks = 0;
   int n_threads = 1;
@@ -168,19 +169,19 @@ std::vector<ChunkResult> Evaluator::evaluate(int first, int count, const Referen
 }
 
 // Decodes chunks [first, first + n_group) as sequences 0..n_group-1 of one
-// batch, laid out exactly as llama-perplexity's perplexity().
+// batch: llama-perplexity's perplexity() layout and micro-batches, the
+// tokens added in the order those compute them (no output rows reordered).
 void Evaluator::decode_group(int first, int n_group) {
   const int ctx = opts_.ctx;
   const int first_scored = this->first_scored();
   const bool add_bos = impl_->model->add_bos();
   engine::TokenBatch& batch = *impl_->batch;
   batch.clear();
-  for (int s = 0; s < n_group; ++s) {
+  impl_->batch_index.assign(static_cast<size_t>(n_group) * ctx, -1);
+  for (const auto& [s, k] : impl_->ctx->batch_order(n_group, ctx)) {
     const size_t start = static_cast<size_t>(first + s) * ctx;
-    for (int k = 0; k < ctx; ++k) {
-      const Token tok = (k == 0 && add_bos) ? impl_->model->bos() : impl_->tokens[start + k];
-      batch.add(tok, k, s, k >= first_scored);
-    }
+    const Token tok = (k == 0 && add_bos) ? impl_->model->bos() : impl_->tokens[start + k];
+    impl_->batch_index[static_cast<size_t>(s) * ctx + k] = batch.add(tok, k, s, k >= first_scored);
   }
   impl_->ctx->clear();
   impl_->ctx->decode(batch);
@@ -200,7 +201,10 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
   std::vector<ChunkResult> results(count);
   for (int g = 0; g < count; g += impl_->n_seq) {
     const int n_group = std::min(impl_->n_seq, count - g);
+    const auto t0 = std::chrono::steady_clock::now();
     decode_group(first + g, n_group);
+    impl_->ctx->synchronize();
+    const auto t1 = std::chrono::steady_clock::now();
     for (int s = 0; s < n_group; ++s) size_result(results[g + s], first + g + s, n_scored, ref != nullptr);
     const size_t tokens_base = static_cast<size_t>(first + g) * ctx;
     // Row pointers are resolved on this thread: llama_get_logits_ith
@@ -208,8 +212,9 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
     // (garbage rows with many threads, and with the CUDA backend).
     std::vector<const float*> rows(static_cast<size_t>(n_group) * n_scored);
     for (int j = 0; j < n_group * n_scored; ++j) {
-      rows[j] = impl_->ctx->logits((j / n_scored) * ctx + first_scored + j % n_scored);
+      rows[j] = impl_->ctx->logits(impl_->batch_index[(j / n_scored) * ctx + first_scored + j % n_scored]);
     }
+    const auto t2 = std::chrono::steady_clock::now();
     std::atomic<int> non_finite_chunk{-1};
     parallel_for(n_group * n_scored, impl_->n_threads, [&](int64_t jj) {
       const int j = static_cast<int>(jj), s = j / n_scored, i = j % n_scored;
@@ -238,6 +243,11 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
       }
     });
     if (non_finite_chunk >= 0) throw_non_finite(model_path_, non_finite_chunk);
+    const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    timings_.decode_s += seconds(t0, t1);
+    timings_.fetch_s += seconds(t1, t2);
+    timings_.score_s += seconds(t2, std::chrono::steady_clock::now());
+    ++timings_.n_decodes;
   }
   return results;
 }

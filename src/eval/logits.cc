@@ -1,6 +1,8 @@
 #include "eval/logits.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -8,18 +10,77 @@
 
 namespace cb::eval::detail {
 
+namespace {
+
+constexpr int kLanes = 16;   // partial sums: one AVX-512 register of floats
+constexpr int kBlock = 1024; // exps computed per block, then summed
+
+// exp(x) for x <= 0 in float, in a form the compiler vectorizes (no libm
+// call): Cody-Waite reduction by ln 2 and Cephes' degree-6 polynomial, within
+// 2 ulp of expf for normal results. Below -87.3 (where expf goes subnormal)
+// it gives 0; NaN stays NaN, so a non-finite row is still seen.
+inline float exp_nonpositive(float x) {
+  const float xc = x < -87.3f ? -87.3f : x;
+  const int32_t n = static_cast<int32_t>(xc * 1.44269504088896341f - 0.5f);  // round to nearest (xc <= 0)
+  const float nf = static_cast<float>(n);
+  float r = xc - nf * 0.693359375f;
+  r = r - nf * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float scale = std::bit_cast<float>((n + 127) << 23);
+  return p * scale * static_cast<float>(x >= -87.3f);  // a mask, not a branch: vectorizes
+}
+
+}  // namespace
+
+// Cloned per instruction set (picked at load time), and this file is built
+// with -fno-trapping-math so the compiler may vectorize its comparisons: the
+// two passes over a 128k-vocab row are most of the CPU's share of a GPU
+// sweep's evaluation (about 0.5 ms a row in scalar code).
+__attribute__((target_clones("avx512f", "avx2", "default")))
 RowStats row_stats(const float* logits, int n_vocab) {
   RowStats st;
-  st.max_logit = logits[0];
-  for (int i = 1; i < n_vocab; ++i) {
-    if (logits[i] > st.max_logit) {
-      st.max_logit = logits[i];
-      st.argmax = i;
+  // Per-lane max and its first index (strict >, as one scan would), then
+  // the lanes combined: the first index of the largest value.
+  float lane_max[kLanes];
+  int32_t lane_arg[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane_max[l] = logits[0], lane_arg[l] = 0;
+  const int n_main = n_vocab - n_vocab % kLanes;
+  for (int i = 0; i < n_main; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const bool more = logits[i + l] > lane_max[l];
+      lane_max[l] = more ? logits[i + l] : lane_max[l];
+      lane_arg[l] = more ? i + l : lane_arg[l];
     }
   }
-  // float exps summed in double: what llama-perplexity does.
+  st.max_logit = logits[0];
+  for (int l = 0; l < kLanes; ++l) {
+    if (lane_max[l] > st.max_logit || (lane_max[l] == st.max_logit && lane_arg[l] < st.argmax)) {
+      st.max_logit = lane_max[l], st.argmax = lane_arg[l];
+    }
+  }
+  for (int i = n_main; i < n_vocab; ++i) {
+    if (logits[i] > st.max_logit) st.max_logit = logits[i], st.argmax = i;
+  }
+  const float max_logit = st.max_logit;
+  // Float exps summed in double (as llama-perplexity), in kLanes partial sums.
+  float exps[kBlock];
+  double lane_sum[kLanes] = {};
+  for (int start = 0; start < n_vocab; start += kBlock) {
+    const int len = std::min(kBlock, n_vocab - start);
+    for (int i = 0; i < len; ++i) exps[i] = exp_nonpositive(logits[start + i] - max_logit);
+    for (int i = len; i < kBlock; ++i) exps[i] = 0;
+    for (int i = 0; i < kBlock; i += kLanes) {
+      for (int l = 0; l < kLanes; ++l) lane_sum[l] += exps[i + l];
+    }
+  }
   double sum = 0;
-  for (int i = 0; i < n_vocab; ++i) sum += std::exp(logits[i] - st.max_logit);
+  for (int l = 0; l < kLanes; ++l) sum += lane_sum[l];
   st.log_sum_exp = std::log(sum);
   return st;
 }

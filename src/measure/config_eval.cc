@@ -52,7 +52,7 @@ class SimulatedEval : public ConfigEval {
 
   std::vector<eval::ChunkResult> evaluate(int first, int count,
                                           const eval::ReferenceStore& ref) override {
-    return ev_.evaluate(first, count, &ref);
+    return timed_evaluate(ev_, first, count, ref);
   }
 
   void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
@@ -107,7 +107,7 @@ class ResidentEval : public ConfigEval {
   std::vector<eval::ChunkResult> evaluate(int first, int count,
                                           const eval::ReferenceStore& ref) override {
     load();
-    return ev_->evaluate(first, count, &ref);
+    return timed_evaluate(*ev_, first, count, ref);
   }
 
   bool prefetch(const TypeMap& next, int64_t max_bytes) override {
@@ -161,7 +161,7 @@ class ExactEval : public ConfigEval {
   std::vector<eval::ChunkResult> evaluate(int first, int count,
                                           const eval::ReferenceStore& ref) override {
     if (!ev_) set({});
-    return ev_->evaluate(first, count, &ref);
+    return timed_evaluate(*ev_, first, count, ref);
   }
 
   void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
@@ -181,6 +181,14 @@ class ExactEval : public ConfigEval {
 };
 
 }  // namespace
+
+std::vector<eval::ChunkResult> ConfigEval::timed_evaluate(eval::Evaluator& ev, int first, int count,
+                                                          const eval::ReferenceStore& ref) {
+  const eval::EvalTimings before = ev.timings();
+  std::vector<eval::ChunkResult> out = ev.evaluate(first, count, &ref);
+  timings_ += ev.timings() - before;
+  return out;
+}
 
 std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& base) {
   return std::make_unique<SimulatedEval>(ev, base);

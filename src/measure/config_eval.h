@@ -45,6 +45,14 @@ class ConfigEval {
   // it in the background (Evaluator::prefetch_tensor_types); false if not.
   virtual bool prefetch(const TypeMap& /*next*/, int64_t /*max_bytes*/) { return false; }
   virtual int64_t prefetched_swaps() const { return 0; }  // swaps served from a prefetch
+  // Where evaluate()'s time went (reference passes not counted).
+  const eval::EvalTimings& timings() const { return timings_; }
+
+ protected:
+  // ev.evaluate(), its time added to timings_.
+  std::vector<eval::ChunkResult> timed_evaluate(eval::Evaluator& ev, int first, int count,
+                                                const eval::ReferenceStore& ref);
+  eval::EvalTimings timings_;
 };
 
 // Takes the F16 evaluator and brings every swappable tensor to its base type;

@@ -477,6 +477,7 @@ void Sweep::run_domain(const MeasureText& text) {
   record_baseline(text.domain);
   save_reference(ref_path);
   summary.n_prefetched += cfg_->prefetched_swaps();
+  summary.eval_timings += cfg_->timings();
   cfg_.reset();
   swappable_.clear();
 }

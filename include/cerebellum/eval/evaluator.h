@@ -97,6 +97,23 @@ struct EvalSummary {
 };
 EvalSummary summarize(const TokenSeries& s);
 
+// Where an evaluator's time went, summed over its decodes: the decode up to
+// its logits being on the host, resolving the output rows, and scoring them
+// (log-softmax, KLD, top-K) on the CPU threads.
+struct EvalTimings {
+  double decode_s = 0;
+  double fetch_s = 0;
+  double score_s = 0;
+  int64_t n_decodes = 0;
+  EvalTimings& operator+=(const EvalTimings& o) {
+    decode_s += o.decode_s, fetch_s += o.fetch_s, score_s += o.score_s, n_decodes += o.n_decodes;
+    return *this;
+  }
+  EvalTimings operator-(const EvalTimings& o) const {
+    return {decode_s - o.decode_s, fetch_s - o.fetch_s, score_s - o.score_s, n_decodes - o.n_decodes};
+  }
+};
+
 class Evaluator {
  public:
   // Loads the model (memory-mapped, swappable) and tokenizes the text.
@@ -113,6 +130,7 @@ class Evaluator {
   int first_scored() const;        // ctx/2 unless options().first_scored says otherwise
   int scored_per_chunk() const;    // ctx - 1 - first_scored()
   int chunks_per_decode() const;   // n_seq
+  const EvalTimings& timings() const { return timings_; }
   int64_t n_text_tokens() const;
   int n_vocab() const;
   const std::string& text_sha256() const { return text_sha256_; }
@@ -166,6 +184,7 @@ class Evaluator {
   std::string model_path_;
   std::string text_sha256_;
   mutable std::string model_sha256_;
+  EvalTimings timings_;
 };
 
 // Loads the store at `path` if it exists and matches `ev.reference_key()`

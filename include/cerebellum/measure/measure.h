@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cerebellum/common/log.h"
+#include "cerebellum/eval/evaluator.h"
 #include "cerebellum/inspect/inspect.h"
 #include "cerebellum/measure/journal.h"
 
@@ -212,6 +213,7 @@ struct MeasureSummary {
   int n_refined = 0;          // measurements re-measured with more chunks (refine_chunks)
   int64_t n_prefetched = 0;   // tensor swaps converted ahead, during the previous unit (prefetch_max_bytes)
   int64_t chunks_evaluated = 0;
+  eval::EvalTimings eval_timings;  // the sweep's evaluations: decode / rows / scoring
   std::map<std::string, int> stopped;  // "tight"/"separated"/"cap" -> count
   double elapsed_s = 0;
   // The journal after the run, as read_journal would give it (resumed records
