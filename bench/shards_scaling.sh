@@ -57,14 +57,14 @@ sweep() {  # sweep OUT THREADS EXTRA...
 gpu() { [ "$NGL" = 0 ] && echo "" || echo "CUDA_VISIBLE_DEVICES=$1"; }
 export -f sweep; export CB F16 SHARED TENSORS NGL CTX MIN_CHUNKS MAX_CHUNKS
 t0=$(date +%s.%N)
-python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "$(gpu 0) sweep '$WORK/ref.jsonl' $THREADS --reference-only" >/dev/null
+python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "$(gpu 0) sweep '$WORK/ref.jsonl' $THREADS --reference-only" >"$WORK/reference.out" 
 t1=$(date +%s.%N)
-python3 bench/peak_mem.py "$WORK/single.mem" -- bash -c "$(gpu 0) sweep '$WORK/single.jsonl' $THREADS --shared-reference '$WORK/ref.jsonl'" >/dev/null
+python3 bench/peak_mem.py "$WORK/single.mem" -- bash -c "$(gpu 0) sweep '$WORK/single.jsonl' $THREADS --shared-reference '$WORK/ref.jsonl'" >"$WORK/single.out" 
 t2=$(date +%s.%N)
 pids=()
 for ((k = 0; k < SHARDS; k++)); do
   python3 bench/peak_mem.py "$WORK/shard$k.mem" -- bash -c \
-    "$(gpu $k) sweep '$WORK/shard$k.jsonl' $PER_SHARD --shard $k/$SHARDS --shared-reference '$WORK/ref.jsonl'" >/dev/null &
+    "$(gpu $k) sweep '$WORK/shard$k.jsonl' $PER_SHARD --shard $k/$SHARDS --shared-reference '$WORK/ref.jsonl'" >"$WORK/shard$k.out" &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
@@ -102,6 +102,15 @@ for name, secs, th, m, units in rows:
     w = f"{secs:8.1f}" if secs is not None else f"{m['seconds']:8.1f}"
     print(f"{name:<30} {th:>7} {units if units is not None else '':>6} {w} {m['rss_mb']:>12} {m['anon_mb']:>8}")
 print(f"{'shards (all, concurrently)':<30} {'':>7} {sum(per):>6} {t[3] - t[2]:8.1f}")
+print(f"speedup, single process / shards: {(t[2] - t[1]) / (t[3] - t[2]):.2f}x with {shards} shards")
+# Where each sweep's evaluation time went (measure's eval_split_s), per unit.
+split = {}
+for name, units in [("single", len(single))] + [(f"shard{k}", per[k]) for k in range(shards)]:
+    e = json.load(open(os.path.join(work, name + ".out"))).get("eval_split_s", {})
+    split[name] = e
+    if e and units:
+        print(f"  {name:<8} per unit: decode {e['decode'] / units:.3f} s, rows {e['rows'] / units:.3f} s, "
+              f"scoring {e['score'] / units:.3f} s ({e['decodes']} decodes)")
 print(f"merge: {len(merged)} units in {t[4] - t[3]:.1f} s; same units as the single process: {set(merged) == set(single)}; "
       f"bit-equal ΔKLD: {merged == single}")
 mpi = None
@@ -112,8 +121,8 @@ if t[5] > t[4]:
           f"   (all ranks; bit-equal ΔKLD: {mpi == single})")
 json.dump({"model": model, "shards": shards, "threads_single": threads, "threads_per_shard": per_shard,
            "reference_s": t[1] - t[0], "single_s": t[2] - t[1], "shards_wall_s": t[3] - t[2], "merge_s": t[4] - t[3],
-           "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),
+           "speedup": (t[2] - t[1]) / (t[3] - t[2]), "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),
            "bit_equal": merged == single, "mpi_s": (t[5] - t[4]) if mpi is not None else None,
            "mpi_bit_equal": (mpi == single) if mpi is not None else None,
-           "peak": {r[0]: r[3] for r in rows}}, open(os.path.join(work, "shards_scaling.json"), "w"), indent=2)
+           "eval_split_s": split, "peak": {r[0]: r[3] for r in rows}}, open(os.path.join(work, "shards_scaling.json"), "w"), indent=2)
 EOF
