@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cerebellum/common/error.h"
+#include "engine/engine.h"
 #include "engine/llama_model.h"
 #include "test_paths.h"
 
@@ -58,6 +59,31 @@ TEST(EvalLlamaModel, BadFilesThrow) {
   EXPECT_THROW(LlamaModel::load(test::shared("models/none.gguf")), InputError);
   EXPECT_THROW(LlamaModel::load(test::model("fixtures/tinyllamas-stories-260k-f32.ggufv1.gguf")),
                InputError);
+}
+
+TEST(EvalLlamaModel, APartialOffloadKeepsRoomForTheWeightsItCopies) {
+  const std::string path = test::model("cb-dense-12l-F16.gguf");
+  const GgufFile g(path);
+  int64_t layer = 0, output = 0;  // every layer of the dense model is the same size
+  for (int64_t i = 0; i < g.n_tensors(); ++i) {
+    const std::string name = g.tensor_name(i);
+    if (name.rfind("blk.0.", 0) == 0) layer += static_cast<int64_t>(g.tensor_size_bytes(i));
+    if (name.rfind("output", 0) == 0) output += static_cast<int64_t>(g.tensor_size_bytes(i));
+  }
+  ASSERT_GT(layer, 0);
+  const int64_t reserve = 1000;
+  // 5 layers on the device: their weights, the reserve and the largest of a
+  // host layer and the output matrix (op offload copies it over).
+  const int64_t five = 5 * layer + reserve + std::max(layer, output);
+  EXPECT_EQ(fit_gpu_layers(path, 999, five, reserve), 5);
+  EXPECT_EQ(fit_gpu_layers(path, 999, five - 1, reserve), 4);
+  EXPECT_EQ(fit_gpu_layers(path, 3, five, reserve), 3);  // never more than asked
+  // Everything on the device: nothing is copied, so no room kept for it.
+  const int64_t all = 12 * layer + output + reserve;
+  EXPECT_EQ(fit_gpu_layers(path, 999, all, reserve), 13);
+  // A byte short of that: 12 layers with the output left on the host do not
+  // fit either (the output is then copied), 11 do.
+  EXPECT_EQ(fit_gpu_layers(path, 999, all - 1, reserve), 11);
 }
 
 }  // namespace

@@ -158,6 +158,12 @@ class TokenBatch {
   int n_outputs_ = 0;
 };
 
+// The most of the `requested` layers (counted from the last; n_layer + 1 =
+// the output too) whose weights, plus `reserve_bytes`, plus what a partial
+// offload copies to the device (the largest host layer or output matrix),
+// stay within `max_bytes`. What LlamaModel::load offloads under a cap.
+int fit_gpu_layers(const std::string& path, int requested, int64_t max_bytes, int64_t reserve_bytes);
+
 class LlamaContext {
  public:
   // Throws EngineError if llama.cpp cannot create the context.
