@@ -146,6 +146,18 @@ void size_result(ChunkResult& r, int chunk, int n_scored, bool with_ref) {
   }
 }
 
+// The logits of each scored token (sequence-major). Resolved on this thread:
+// llama_get_logits_ith synchronizes the backend and may reorder outputs,
+// which is not thread-safe (garbage rows with many threads, and on CUDA).
+std::vector<const float*> scored_rows(const engine::LlamaContext& lctx, const std::vector<int>& batch_index,
+                                      int n_group, int ctx, int first_scored, int n_scored) {
+  std::vector<const float*> rows(static_cast<size_t>(n_group) * n_scored);
+  for (int j = 0; j < n_group * n_scored; ++j) {
+    rows[j] = lctx.logits(batch_index[static_cast<size_t>(j / n_scored) * ctx + first_scored + j % n_scored]);
+  }
+  return rows;
+}
+
 void check_reference_covers(const ReferenceStore& ref, const Evaluator& ev, int last_chunk) {
   const ReferenceKey& k = ref.key();
   if (k.text_sha256 != ev.text_sha256() || k.ctx != ev.options().ctx ||
@@ -207,13 +219,8 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
     const auto t1 = std::chrono::steady_clock::now();
     for (int s = 0; s < n_group; ++s) size_result(results[g + s], first + g + s, n_scored, ref != nullptr);
     const size_t tokens_base = static_cast<size_t>(first + g) * ctx;
-    // Row pointers are resolved on this thread: llama_get_logits_ith
-    // synchronizes the backend and reorders outputs, which is not thread-safe
-    // (garbage rows with many threads, and with the CUDA backend).
-    std::vector<const float*> rows(static_cast<size_t>(n_group) * n_scored);
-    for (int j = 0; j < n_group * n_scored; ++j) {
-      rows[j] = impl_->ctx->logits(impl_->batch_index[(j / n_scored) * ctx + first_scored + j % n_scored]);
-    }
+    const std::vector<const float*> rows =
+        scored_rows(*impl_->ctx, impl_->batch_index, n_group, ctx, first_scored, n_scored);
     const auto t2 = std::chrono::steady_clock::now();
     std::atomic<int> non_finite_chunk{-1};
     parallel_for(n_group * n_scored, impl_->n_threads, [&](int64_t jj) {
