@@ -137,9 +137,9 @@ TEST(EvalEvaluator, InPlaceRealSwapEqualsFreshLoad) {
   EXPECT_THROW(ev.set_tensor_type("no.such.weight", "q2_K"), RecipeError);
 }
 
-// The next unit converted on a background thread (measure's prefetch on a
-// GPU) swaps in the same bytes as a conversion at swap time; a prefetch of
-// another type, or over its byte cap, is not used.
+// Units converted ahead on a background thread (measure's prefetch on a
+// GPU) swap in the same bytes as a conversion at swap time; a prefetch of
+// another type, or past its byte cap, is not used.
 TEST(EvalEvaluator, PrefetchedSwapEqualsConvertedSwap) {
   const std::string text = read_file(test::data("docs-en-calib.txt"));
   EvalOptions opts{.ctx = 128, .max_chunks = 2, .n_threads = 2, .top_k = 16};
@@ -147,30 +147,41 @@ TEST(EvalEvaluator, PrefetchedSwapEqualsConvertedSwap) {
   opts.work_dir = test::temp_dir("eval-prefetch");
   opts.tensor_types = {{"blk.2.ffn_down.weight", "q4_K"}, {"output.weight", "q6_K"}};
   Evaluator ev(kModel, text, opts);
-  const std::map<std::string, std::string> unit = {{"blk.2.ffn_down.weight", "q2_K"},
-                                                   {"blk.7.attn_q.weight", "iq4_nl"}};
-  auto run_unit = [&] {
-    for (const auto& [name, type] : unit) ev.set_tensor_type(name, type);
+  using Unit = std::map<std::string, std::string>;
+  const Unit unit = {{"blk.2.ffn_down.weight", "q2_K"}, {"blk.7.attn_q.weight", "iq4_nl"}};
+  const Unit second = {{"blk.5.ffn_up.weight", "q3_K"}};
+  auto run_unit = [&](const Unit& u) {
+    for (const auto& [name, type] : u) ev.set_tensor_type(name, type);
     TokenSeries s;
     ev.run(&store, {}, &s);
     ev.restore_all();
     return s;
   };
-  const TokenSeries converted = run_unit();
+  const TokenSeries converted = run_unit(unit), converted2 = run_unit(second);
   EXPECT_EQ(ev.prefetched_swaps(), 0);
 
-  ASSERT_TRUE(ev.prefetch_tensor_types(unit, int64_t{1} << 30));
-  const TokenSeries prefetched = run_unit();
+  // Two units ahead: both served, in order, bit-equal.
+  ASSERT_TRUE(ev.prefetch_tensor_types({unit, second}, int64_t{1} << 30));
+  const TokenSeries prefetched = run_unit(unit);
   EXPECT_EQ(ev.prefetched_swaps(), 2);
   EXPECT_EQ(prefetched.kld_nats, converted.kld_nats);
   EXPECT_EQ(prefetched.nll_nats, converted.nll_nats);
+  EXPECT_EQ(run_unit(second).kld_nats, converted2.kld_nats);
+  EXPECT_EQ(ev.prefetched_swaps(), 3);
 
-  ASSERT_TRUE(ev.prefetch_tensor_types({{"blk.2.ffn_down.weight", "q3_K"}}, int64_t{1} << 30));
-  EXPECT_EQ(run_unit().kld_nats, converted.kld_nats);  // another type: converted at swap time
-  EXPECT_EQ(ev.prefetched_swaps(), 2);
-  EXPECT_FALSE(ev.prefetch_tensor_types(unit, 1000));  // over the cap: nothing started
-  EXPECT_EQ(run_unit().kld_nats, converted.kld_nats);
-  EXPECT_EQ(ev.prefetched_swaps(), 2);
+  ASSERT_TRUE(ev.prefetch_tensor_types({{{"blk.2.ffn_down.weight", "q3_K"}}}, int64_t{1} << 30));
+  EXPECT_EQ(run_unit(unit).kld_nats, converted.kld_nats);  // another type: converted at swap time
+  EXPECT_EQ(ev.prefetched_swaps(), 3);
+  EXPECT_FALSE(ev.prefetch_tensor_types({unit}, 1000));  // over the cap: nothing started
+  EXPECT_EQ(run_unit(unit).kld_nats, converted.kld_nats);
+  EXPECT_EQ(ev.prefetched_swaps(), 3);
+  // A cap that holds the first unit only (blk.5.ffn_up as q3_K: 768 rows of
+  // one 110-byte block): the next one converts at swap time.
+  ASSERT_TRUE(ev.prefetch_tensor_types({second, unit}, 768 * 110 + 1000));
+  EXPECT_EQ(run_unit(second).kld_nats, converted2.kld_nats);
+  EXPECT_EQ(ev.prefetched_swaps(), 4);
+  EXPECT_EQ(run_unit(unit).kld_nats, converted.kld_nats);
+  EXPECT_EQ(ev.prefetched_swaps(), 4);
 }
 
 TEST(EvalEvaluator, ReferenceStoreRefusesOtherSettings) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
+#include "engine/convert_ahead.h"
 #include "engine/eval_quant.h"
 #include "engine/gguf_writer.h"
 #include "ggml-backend.h"
@@ -66,10 +67,14 @@ void put_back(Saved& s) {
 }  // namespace
 
 TensorSwapper::TensorSwapper(LlamaModel& model, const std::string& source_path)
-    : model_(model), source_(std::make_unique<TensorSource>(source_path)) {}
+    : model_(model), source_(std::make_unique<TensorSource>(source_path)) {
+  ahead_ = std::make_unique<ConvertAhead>([this](const ConvertAhead::Job& j, const auto& sink) {
+    source_->convert(j.name, j.type_name, j.imatrix, model_.n_threads(), sink);
+  });
+}
 
 TensorSwapper::~TensorSwapper() {
-  drop_prefetch();
+  ahead_.reset();  // its thread reads the source and the model
   restore_all();
 }
 
@@ -119,7 +124,7 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
         for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, data, offset, n);
         offset += n;
       };
-      if (auto ready = take_prefetched(name, type_name, im)) {
+      if (auto ready = ahead_->take(name, type_name, im)) {
         sink(ready->data(), ready->size());
         ++n_prefetched_;
       } else {
@@ -147,70 +152,21 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
 }
 
 bool TensorSwapper::prefetch(std::vector<Ahead> tensors, int64_t max_bytes) {
-  drop_prefetch();
-  int64_t total_bytes = 0;
-  std::vector<Ahead> work;
-  std::vector<size_t> sizes;  // each tensor's converted bytes: reserved, never regrown
+  std::vector<ConvertAhead::Job> jobs;
   for (Ahead& a : tensors) {
     const std::vector<ggml_tensor*> handles = model_.tensor_handles(a.name);
-    if (handles.empty()) return false;
+    if (handles.empty()) break;  // set_type names the problem, for the unit it belongs to
     const ggml_tensor* t = handles.front();
     ggml_type type;
     try {
       type = static_cast<ggml_type>(ggml_type_id(a.type_name));
     } catch (const Error&) {
-      return false;  // set_type names the problem, for the unit it belongs to
+      break;
     }
     if (type == t->type) continue;  // a restore: nothing to convert
-    a.type_name = ggml_type_name(type);  // as swap_in names it
-    sizes.push_back(ggml_row_size(type, t->ne[0]) * ggml_nrows(t));
-    total_bytes += static_cast<int64_t>(sizes.back());
-    work.push_back(std::move(a));
+    jobs.push_back({a.name, ggml_type_name(type), std::move(a.imatrix), ggml_row_size(type, t->ne[0]) * ggml_nrows(t)});
   }
-  if (work.empty() || total_bytes > max_bytes) return false;
-  tensors = std::move(work);
-  for (const Ahead& a : tensors) ahead_names_.push_back(a.name);
-  // Conversion failures are not reported here: set_type converts again and
-  // throws where the caller expects it.
-  ahead_ = std::async(std::launch::async, [this, tensors = std::move(tensors), sizes = std::move(sizes)] {
-    std::map<std::string, Converted> out;
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const Ahead& a = tensors[i];
-      Converted c{a.type_name, a.imatrix, {}};
-      c.bytes.reserve(sizes[i]);
-      source_->convert(a.name, a.type_name, a.imatrix, model_.n_threads(), [&](const void* data, size_t n) {
-        c.bytes.insert(c.bytes.end(), static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + n);
-      });
-      out.emplace(a.name, std::move(c));
-    }
-    return out;
-  });
-  return true;
-}
-
-std::optional<std::vector<uint8_t>> TensorSwapper::take_prefetched(const std::string& name, const char* type_name,
-                                                                   const std::vector<float>& imatrix) {
-  if (std::find(ahead_names_.begin(), ahead_names_.end(), name) == ahead_names_.end()) return std::nullopt;
-  if (ahead_.valid()) {  // the first of the set to be swapped in waits for all of it
-    try {
-      ready_ = ahead_.get();
-    } catch (const std::exception&) {
-      ready_.clear();  // converted again at swap time, which reports the error
-    }
-  }
-  auto r = ready_.find(name);
-  if (r == ready_.end()) return std::nullopt;
-  std::optional<std::vector<uint8_t>> out;
-  if (r->second.type_name == type_name && r->second.imatrix == imatrix) out = std::move(r->second.bytes);
-  ready_.erase(r);
-  return out;
-}
-
-void TensorSwapper::drop_prefetch() {
-  if (ahead_.valid()) ahead_.wait();
-  ahead_ = {};
-  ahead_names_.clear();
-  ready_.clear();
+  return ahead_->plan(std::move(jobs), max_bytes);
 }
 
 void TensorSwapper::restore(const std::string& name) {

@@ -16,7 +16,6 @@
 // CUDA graphs off for this reason.
 #pragma once
 
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,6 +26,7 @@
 
 namespace cb::engine {
 
+class ConvertAhead;
 class TensorSource;
 
 class TensorSwapper {
@@ -53,12 +53,15 @@ class TensorSwapper {
     std::string name, type_name;
     std::vector<float> imatrix;
   };
-  // Starts converting `tensors` from the source on a background thread and
-  // returns at once, so the next unit's conversion overlaps this unit's
-  // evaluation on a GPU. A set_type with the same name, type and imatrix
-  // takes the converted bytes (waiting for them) instead of converting; other
-  // swaps never wait. At most `max_bytes` are held: a larger set is ignored
-  // (returns false). A new prefetch drops an unused earlier one.
+  // The tensors the next units will swap in, in order (several units ahead):
+  // converted from the source on a background thread while the caller
+  // evaluates, so on a GPU the conversions overlap the evaluations and a
+  // large unit's conversion can start units before it is due. A set_type
+  // with the same name, type and imatrix takes the converted bytes (waiting
+  // for them if they are in flight) instead of converting. At most
+  // `max_bytes` are held; the list is converted from its start up to that.
+  // Each call replaces the list (bytes converted and still listed are kept).
+  // False if nothing of it is held or queued.
   bool prefetch(std::vector<Ahead> tensors, int64_t max_bytes);
   // Swaps served from a prefetch so far.
   int64_t prefetched_swaps() const { return n_prefetched_; }
@@ -68,23 +71,12 @@ class TensorSwapper {
 
  private:
   struct Swap;
-  struct Converted {
-    std::string type_name;
-    std::vector<float> imatrix;
-    std::vector<uint8_t> bytes;
-  };
   void swap_in(const std::string& name, int type, bool simulated, const std::vector<float>* imatrix);
-  // The prefetched bytes of `name` as `type_name` with `imatrix`, if any.
-  std::optional<std::vector<uint8_t>> take_prefetched(const std::string& name, const char* type_name,
-                                                      const std::vector<float>& imatrix);
-  void drop_prefetch();
   LlamaModel& model_;
   std::unique_ptr<TensorSource> source_;
   std::map<std::string, std::unique_ptr<Swap>> swaps_;
   int64_t n_prefetched_ = 0;
-  std::vector<std::string> ahead_names_;  // what the last prefetch converts
-  std::map<std::string, Converted> ready_;  // its bytes once waited for, until swapped in
-  std::future<std::map<std::string, Converted>> ahead_;  // destroyed first: waits for the thread
+  std::unique_ptr<ConvertAhead> ahead_;  // declared last: its thread stops first
 };
 
 }  // namespace cb::engine

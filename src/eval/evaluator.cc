@@ -313,10 +313,13 @@ void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::
   impl_->swapper->set_simulated(tensor, type, weights.empty() ? nullptr : &weights);
 }
 
-bool Evaluator::prefetch_tensor_types(const std::map<std::string, std::string>& types, int64_t max_bytes) {
+bool Evaluator::prefetch_tensor_types(const std::vector<std::map<std::string, std::string>>& units,
+                                      int64_t max_bytes) {
   std::vector<engine::TensorSwapper::Ahead> ahead;
-  for (const auto& [tensor, type] : types) {
-    ahead.push_back({tensor, type, opts_.imatrix ? opts_.imatrix->weights_for(tensor) : std::vector<float>{}});
+  for (const auto& types : units) {
+    for (const auto& [tensor, type] : types) {
+      ahead.push_back({tensor, type, opts_.imatrix ? opts_.imatrix->weights_for(tensor) : std::vector<float>{}});
+    }
   }
   return impl_->swapper->prefetch(std::move(ahead), max_bytes);
 }

@@ -110,7 +110,7 @@ class ResidentEval : public ConfigEval {
     return timed_evaluate(*ev_, first, count, ref);
   }
 
-  bool prefetch(const TypeMap& next, int64_t max_bytes) override {
+  bool prefetch(const std::vector<TypeMap>& next, int64_t max_bytes) override {
     return ev_ && ev_->prefetch_tensor_types(next, max_bytes);
   }
   int64_t prefetched_swaps() const override { return prefetched_ + (ev_ ? ev_->prefetched_swaps() : 0); }

@@ -41,9 +41,10 @@ class ConfigEval {
   // Fills `ref` up to `n_chunks` with the full-precision model's distributions.
   // Afterwards the configuration is unspecified: call set() again.
   virtual void extend_reference(eval::ReferenceStore& ref, int n_chunks) = 0;
-  // The configuration set() will most likely get next: resident mode converts
-  // it in the background (Evaluator::prefetch_tensor_types); false if not.
-  virtual bool prefetch(const TypeMap& /*next*/, int64_t /*max_bytes*/) { return false; }
+  // The configurations set() will most likely get next, in order: resident
+  // mode converts them in the background (Evaluator::prefetch_tensor_types);
+  // false if not.
+  virtual bool prefetch(const std::vector<TypeMap>& /*next*/, int64_t /*max_bytes*/) { return false; }
   virtual int64_t prefetched_swaps() const { return 0; }  // swaps served from a prefetch
   // Where evaluate()'s time went (reference passes not counted).
   const eval::EvalTimings& timings() const { return timings_; }

@@ -1,7 +1,6 @@
-// run_measure: the sweep driver (journal, resume, per-domain loop, units,
-// auto splitting, probes). The configuration evaluators are in config_eval.cc,
-// the unit planning and stopping rule in units.cc, the journal header and
-// resume checks in header.cc.
+// run_measure: the sweep driver (journal, resume, per-domain loop, units, auto
+// splitting, probes). Configuration evaluators: config_eval.cc; unit planning
+// and stopping rule: units.cc; journal header and resume checks: header.cc.
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/measure/memory.h"
 
@@ -20,6 +19,7 @@
 #include "cerebellum/eval/evaluator.h"
 #include "cerebellum/recipe/recipe.h"
 #include "config_eval.h"
+#include "paired.h"
 
 namespace cb::measure {
 namespace {
@@ -88,9 +88,8 @@ class Sweep {
   // Fills the domain's reference store for every chunk a unit may reach
   // (stop.max_chunks) with the full-precision model alone, and saves it.
   void reference_only(const MeasureText& text);
-  // After reference_only: the base mix in real types built to J.base.gguf
-  // (resident mode), which the shards' sweeps load instead of each building
-  // its own (issue 16: N builds of ~60 s each at 8B, and N copies on disk).
+  // After reference_only: the base mix built to J.base.gguf (resident), which
+  // shards load instead of each building their own (~60 s each at 8B).
   void build_shared_base(const MeasureText& text);
   MeasureSummary summary;
 
@@ -112,7 +111,8 @@ class Sweep {
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
   void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
-  // This process's share of `units`, each measured (or resumed) in order.
+  // This process's share of `units`, each measured (or resumed) in order
+  // (spread_heavy_units' when converting ahead).
   std::vector<const JournalMeasurement*> measure_units(const std::string& domain,
                                                        const std::vector<PlannedUnit>& units);
   std::vector<PlannedUnit> domain_units() const;  // every target's and promotion's units, in sweep order
@@ -141,7 +141,7 @@ class Sweep {
   std::vector<std::string> swappable_;
   std::set<std::string> owned_;  // --shard: the measurement keys of this shard's units in the current domain
   std::unique_ptr<ConfigEval> cfg_;
-  const TypeMap* next_types_ = nullptr;  // the unit after the one in flight, to prefetch
+  std::vector<TypeMap> ahead_types_;  // the units after the one in flight, to convert ahead
   eval::ReferenceStore ref_;
   std::vector<eval::ChunkResult> base_chunks_;
   bool ref_dirty_ = false;
@@ -158,22 +158,6 @@ std::string Sweep::reference_path(const std::string& domain) const {
   return path;
 }
 
-// Per-block mean paired differences of one chunk (blocks of consecutive
-// scored tokens; the last block takes the remainder).
-template <typename T>
-void push_block_diffs(const std::vector<T>& a, const std::vector<T>& b, int n_blocks,
-                      std::vector<double>* out) {
-  const size_t n = a.size();
-  n_blocks = std::max(1, std::min<int>(n_blocks, static_cast<int>(n)));
-  const size_t per = n / n_blocks;
-  for (int k = 0; k < n_blocks; ++k) {
-    const size_t lo = k * per, hi = k + 1 == n_blocks ? n : lo + per;
-    double s = 0;
-    for (size_t i = lo; i < hi; ++i) s += static_cast<double>(a[i]) - static_cast<double>(b[i]);
-    out->push_back(hi > lo ? s / static_cast<double>(hi - lo) : 0.0);
-  }
-}
-
 Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
   const double t0 = now_s();
   cfg_->set(overrides);
@@ -187,8 +171,8 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
     ensure_chunks(done + count, overrides);
     // The next unit is converted while this one is evaluated (after any
     // reference pass, which would release the model and the prefetch).
-    if (next_types_ && o_.n_gpu_layers != 0 && o_.prefetch_max_bytes > 0) cfg_->prefetch(*next_types_, o_.prefetch_max_bytes);
-    next_types_ = nullptr;
+    if (!ahead_types_.empty()) cfg_->prefetch(ahead_types_, o_.prefetch_max_bytes);
+    ahead_types_.clear();
     for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
       const eval::ChunkResult& b = base_chunks_.at(r.chunk);
       push_block_diffs(r.kld_nats, b.kld_nats, blocks, &out.d_kld);
@@ -337,22 +321,27 @@ void Sweep::sweep_type(const std::string& domain, const std::string& type,
 
 std::vector<const JournalMeasurement*> Sweep::measure_units(const std::string& domain,
                                                             const std::vector<PlannedUnit>& units) {
-  // The units this process will measure, so each one's successor can be
-  // prefetched (none under MPI: the coordinator hands units out).
-  std::vector<size_t> pending;
-  for (size_t j = 0; j < units.size() && !o_.claim; ++j) {
-    const PlannedUnit& u = units[j];
-    if (owns(domain, u) && !done_.count(measurement_key(domain, u.direction, u.unit.id, u.types))) pending.push_back(j);
+  // Converted ahead (not under MPI, where the coordinator hands units out),
+  // the heavy units spread out; otherwise in the plan's order.
+  const bool ahead = o_.n_gpu_layers != 0 && o_.prefetch_max_bytes > 0 && !o_.claim;
+  std::vector<size_t> order;
+  for (size_t j = 0; j < units.size(); ++j) {
+    if (owns(domain, units[j])) order.push_back(j);
   }
-  auto next = pending.begin();
+  if (ahead) order = spread_heavy_units(units, std::move(order), model_);
+  std::vector<bool> todo;  // not yet in the journal
+  for (size_t j : order) {
+    todo.push_back(!done_.count(measurement_key(domain, units[j].direction, units[j].unit.id, units[j].types)));
+  }
   std::vector<const JournalMeasurement*> results;
-  for (size_t i = 0; i < units.size(); ++i) {
-    if (!owns(domain, units[i])) continue;
-    while (next != pending.end() && *next <= i) ++next;
-    next_types_ = next == pending.end() ? nullptr : &units[*next].types;
-    results.push_back(&unit(domain, units[i]));
+  for (size_t p = 0; p < order.size(); ++p) {
+    ahead_types_.clear();
+    for (size_t q = p + 1; ahead && q < order.size() && ahead_types_.size() < kPrefetchUnits; ++q) {
+      if (todo[q]) ahead_types_.push_back(units[order[q]].types);
+    }
+    results.push_back(&unit(domain, units[order[p]]));
   }
-  next_types_ = nullptr;
+  ahead_types_.clear();
   return results;
 }
 

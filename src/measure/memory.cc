@@ -78,8 +78,9 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
   p.swap_bytes = largest_unit_bytes(model, o.plan, largest_type(o));
   p.context_bytes = context_bytes(e, model, n_vocab);
   const bool gpu = o.n_gpu_layers > 0;
-  // On a GPU the next unit is converted ahead into host memory (prefetch_max_bytes).
-  const int64_t ahead_bytes = p.swap_bytes <= o.prefetch_max_bytes ? p.swap_bytes : 0;
+  // On a GPU the next units are converted ahead into host memory, at most
+  // prefetch_max_bytes of them.
+  const int64_t ahead_bytes = std::min(o.prefetch_max_bytes, static_cast<int64_t>(kPrefetchUnits) * p.swap_bytes);
   p.host_bytes = p.base_model_bytes + p.reference_store_bytes + (gpu ? ahead_bytes : p.swap_bytes + p.context_bytes);
   p.device_bytes = gpu ? p.base_model_bytes + p.swap_bytes + p.context_bytes : 0;
   p.reference_pass_host_bytes = p.reference_model_bytes + p.reference_store_bytes + (gpu ? 0 : p.context_bytes);

@@ -2,7 +2,9 @@
 // adaptive stopping rule. Pure functions: no engine.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <map>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 
@@ -43,16 +45,50 @@ ShardSpec parse_shard(const std::string& s) {
   return r;
 }
 
-std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count) {
+std::vector<int64_t> unit_elements(const std::vector<PlannedUnit>& units, const ModelInfo& model) {
   std::map<std::string, int64_t> elements;
   for (const auto& t : model.tensors) elements[t.name] = t.n_elements;
+  std::vector<int64_t> out(units.size(), 0);
+  for (size_t i = 0; i < units.size(); ++i) {
+    for (const auto& name : units[i].unit.tensors) out[i] += elements.count(name) ? elements.at(name) : 0;
+  }
+  return out;
+}
+
+std::vector<size_t> spread_heavy_units(const std::vector<int64_t>& weights) {
+  if (weights.empty()) return {};
+  const double mean = std::accumulate(weights.begin(), weights.end(), 0.0) / static_cast<double>(weights.size());
+  std::deque<size_t> heavy, light;
+  for (size_t i = 0; i < weights.size(); ++i) (static_cast<double>(weights[i]) > mean ? heavy : light).push_back(i);
+  std::vector<size_t> order;
+  double credit = 0;
+  while (!heavy.empty() || !light.empty()) {
+    credit += mean;
+    std::deque<size_t>& from =
+        heavy.empty() || (!light.empty() && static_cast<double>(weights[heavy.front()]) > credit) ? light : heavy;
+    credit -= static_cast<double>(weights[from.front()]);
+    order.push_back(from.front());
+    from.pop_front();
+  }
+  return order;
+}
+
+std::vector<size_t> spread_heavy_units(const std::vector<PlannedUnit>& units, std::vector<size_t> order,
+                                       const ModelInfo& model) {
+  std::vector<PlannedUnit> picked;
+  for (size_t j : order) picked.push_back(units[j]);
+  std::vector<size_t> out;
+  for (size_t k : spread_heavy_units(unit_elements(picked, model))) out.push_back(order[k]);
+  return out;
+}
+
+std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count) {
+  const std::vector<int64_t> elements = unit_elements(units, model);
   std::vector<double> cost(units.size());
   int64_t largest = 1;
   for (size_t i = 0; i < units.size(); ++i) {
-    int64_t e = 0;
-    for (const auto& name : units[i].unit.tensors) e += elements.count(name) ? elements.at(name) : 0;
-    cost[i] = static_cast<double>(e);
-    largest = std::max(largest, e);
+    cost[i] = static_cast<double>(elements[i]);
+    largest = std::max(largest, elements[i]);
   }
   for (double& c : cost) c = 1.0 + c / static_cast<double>(largest);
   std::vector<size_t> order(units.size());

@@ -143,5 +143,24 @@ TEST(SweepAround, TheLadderRungsAroundTheBasesMainType) {
   EXPECT_FALSE(sweep_around("my-recipe.txt"));
 }
 
+TEST(MeasureOrder, HeavyUnitsAreSpreadAmongTheLightOnes) {
+  // Four heavy units first (an 8B's ffn tensors beside its attention ones).
+  const std::vector<int64_t> w = {10, 10, 10, 10, 1, 1, 1, 1, 1, 1, 1, 1};
+  const std::vector<size_t> order = spread_heavy_units(w);
+  ASSERT_EQ(order.size(), w.size());
+  EXPECT_EQ(std::set<size_t>(order.begin(), order.end()).size(), w.size());  // a permutation
+  EXPECT_EQ(order, (std::vector<size_t>{4, 5, 0, 6, 7, 1, 8, 9, 2, 10, 11, 3}));
+  // Any prefix converts at most the mean pace plus one unit: nothing bunches.
+  const double mean = 48.0 / 12;
+  double sum = 0;
+  for (size_t k = 0; k < order.size(); ++k) {
+    sum += static_cast<double>(w[order[k]]);
+    EXPECT_LE(sum, (k + 1) * mean + 10) << k;
+  }
+  // Equal weights keep the plan's order; nothing in, nothing out.
+  EXPECT_EQ(spread_heavy_units({3, 3, 3}), (std::vector<size_t>{0, 1, 2}));
+  EXPECT_TRUE(spread_heavy_units({}).empty());
+}
+
 }  // namespace
 }  // namespace cb::measure

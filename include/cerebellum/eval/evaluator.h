@@ -162,11 +162,12 @@ class Evaluator {
   void set_tensor_type_simulated(const std::string& tensor, const std::string& type);
   void restore_tensor(const std::string& tensor);
   void restore_all();
-  // Starts converting these tensors to these types on a background thread,
-  // for the set_tensor_type calls that follow, which then take the bytes:
-  // the next unit's conversion overlaps this one's evaluation. Nothing is
-  // started when the converted bytes would exceed `max_bytes` (false).
-  bool prefetch_tensor_types(const std::map<std::string, std::string>& types, int64_t max_bytes);
+  // The next units' tensor types, in the order they will be set: converted
+  // on a background thread for the set_tensor_type calls that follow, which
+  // then take the bytes, so the conversions overlap the evaluations. Held
+  // bytes stay within `max_bytes` (the units from the first, as far as they
+  // fit); each call replaces the last list. False if nothing fits.
+  bool prefetch_tensor_types(const std::vector<std::map<std::string, std::string>>& units, int64_t max_bytes);
   int64_t prefetched_swaps() const;  // set_tensor_type calls served from a prefetch
   // Swappable tensors and their loaded types.
   std::map<std::string, std::string> tensor_types() const;

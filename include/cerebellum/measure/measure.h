@@ -114,6 +114,21 @@ ShardSpec parse_shard(const std::string& s);
 // shard, then the units' order).
 std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count);
 
+// Units converted ahead (MeasureOptions::prefetch_max_bytes): how many units
+// past the one in flight, and the order they are measured in. The order
+// spreads the heaviest units (by `weights`, their elements) evenly among the
+// rest, each group keeping its order: a unit is taken from the heavy ones
+// when the running credit (the mean weight per unit taken) covers it. So the
+// conversions, which cost about their elements, run at the average pace and
+// stay ahead of the evaluations, which cost about the same per unit. Returns
+// a permutation of 0..weights.size()-1.
+inline constexpr size_t kPrefetchUnits = 8;
+std::vector<size_t> spread_heavy_units(const std::vector<int64_t>& weights);
+// The same for `order` (indices into `units`), weighed by their elements.
+std::vector<size_t> spread_heavy_units(const std::vector<PlannedUnit>& units, std::vector<size_t> order,
+                                       const ModelInfo& model);
+std::vector<int64_t> unit_elements(const std::vector<PlannedUnit>& units, const ModelInfo& model);
+
 struct ProbeOptions {
   bool enabled = false;
   int n_top = 4;       // probes are built from the top-n tensor/layer units by ΔKLD
@@ -141,10 +156,12 @@ struct MeasureOptions {
   int n_threads = 0;                       // 0 = all cores
   int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
   int64_t max_device_bytes = 0;            // cap per loaded model (the F16 reference offloads fewer layers); 0 = none
-  // With n_gpu_layers: the next unit's tensors are converted on a background
-  // thread while this unit is evaluated, held in host memory up to this many
-  // bytes (a larger unit converts when swapped in); 0 = off. Not on the CPU,
-  // where the conversion would take the evaluation's cores.
+  // With n_gpu_layers: the next units' tensors (up to kPrefetchUnits) are
+  // converted on a background thread while this unit is evaluated, held in
+  // host memory up to this many bytes (a unit that does not fit converts
+  // when swapped in), and the units with the most weights are spread among
+  // the others so the conversion runs ahead during the light ones; 0 = off.
+  // Not on the CPU, where the conversion would take the evaluation's cores.
   int64_t prefetch_max_bytes = int64_t{512} << 20;
   // Leave the built base mix (base_model_path) when the sweep ends, for a
   // caller that loads it next (quantize's search) and removes it.
