@@ -20,8 +20,9 @@ constexpr int kBlock = 1024; // exps computed per block, then summed
 // 2 ulp of expf for normal results. Below -87.3 (where expf goes subnormal)
 // it gives 0; NaN stays NaN, so a non-finite row is still seen.
 inline float exp_nonpositive(float x) {
-  const float xc = x < -87.3f ? -87.3f : x;
-  const int32_t n = static_cast<int32_t>(xc * 1.44269504088896341f - 0.5f);  // round to nearest (xc <= 0)
+  const float xc = x < -87.3f ? -87.3f : x;  // NaN stays NaN here, and so does the result
+  const float xn = xc != xc ? -87.3f : xc;  // NaN made finite: the integer conversion stays defined
+  const int32_t n = static_cast<int32_t>(xn * 1.44269504088896341f - 0.5f);  // round to nearest (xn <= 0)
   const float nf = static_cast<float>(n);
   float r = xc - nf * 0.693359375f;
   r = r - nf * -2.12194440e-4f;
