@@ -37,11 +37,11 @@ class ScopedLogCapture {
   ScopedLogCapture* prev_;
 };
 
-// Free and total bytes of the first GPU device; {0, 0} without one.
 // Device bytes a loader keeps free of weights for the KV cache and compute
 // buffers when it fits layers under a cap (ModelLoadOptions::device_reserve_bytes).
 constexpr int64_t kDeviceReserveBytes = int64_t{3} << 29;  // 1.5 GiB
 
+// Free and total bytes of the first GPU device; {0, 0} without one.
 struct DeviceMemory {
   int64_t free_bytes = 0, total_bytes = 0;
 };

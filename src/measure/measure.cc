@@ -467,7 +467,8 @@ void Sweep::run_domain(const MeasureText& text) {
   save_reference(ref_path);
   summary.n_prefetched += cfg_->prefetched_swaps();
   summary.eval_timings += cfg_->timings();
-  cfg_.reset(), swappable_.clear();
+  cfg_.reset();
+  swappable_.clear();
 }
 
 void Sweep::probe(const std::string& domain, const std::string& kind,

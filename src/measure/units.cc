@@ -75,10 +75,11 @@ std::vector<size_t> spread_heavy_units(const std::vector<int64_t>& weights) {
 
 std::vector<size_t> spread_heavy_units(const std::vector<PlannedUnit>& units, std::vector<size_t> order,
                                        const ModelInfo& model) {
-  std::vector<PlannedUnit> picked;
-  for (size_t j : order) picked.push_back(units[j]);
+  const std::vector<int64_t> elements = unit_elements(units, model);
+  std::vector<int64_t> weights;
+  for (size_t j : order) weights.push_back(elements[j]);
   std::vector<size_t> out;
-  for (size_t k : spread_heavy_units(unit_elements(picked, model))) out.push_back(order[k]);
+  for (size_t k : spread_heavy_units(weights)) out.push_back(order[k]);
   return out;
 }
 
