@@ -148,8 +148,15 @@ TEST(QuantizeSearch, APlanThatWouldNotFitBesideTheBaseIsLoadedAlone) {
   EXPECT_EQ(free_run.n_reloads, 0);
   o.n_gpu_layers = 999;  // the CPU build runs on the CPU, under the same accounting
   o.max_device_bytes = (int64_t{3} << 29) + 10'000'000;
+  // The reloads copy the tensors still in their base type from the base mix.
+  o.base_model_path = test::temp_dir("search-reload") + "/m.jsonl.base.gguf";
+  std::vector<std::string> donated;
+  o.logger.sink = [&](LogLevel, std::string_view m) {
+    if (m.find("tensors copied from " + o.base_model_path) != std::string_view::npos) donated.emplace_back(m);
+  };
   const SearchResult capped = refine_plan(dense_path(), p, choice_of(p, sp.plan), sp.capacity, o);
   EXPECT_GE(capped.n_reloads, 1);
+  EXPECT_EQ(static_cast<int>(donated.size()), capped.n_reloads);
   EXPECT_EQ(capped.base_kld, free_run.base_kld);
   EXPECT_EQ(capped.initial_kld, free_run.initial_kld);
   ASSERT_EQ(capped.evals.size(), free_run.evals.size());

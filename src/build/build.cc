@@ -119,6 +119,7 @@ BuildReport build_model(const BuildOptions& o, const Logger& logger, const Progr
     if (types.at(t.name) != t.type) job.types[t.name] = types.at(t.name);
   }
   job.ftype = pick_ftype(o, recipe.base, model, types);
+  job.donor = o.donor;
   job.imatrix_for = imatrix_fn(im);
   if (im) add_imatrix_kvs(o.imatrix_path, *im, job);
   job.n_threads = o.n_threads;

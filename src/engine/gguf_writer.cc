@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -176,13 +177,65 @@ void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vecto
   }
 }
 
-void write_tensor(const QuantizeJob& job, const SourceFile& src, const TensorWork& w, AtomicOutputFile& out,
-                  int n_threads, const Logger& logger, bool& used_imatrix) {
+// The source file and imatrix the tensors come from, as a key: two jobs with
+// the same key convert a tensor to a type into the same bytes.
+std::string origin_key(const QuantizeJob& job, const GgufFile& src) {
+  std::string k = file_identity(job.source);
+  for (int64_t i = 0; job.imatrix_for && i < src.n_tensors(); ++i) {
+    const std::string name = src.tensor_name(i);
+    const std::vector<float> im = job.imatrix_for(name);
+    if (!im.empty()) k += "|" + name + ":" + sha256_bytes(im.data(), im.size() * sizeof(float));
+  }
+  return sha256_bytes(k.data(), k.size());
+}
+
+// The job's donor, when its origin is the job's: where its tensors are.
+struct Donor {
+  std::unique_ptr<GgufFile> gguf;
+  std::unique_ptr<SourceFile> file;
+  // Where the donor holds `w`'s output (same name, type, shape); nullopt = convert.
+  std::optional<size_t> find(const TensorWork& w) const {
+    if (!gguf || w.out->type == w.from) return std::nullopt;
+    const int64_t i = gguf->find_tensor(w.out->name);
+    if (i < 0 || gguf->tensor_type(i) != w.out->type) return std::nullopt;
+    const std::vector<int64_t> shape = gguf->tensor_shape(i);
+    for (int d = 0; d < GGML_MAX_DIMS; ++d) {
+      if ((d < static_cast<int>(shape.size()) ? shape[d] : 1) != w.out->ne[d]) return std::nullopt;
+    }
+    return gguf->data_offset() + gguf->tensor_offset(i);
+  }
+};
+
+Donor open_donor(const QuantizeJob& job, const std::string& key, const Logger& logger) {
+  Donor d;
+  if (job.donor.empty() || !std::filesystem::exists(job.donor)) return d;
+  try {
+    auto g = std::make_unique<GgufFile>(job.donor);
+    if (g->get_string(kOriginKey) != key) {
+      logger.info(job.donor + " comes from another source or imatrix: converting every tensor");
+      return d;
+    }
+    d.file = std::make_unique<SourceFile>(job.donor);
+    d.gguf = std::move(g);
+  } catch (const Error& e) {
+    logger.warn(fmt::format("{}: not used as a donor ({})", job.donor, e.what()));
+  }
+  return d;
+}
+
+void write_tensor(const QuantizeJob& job, const SourceFile& src, const Donor& donor, const TensorWork& w,
+                  AtomicOutputFile& out, int n_threads, const Logger& logger, QuantizedTensor& t, int& n_donated) {
   std::vector<float> im;
   if (w.out->type != w.from && job.imatrix_for) im = checked_imatrix(job.imatrix_for(w.out->name), w, logger);
-  used_imatrix = !im.empty();
-  convert_tensor(src, w, im, n_threads, job.max_slab_bytes,
-                 [&](const void* data, size_t n) { out.write(data, n); });
+  t.used_imatrix = !im.empty();
+  const auto sink = [&](const void* data, size_t n) { out.write(data, n); };
+  if (const auto offset = donor.find(w)) {  // the same bytes: copied as they are, in slabs
+    const TensorWork copy{w.src_index, w.out, w.out->type, *offset, ggml_nbytes(w.out)};
+    convert_tensor(*donor.file, copy, {}, n_threads, job.max_slab_bytes, sink);
+    ++n_donated;
+    return;
+  }
+  convert_tensor(src, w, im, n_threads, job.max_slab_bytes, sink);
 }
 
 // Source tensor `i` going to type `to` (nullopt = unchanged): its output
@@ -223,7 +276,7 @@ std::vector<TensorWork> plan_tensors(const QuantizeJob& job, const GgufFile& src
 }
 
 std::unique_ptr<gguf_context, GgufDeleter> make_meta(const QuantizeJob& job, const GgufFile& src,
-                                                     const std::vector<TensorWork>& work) {
+                                                     const std::vector<TensorWork>& work, const std::string& origin) {
   std::unique_ptr<gguf_context, GgufDeleter> meta(gguf_init_empty());
   gguf_set_kv(meta.get(), src.ctx());
   if (job.ftype) {  // what llama-quantize sets, in its order
@@ -232,6 +285,7 @@ std::unique_ptr<gguf_context, GgufDeleter> make_meta(const QuantizeJob& job, con
   }
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) gguf_remove_key(meta.get(), key);
   for (const auto& [k, v] : job.string_kvs) gguf_set_val_str(meta.get(), k.c_str(), v.c_str());
+  if (job.stamp_origin) gguf_set_val_str(meta.get(), kOriginKey, origin.c_str());
   for (const auto& [k, v] : job.u32_kvs) gguf_set_val_u32(meta.get(), k.c_str(), v);
   for (const auto& w : work) gguf_add_tensor(meta.get(), w.out);
   return meta;
@@ -245,7 +299,9 @@ WriteResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const Pr
   const size_t ctx_bytes = static_cast<size_t>(src.n_tensors() + 1) * ggml_tensor_overhead();
   std::unique_ptr<ggml_context, GgmlDeleter> ctx(ggml_init({ctx_bytes, nullptr, /*no_alloc=*/true}));
   const std::vector<TensorWork> work = plan_tensors(job, src, ctx.get());
-  const auto meta = make_meta(job, src, work);
+  const bool need_origin = job.stamp_origin || !job.donor.empty();
+  const std::string origin = need_origin ? origin_key(job, src) : "";
+  const auto meta = make_meta(job, src, work, origin);
   const size_t align = gguf_get_alignment(meta.get());
 
   WriteResult result;
@@ -262,6 +318,7 @@ WriteResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const Pr
 
   const int n_threads = thread_count(job.n_threads);
   const SourceFile in(job.source);
+  const Donor donor = open_donor(job, origin, logger);
   AtomicOutputFile out(job.out);
   std::vector<uint8_t> header(static_cast<size_t>(result.meta_size_bytes));
   gguf_get_meta_data(meta.get(), header.data());
@@ -269,7 +326,7 @@ WriteResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const Pr
   const std::vector<uint8_t> zeros(align, 0);
   for (size_t i = 0; i < work.size(); ++i) {
     if (progress) progress({"build", static_cast<int64_t>(i), static_cast<int64_t>(work.size()), work[i].out->name});
-    write_tensor(job, in, work[i], out, n_threads, logger, result.tensors[i].used_imatrix);
+    write_tensor(job, in, donor, work[i], out, n_threads, logger, result.tensors[i], result.n_donated);
     const size_t bytes = static_cast<size_t>(result.tensors[i].size_bytes);
     out.write(zeros.data(), GGML_PAD(bytes, align) - bytes);
   }
@@ -277,6 +334,7 @@ WriteResult quantize_gguf(const QuantizeJob& job, const Logger& logger, const Pr
     throw EngineError(fmt::format("{}: wrote {} bytes, expected {}", job.out, out.tell(), result.output_size_bytes));
   }
   out.commit();
+  if (donor.gguf) logger.info(fmt::format("{} of {} tensors copied from {}", result.n_donated, work.size(), job.donor));
   if (progress) progress({"build", static_cast<int64_t>(work.size()), static_cast<int64_t>(work.size()), ""});
   return result;
 }

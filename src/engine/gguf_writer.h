@@ -30,7 +30,17 @@ struct QuantizeJob {
   int n_threads = 0;                       // 0 = hardware threads
   int64_t max_slab_bytes = 64ll << 20;     // source+output bytes of rows held at once per tensor
   bool dry_run = false;                    // compute sizes only
+  // Eval builds (never a user's output: the key changes the bytes): write
+  // kOriginKey, naming the source file and the imatrix the tensors came from.
+  bool stamp_origin = false;
+  // A GGUF stamped with the same origin (the same source and imatrix, e.g. the
+  // base mix a sweep built): a tensor it holds with the same shape and target
+  // type is copied from it instead of converted again; the same bytes, since
+  // ggml's quantizers are deterministic. Any other donor is not read.
+  std::string donor;
 };
+
+constexpr const char* kOriginKey = "cerebellum.quantized_from";
 
 struct QuantizedTensor {
   std::string name;
@@ -43,6 +53,7 @@ struct QuantizedTensor {
 
 struct WriteResult {
   int64_t output_size_bytes = 0;  // exact file size (written or predicted)
+  int n_donated = 0;              // tensors copied from the donor
   int64_t meta_size_bytes = 0;    // header + metadata + tensor infos, padded
   std::vector<QuantizedTensor> tensors;  // in output order
 };

@@ -111,5 +111,59 @@ TEST_F(GgufWriter, RowsThatDoNotFitTheTypeAndUnknownTensorsAreRecipeErrors) {
   EXPECT_THROW(source.convert("blk.0.ffn_up.weight", "iq2_xxs", {}, 1, sink), RecipeError);  // needs an imatrix
 }
 
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::vector<uint8_t> out(fs::file_size(path));
+  FILE* fp = std::fopen(path.c_str(), "rb");
+  EXPECT_EQ(std::fread(out.data(), 1, out.size(), fp), out.size());
+  std::fclose(fp);
+  return out;
+}
+
+// The search's reloads and the gate's builds copy what the base mix already
+// holds: the same file, with the donor's tensors read from the donor.
+TEST_F(GgufWriter, ADonorOfTheSameOriginGivesTheSameBytesWithoutConvertingAgain) {
+  QuantizeJob base = job(dir_ + "/base.gguf", "q4_K");
+  base.types["blk.0.attn_k.weight"] = "q8_0";
+  base.stamp_origin = true;
+  EXPECT_EQ(quantize_gguf(base, Logger{}, ProgressFn{}).n_donated, 0);
+
+  QuantizeJob own = job(dir_ + "/own.gguf", "q4_K");  // attn_k differs from the base mix
+  own.types["blk.0.attn_k.weight"] = "q4_0";
+  own.stamp_origin = true;
+  quantize_gguf(own, Logger{}, ProgressFn{});
+  QuantizeJob given = own;
+  given.out = dir_ + "/given.gguf";
+  given.donor = base.out;
+  EXPECT_EQ(quantize_gguf(given, Logger{}, ProgressFn{}).n_donated, 1);  // ffn_up; attn_k converted
+  EXPECT_EQ(file_bytes(given.out), file_bytes(own.out));
+
+  // The donor's bytes are what is copied: a byte changed there shows up.
+  const GgufFile b(base.out);
+  const size_t at = b.data_offset() + b.tensor_offset(b.find_tensor("blk.0.ffn_up.weight")) + 5;
+  FILE* fp = std::fopen(base.out.c_str(), "r+b");
+  std::fseek(fp, static_cast<long>(at), SEEK_SET);
+  std::fputc(0x5a ^ file_bytes(base.out)[at], fp);
+  std::fclose(fp);
+  fs::remove(given.out);
+  quantize_gguf(given, Logger{}, ProgressFn{});
+  EXPECT_NE(tensor_bytes(given.out, "blk.0.ffn_up.weight"), tensor_bytes(own.out, "blk.0.ffn_up.weight"));
+
+  // Another imatrix, or a donor without the stamp: not read.
+  QuantizeJob weighted = own;
+  weighted.out = dir_ + "/weighted.gguf";
+  weighted.donor = base.out;
+  weighted.imatrix_for = [](const std::string& name) {
+    return name == "blk.0.ffn_up.weight" ? std::vector<float>(512, 2.0f) : std::vector<float>{};
+  };
+  EXPECT_EQ(quantize_gguf(weighted, Logger{}, ProgressFn{}).n_donated, 0);
+  QuantizeJob unstamped = job(dir_ + "/unstamped.gguf", "q4_K");
+  quantize_gguf(unstamped, Logger{}, ProgressFn{});
+  QuantizeJob from_unstamped = own;
+  from_unstamped.out = dir_ + "/from-unstamped.gguf";
+  from_unstamped.donor = unstamped.out;
+  EXPECT_EQ(quantize_gguf(from_unstamped, Logger{}, ProgressFn{}).n_donated, 0);
+  EXPECT_EQ(file_bytes(from_unstamped.out), file_bytes(own.out));
+}
+
 }  // namespace
 }  // namespace cb::engine

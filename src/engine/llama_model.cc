@@ -158,6 +158,8 @@ std::string build_typed_model(const std::string& source, const ModelLoadOptions&
     return it == opts.imatrix.end() ? std::vector<float>{} : it->second;
   };
   job.string_kvs = {{kBuiltKey, key}};
+  job.stamp_origin = true;
+  job.donor = opts.donor_path;
   job.n_threads = opts.n_threads;
   quantize_gguf(job, opts.logger, {});
   return out;

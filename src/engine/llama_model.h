@@ -59,6 +59,10 @@ struct ModelLoadOptions {
   // (e.g. `measure --reference-only` for every shard): loaded when its key
   // matches, never written. Otherwise built_path is used as above.
   std::string shared_built_path;
+  // A GGUF built this way from the same source and imatrix (e.g. the base
+  // mix): tensors it holds in their wanted type are copied from it, not
+  // converted again (QuantizeJob::donor). "" = convert every tensor.
+  std::string donor_path;
   // Optional importance matrix per tensor name (sums / counts, n_per_row
   // floats or n_expert*n_per_row for 3-D) used by the quantizer for
   // tensor_types; absent names quantize without one.

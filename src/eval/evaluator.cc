@@ -38,8 +38,10 @@ namespace {
 
 std::map<std::string, std::vector<float>> imatrix_weights(const EvalOptions& opts) {
   std::map<std::string, std::vector<float>> out;
-  if (!opts.imatrix) return out;
-  for (const auto& [name, type] : opts.tensor_types) {
+  if (opts.tensor_types.empty() || !opts.imatrix) return out;
+  // Every entry, not only the converted tensors': a built model's origin key
+  // (QuantizeJob::stamp_origin) hashes the whole imatrix, as `build`'s does.
+  for (const auto& [name, entry] : opts.imatrix->entries) {
     auto w = opts.imatrix->weights_for(name);
     if (!w.empty()) out[name] = std::move(w);
   }
@@ -66,6 +68,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   lo.built_path = opts.built_model_path;
   lo.shared_built_path = opts.shared_built_model_path;
   lo.work_dir = opts.work_dir;
+  lo.donor_path = opts.donor_model_path;
   lo.imatrix = imatrix_weights(opts);
   lo.logger = logger;
   impl_->model = engine::LlamaModel::load(model_path, lo);

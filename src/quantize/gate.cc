@@ -21,6 +21,7 @@ BuildReport build_to(const QuantizeOptions& o, const ModelInfo& model, const std
   b.out = path;
   b.imatrix_path = o.allocate.imatrix_path;
   b.n_threads = o.measure.n_threads;
+  b.donor = o.search.base_model_path;  // while the sweep's base mix is still there
   if (!preset.empty()) {
     b.base = preset;
   } else {

@@ -269,20 +269,21 @@ void check_quantize_inputs(const QuantizeOptions& o) {
   check_output_path(o.out, inputs);
 }
 
+// A file removed when this goes away, e.g. on a failure.
+struct RemovedAtExit {
+  std::string path;
+  ~RemovedAtExit() { remove(); }
+  void remove() const {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
 // measure -> allocate (-> search): the plan's types (--no-measure: the
-// weight-error-only plan, no sweep). The sweep leaves its base mix for the
-// search (keep_base_model); it goes here, once the plan is final (before the
-// build and the gate need the disk) or with a failure.
+// weight-error-only plan, no sweep).
 std::map<std::string, std::string> planned_types(const QuantizeOptions& o, const ModelInfo& model,
                                                  const std::string& journal, QuantizeResult& r,
                                                  std::map<std::string, std::string>* weight_error_types) {
-  struct RemovedAtExit {
-    std::string path;
-    ~RemovedAtExit() {
-      std::error_code ec;
-      fs::remove(path, ec);
-    }
-  } base_mix{o.search.base_model_path};
   const bool swept = !o.allocate.weight_error_only;
   Allocation al;
   if (swept) {
@@ -322,6 +323,10 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   const QuantizeOptions o = staged(held, r.run_dir, journal);
   fs::create_directories(r.run_dir);
   std::map<std::string, std::string> types, weight_error_types;
+  // The sweep leaves its base mix (keep_base_model) for the search, and for
+  // the candidate's and the baseline's builds to copy their unchanged tensors
+  // from (BuildOptions::donor); it goes once those are written.
+  const RemovedAtExit base_mix{o.search.base_model_path};
   if (o.recipe_from.empty()) {
     types = planned_types(o, model, journal, r, &weight_error_types);
   } else {
@@ -342,6 +347,7 @@ QuantizeResult run_quantize(const QuantizeOptions& options) {
   }
   const std::string baseline_path = r.run_dir + "/baseline-" + r.baseline_preset + ".gguf";
   build_to(o, model, baseline_path, {}, r.baseline_preset);
+  base_mix.remove();  // before the rivals need the disk
   run_gate(o, model, candidate, baseline_path,
            gate_rivals(o, model, built.output_size_bytes, r.baseline_preset, weight_error_types, preset_sizes, r.fit),
            preset_sizes, r);

@@ -55,7 +55,8 @@ std::map<std::string, std::string> base_types(const AllocationProblem& p) {
 // plan far from what is loaded can need up to a second model's memory: when
 // the loaded weights plus the swaps would pass the device's room (--max-vram,
 // or the GPU's free memory), the configuration is loaded as a model of its
-// own instead (built from the source; the same bytes, so the same results).
+// own instead (built from the source, the tensors still in their base type
+// copied from the base mix's file; the same bytes, so the same results).
 class SwapBench {
  public:
   SwapBench(const std::string& source, const AllocationProblem& p, const SearchOptions& o)
@@ -82,7 +83,8 @@ class SwapBench {
     eo_.work_dir = o.work_dir;
     eo_.built_model_path = o.base_model_path;
     load(base_types(p));
-    eo_.built_model_path.clear();  // other configurations: temporary files
+    eo_.built_model_path.clear();  // other configurations: temporary files,
+    eo_.donor_model_path = o.base_model_path;  // their unchanged tensors copied from the base mix
   }
 
   const std::map<std::string, std::string>& memory_types() const { return memory_; }

@@ -34,6 +34,11 @@ struct BuildOptions {
   // The source's inspection when the caller already has it (a run inspects
   // its model once); null = inspect `source` here.
   const ModelInfo* source_model = nullptr;
+  // A GGUF an evaluation built from the same source and imatrix (e.g. the
+  // base mix a sweep measured): tensors it holds in their wanted type are
+  // copied from it, not converted again (the same bytes). Default "" = none;
+  // a donor of another origin is not read.
+  std::string donor;
 };
 
 struct BuildTensor {

@@ -48,6 +48,10 @@ struct EvalOptions {
   // Loaded instead when it was built for these types (read only; engine's
   // ModelLoadOptions::shared_built_path).
   std::string shared_built_model_path;
+  // A GGUF built for another set of types from the same file and imatrix
+  // (e.g. the base mix): the tensors it holds in their wanted type are copied
+  // from it rather than converted again. "" = convert every tensor.
+  std::string donor_model_path;
   // The model reference stores are made from, when not this evaluator's
   // file (e.g. a Q8_0 standing in for an F16 that does not fit): its sha256
   // goes into reference_key(). "" = the model file itself.
