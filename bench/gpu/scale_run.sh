@@ -51,7 +51,7 @@ args=(--models "gen:$PRESET" --threads "$(nproc)" --work "$WORK" --gpu-layers 99
 [ -n "$ROWS" ] && args+=(--rows "$ROWS")
 [ -n "$MAX_VRAM" ] && args+=(--max-vram "$MAX_VRAM")
 CB_BUILD="$B/cb" bash bench/memory_scaling.sh "${args[@]}"
-cp "$WORK"/*.run/*.jsonl "$WORK"/*.run/*.json "$OUT/" 2>/dev/null
+cp "$WORK"/*.run/*.jsonl "$WORK"/*.run/*.json "$WORK"/*.run/*.run/*.json "$OUT/" 2>/dev/null
 for f in "$WORK"/*.log; do tail -400 "$f" >"$OUT/$(basename "$f")"; done 2>/dev/null
 for f in "$WORK"/vram.*; do cp "$f" "$OUT/vram-trace.$(basename "$f")"; done 2>/dev/null  # one value per 0.2 s
 df -h "$root" | tail -1
