@@ -7,6 +7,11 @@
 #                                [--work DIR] [--gpu-layers N] [--max-vram 24GiB]
 #                                [--rows "stock_quantize ... quantize"] [--out results.json]
 # --rows runs only those rows (in a kept --work dir; results accumulate there).
+# --limit-x R: every row but the stock Q4_K_M ones runs in a memory cgroup
+# capped at R x the stock Q4_K_M perplexity run's peak RSS (bench/mem_limit.sh;
+# needs root): page cache beyond the cap is evicted, not counted, so a row that
+# completes under it fits a machine with that much RAM; an OOM kill fails it.
+# The rows then carry limit_mb and oom_kills.
 # CB_BUILD=DIR: the build directory to use (default build/).
 #
 # Peak RSS is the kernel's high-water mark (getrusage, as GNU time %M): it
@@ -32,6 +37,7 @@ NGL=0
 OUT_JSON=""
 MAX_VRAM=""
 ROWS=""
+LIMIT_X=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift ;;
@@ -41,6 +47,7 @@ while [ $# -gt 0 ]; do
     --out) OUT_JSON="$2"; shift ;;
     --max-vram) MAX_VRAM="$2"; shift ;;
     --rows) ROWS="$2"; shift ;;
+    --limit-x) LIMIT_X="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -68,7 +75,14 @@ run() {
   fi
   local base_vram=0
   [ -n "$sampler" ] && base_vram=$(nvidia-smi -i 0 --query-gpu=memory.used --format=csv,noheader,nounits)
-  if ! python3 "$ROOT/bench/peak_mem.py" "$WORK/mem.$$" -- "$@" >"$WORK/$row.log" 2>&1; then
+  local limit=()
+  if [ -n "$LIMIT_X" ] && [[ "$row" != stock_ppl_q4km && "$row" != stock_quantize ]]; then
+    local bar_mb
+    bar_mb=$(python3 -c 'import json,sys; print(max([json.loads(l)["rss_mb"] for l in open(sys.argv[1]) if json.loads(l)["model"]==sys.argv[2] and json.loads(l)["row"]=="stock_ppl_q4km"] or [0]))' "$RESULTS" "$model")
+    [ "$bar_mb" -gt 0 ] || { echo "--limit-x: no stock_ppl_q4km row for $model yet" >&2; return 1; }
+    limit=(bash "$ROOT/bench/mem_limit.sh" "$(python3 -c "print(int($bar_mb * $LIMIT_X))")" --)
+  fi
+  if ! python3 "$ROOT/bench/peak_mem.py" "$WORK/mem.$$" -- "${limit[@]}" "$@" >"$WORK/$row.log" 2>&1; then
     echo "FAILED: $row on $model (log: $WORK/$row.log)" >&2; tail -5 "$WORK/$row.log" >&2
     [ -n "$sampler" ] && kill "$sampler"
     return 1
@@ -78,8 +92,13 @@ run() {
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
     vram=$(( $(sort -n "$vram_log" | tail -1) - base_vram ))
   fi
-  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m.update(model=sys.argv[2], row=sys.argv[3], vram_mb=None if sys.argv[4]=="null" else int(sys.argv[4])); print(json.dumps(m))' \
-    "$WORK/mem.$$" "$model" "$row" "$vram" >>"$RESULTS"
+  local lim
+  lim=$(grep -o 'mem_limit: limit_mb=[0-9]* oom_kills=[0-9]*' "$WORK/$row.log" | tail -1)
+  python3 -c 'import json,re,sys; m=json.load(open(sys.argv[1])); m.update(model=sys.argv[2], row=sys.argv[3], vram_mb=None if sys.argv[4]=="null" else int(sys.argv[4]))
+l = re.findall(r"\d+", sys.argv[5])
+if l: m.update(limit_mb=int(l[0]), oom_kills=int(l[1]))
+print(json.dumps(m))' \
+    "$WORK/mem.$$" "$model" "$row" "$vram" "$lim" >>"$RESULTS"
 }
 
 bench_model() {
@@ -123,7 +142,9 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 models = list(dict.fromkeys(r["model"] for r in rows))
 order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "eval", "quantize", "stock_quantize"]
 by = {(r["model"], r["row"]): r for r in rows}
-print(f"{'model':<22} {'row':<15} {'RSS MB':>7} {'x stock':>8} {'anon MB':>8} {'file MB':>8} {'VRAM MB':>8} {'x stock':>8} {'seconds':>8}")
+capped = any("limit_mb" in r for r in rows)
+cap_head = f" {'cap MB':>7} {'OOM':>4}" if capped else ""
+print(f"{'model':<22} {'row':<15} {'RSS MB':>7} {'x stock':>8} {'anon MB':>8} {'file MB':>8} {'VRAM MB':>8} {'x stock':>8} {'seconds':>8}" + cap_head)
 for m in models:
     bar = by.get((m, "stock_ppl_q4km"), {}).get("rss_mb") or 1
     vbar = by.get((m, "stock_ppl_q4km"), {}).get("vram_mb")
@@ -133,7 +154,8 @@ for m in models:
         v = "" if r["vram_mb"] is None else r["vram_mb"]
         vx = f"{r['vram_mb']/vbar:.2f}x" if r["vram_mb"] is not None and vbar else ""
         an, fi = r.get("anon_mb", ""), r.get("file_mb", "")
-        print(f"{m:<22} {k:<15} {r['rss_mb']:>7} {r['rss_mb']/bar:>7.2f}x {an:>8} {fi:>8} {v:>8} {vx:>8} {r['seconds']:>8}")
+        cap = f" {r.get('limit_mb', ''):>7} {r.get('oom_kills', ''):>4}" if capped else ""
+        print(f"{m:<22} {k:<15} {r['rss_mb']:>7} {r['rss_mb']/bar:>7.2f}x {an:>8} {fi:>8} {v:>8} {vx:>8} {r['seconds']:>8}" + cap)
     q, s = by.get((m, "qerror")), by.get((m, "stock_quantize"))
     if q and s:
         print(f"{m:<22} qerror / stock llama-quantize time: {float(q['seconds'])/max(0.01, float(s['seconds'])):.2f}x")
