@@ -81,6 +81,12 @@ run() {
     bar_mb=$(python3 -c 'import json,sys; print(max([json.loads(l)["rss_mb"] for l in open(sys.argv[1]) if json.loads(l)["model"]==sys.argv[2] and json.loads(l)["row"]=="stock_ppl_q4km"] or [0]))' "$RESULTS" "$model")
     [ "$bar_mb" -gt 0 ] || { echo "--limit-x: no stock_ppl_q4km row for $model yet" >&2; return 1; }
     limit=(bash "$ROOT/bench/mem_limit.sh" "$(python3 -c "print(int($bar_mb * $LIMIT_X))")" --)
+    # Pages of the model files already cached were charged to whoever read them
+    # first and would not count against the cap: drop them (clean pages only).
+    python3 -c 'import os,sys
+for p in sys.argv[1:]:
+    if os.path.exists(p):
+        fd = os.open(p, os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$WORK"/*.gguf "$WORK"/*.run/*.gguf "$SHARED"/models/*.gguf
   fi
   if ! python3 "$ROOT/bench/peak_mem.py" "$WORK/mem.$$" -- "${limit[@]}" "$@" >"$WORK/$row.log" 2>&1; then
     echo "FAILED: $row on $model (log: $WORK/$row.log)" >&2; tail -5 "$WORK/$row.log" >&2
@@ -93,7 +99,7 @@ run() {
     vram=$(( $(sort -n "$vram_log" | tail -1) - base_vram ))
   fi
   local lim
-  lim=$(grep -o 'mem_limit: limit_mb=[0-9]* oom_kills=[0-9]*' "$WORK/$row.log" | tail -1)
+  lim=$(grep -o 'mem_limit: limit_mb=[0-9]* oom_kills=[0-9]*' "$WORK/$row.log" | tail -1 || true)
   python3 -c 'import json,re,sys; m=json.load(open(sys.argv[1])); m.update(model=sys.argv[2], row=sys.argv[3], vram_mb=None if sys.argv[4]=="null" else int(sys.argv[4]))
 l = re.findall(r"\d+", sys.argv[5])
 if l: m.update(limit_mb=int(l[0]), oom_kills=int(l[1]))

@@ -136,16 +136,28 @@ TEST(QuantizeSearch, TinyBudgetOfMeasuredMoves) {
 
 // Issue 12: a plan swapped in beside the loaded base mix needs buffers of its
 // own; where the two would not fit the device's room (here a cap leaving ~10 MB
-// for weights: base 8.8 MB + the plan's swaps), the plan is loaded as a model
-// of its own. The same bytes run: the results equal the uncapped search's.
+// for weights: base 8.8 MB + the plan's swaps), or on the host where its swaps
+// would hold more than host_swap_share of the weights, the plan is loaded as a
+// model of its own. The same bytes run: the results equal the in-place search's.
 TEST(QuantizeSearch, APlanThatWouldNotFitBesideTheBaseIsLoadedAlone) {
   const SyntheticPlan sp = synthetic_plan();
   const AllocationProblem& p = sp.problem;
   SearchOptions o = tiny_search();
   o.max_evals = 2;
   o.correction_rounds = 0;
+  o.host_swap_share = 0;  // every configuration swapped in place
   const SearchResult free_run = refine_plan(dense_path(), p, choice_of(p, sp.plan), sp.capacity, o);
   EXPECT_EQ(free_run.n_reloads, 0);
+  // On the host, a plan whose swaps would hold more than the share is loaded on its own.
+  o.host_swap_share = 0.25;
+  const SearchResult host = refine_plan(dense_path(), p, choice_of(p, sp.plan), sp.capacity, o);
+  EXPECT_GE(host.n_reloads, 1);
+  EXPECT_EQ(host.base_kld, free_run.base_kld);
+  EXPECT_EQ(host.initial_kld, free_run.initial_kld);
+  ASSERT_EQ(host.evals.size(), free_run.evals.size());
+  for (size_t i = 0; i < host.evals.size(); ++i) {
+    EXPECT_EQ(host.evals[i].measured_delta_kld, free_run.evals[i].measured_delta_kld) << host.evals[i].move;
+  }
   o.n_gpu_layers = 999;  // the CPU build runs on the CPU, under the same accounting
   o.max_device_bytes = (int64_t{3} << 29) + 10'000'000;
   // The reloads copy the tensors still in their base type from the base mix.

@@ -54,7 +54,8 @@ std::map<std::string, std::string> base_types(const AllocationProblem& p) {
 // Each swapped tensor takes a buffer of its own next to the loaded bytes, so a
 // plan far from what is loaded can need up to a second model's memory: when
 // the loaded weights plus the swaps would pass the device's room (--max-vram,
-// or the GPU's free memory), the configuration is loaded as a model of its
+// or the GPU's free memory), or on the host would add more than a quarter of
+// the loaded weights in anonymous memory, the configuration is loaded as a model of its
 // own instead (built from the source, the tensors still in their base type
 // copied from the base mix's file; the same bytes, so the same results).
 class SwapBench {
@@ -92,7 +93,7 @@ class SwapBench {
 
   // Brings the tensors of `types` that differ from what is loaded to their type.
   void apply(const std::map<std::string, std::string>& types) {
-    if (device_room_bytes_ > 0 && weight_bytes(types, true) > device_room_bytes_) {
+    if (would_pass_room(types)) {
       std::map<std::string, std::string> all = eo_.tensor_types;
       for (const auto& [name, type] : types) all[name] = type;
       load(all);
@@ -132,6 +133,17 @@ class SwapBench {
     if (dev.total_bytes > 0) room = room > 0 ? std::min(room, dev.free_bytes) : dev.free_bytes;
     return room > 0 ? std::max<int64_t>(room - engine::kDeviceReserveBytes, 1) : 0;
   }
+  // On the GPU: the loaded weights plus the swaps past the device's room. On
+  // the host, swapped tensors are anonymous memory beside the memory-mapped
+  // loaded file (pages the kernel can evict and read again): past
+  // host_swap_share of the loaded weights, a file-backed load instead.
+  bool would_pass_room(const std::map<std::string, std::string>& types) const {
+    const int64_t with_swaps = weight_bytes(types, true);
+    if (device_room_bytes_ > 0) return with_swaps > device_room_bytes_;
+    const int64_t loaded = weight_bytes({}, false);
+    return o_.host_swap_share > 0 &&
+           static_cast<double>(with_swaps - loaded) > o_.host_swap_share * static_cast<double>(loaded);
+  }
   // The loaded problem tensors' bytes, plus (with_swaps) the swap buffers
   // `types` would add.
   int64_t weight_bytes(const std::map<std::string, std::string>& types, bool with_swaps) const {
@@ -160,9 +172,14 @@ class SwapBench {
       if (ev_->takes_any_type(name)) memory_[name] = type;  // the rest stays as loaded
     }
     if (++n_loads_ > 1) {
-      o_.logger.info(fmt::format("search: the configuration is loaded as a model of its own ({:.2f} GiB of "
-                                 "weights; its swaps from the last one would pass the device's room of {:.2f} GiB)",
-                                 weight_bytes({}, false) / 1073741824.0, device_room_bytes_ / 1073741824.0));
+      const double loaded_gib = weight_bytes({}, false) / 1073741824.0;
+      o_.logger.info(device_room_bytes_ > 0
+                         ? fmt::format("search: the configuration is loaded as a model of its own ({:.2f} GiB of "
+                                       "weights; its swaps from the last one would pass the device's room of {:.2f} GiB)",
+                                       loaded_gib, device_room_bytes_ / 1073741824.0)
+                         : fmt::format("search: the configuration is loaded as a model of its own ({:.2f} GiB of "
+                                       "weights; its swaps from the last one would hold more than {:.0f}% of that "
+                                       "in host memory)", loaded_gib, 100 * o_.host_swap_share));
     }
   }
 

@@ -82,6 +82,13 @@ struct SearchOptions {
   int n_gpu_layers = 0;      // layers offloaded (999 = all)
   // Device memory cap (the loaded model and its swaps together); 0 = none.
   int64_t max_device_bytes = 0;
+  // Without a GPU: the swaps (anonymous memory beside the memory-mapped
+  // loaded model) may hold at most this share of the loaded weights; a
+  // configuration needing more is loaded as a model of its own (file-backed,
+  // its unchanged tensors copied from the base mix). Default 0.25: a plain
+  // evaluation's footprint plus a quarter, the memory bar of issue 12.
+  // 0 = no limit (every configuration swapped in place).
+  double host_swap_share = 0.25;
   std::string reference_model;   // the reference's model when not the source
   // The base mix the sweep built (measure::base_model_path): loaded when it
   // was built for these types and imatrix, else (re)built there; "" = a
