@@ -164,7 +164,8 @@ struct MeasureOptions {
   // Not on the CPU, where the conversion would take the evaluation's cores.
   int64_t prefetch_max_bytes = int64_t{512} << 20;
   // Leave the built base mix (base_model_path) when the sweep ends, for a
-  // caller that loads it next (quantize's search) and removes it.
+  // caller that uses it next (quantize: its search loads it, its builds copy
+  // from it) and removes it.
   bool keep_base_model = false;
   int64_t max_host_bytes = 0;              // refuse up front when the projection exceeds it (memory.h); 0 = none
   EvalMode mode = EvalMode::kResident;
