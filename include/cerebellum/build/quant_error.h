@@ -29,7 +29,7 @@ struct QuantErrorOptions {
   // relative standard error is above target_rel_se, up to max_elements.
   // min = max: a fixed sample (min = max = 1 << 30: every row, exact).
   // Defaults checked against the exact table in docs/allocate.md.
-  int64_t min_elements_per_tensor = 1 << 18;
+  int64_t min_elements_per_tensor = 1 << 16;
   int64_t max_elements_per_tensor = 1 << 22;
   double target_rel_se = 0.02;
   const ModelInfo* source_model = nullptr;    // the source's inspection if the caller has it; null = inspect
