@@ -52,6 +52,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ -n "$LIMIT_X" ] && ! [[ "$LIMIT_X" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+  echo "--limit-x: '$LIMIT_X' is not a positive number" >&2; exit 2
+fi
 BUILD="${CB_BUILD:-$ROOT/build}"
 CB="$BUILD/cerebellum"
 GEN="$BUILD/cb-gen-model"
@@ -78,9 +81,11 @@ run() {
   local limit=()
   if [ -n "$LIMIT_X" ] && [[ "$row" != stock_ppl_q4km && "$row" != stock_quantize ]]; then
     local bar_mb
-    bar_mb=$(python3 -c 'import json,sys; print(max([json.loads(l)["rss_mb"] for l in open(sys.argv[1]) if json.loads(l)["model"]==sys.argv[2] and json.loads(l)["row"]=="stock_ppl_q4km"] or [0]))' "$RESULTS" "$model")
+    bar_mb=$(python3 -c 'import json,sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(max([r["rss_mb"] for r in rows if r["model"] == sys.argv[2] and r["row"] == "stock_ppl_q4km"] or [0]))' "$RESULTS" "$model")
     [ "$bar_mb" -gt 0 ] || { echo "--limit-x: no stock_ppl_q4km row for $model yet" >&2; return 1; }
-    limit=(bash "$ROOT/bench/mem_limit.sh" "$(python3 -c "print(int($bar_mb * $LIMIT_X))")" --)
+    limit=(bash "$ROOT/bench/mem_limit.sh" "$(python3 -c 'import sys; print(int(float(sys.argv[1]) * float(sys.argv[2])))' "$bar_mb" "$LIMIT_X")" --)
     # Pages of the model files already cached were charged to whoever read them
     # first and would not count against the cap: drop them (clean pages only).
     python3 -c 'import os,sys
