@@ -100,7 +100,7 @@ class Sweep {
   // Loads the domain's cached store into ref_ when it was made for these
   // settings (else starts empty: the journal header guards the results).
   void load_reference_cache(const eval::Evaluator& ev, const std::string& path, const std::string& domain);
-  void ensure_chunks(int need, const TypeMap& restore);
+  void ensure_chunks(int need, const TypeMap& restore, const TypeMap* upcoming = nullptr);
   void record_baseline(const std::string& domain);
   void save_reference(const std::string& path);
   // Chunks from 0 until the stop rule says (adaptive) or `n_max` (0 = the reference's).
@@ -160,10 +160,15 @@ std::string Sweep::reference_path(const std::string& domain) const {
 
 Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
   const double t0 = now_s();
+  const int n = n_max > 0 ? std::min(n_max, ref_.key().n_chunks) : ref_.key().n_chunks;
+  // The baseline's first chunks before the swap, while the model is at its
+  // base: the unit is then swapped in once, not swapped, restored for the
+  // baseline and converted again.
+  ensure_chunks(std::min(o_.stop.min_chunks, n), {}, &overrides);
+  const double t_swap = now_s();
   cfg_->set(overrides);
   Outcome out;
-  out.swap_s = now_s() - t0;
-  const int n = n_max > 0 ? std::min(n_max, ref_.key().n_chunks) : ref_.key().n_chunks;
+  out.swap_s = now_s() - t_swap;
   const int blocks = o_.stop.blocks_per_chunk;
   for (int done = 0; done < n;) {
     const int next_check = done == 0 ? o_.stop.min_chunks : done + o_.stop.step_chunks;
@@ -194,7 +199,7 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
 // The reference and the baseline are computed only for the chunks some unit
 // reaches (most stop after a few), growing geometrically so the whole model
 // is re-swapped to its base O(log n) times.
-void Sweep::ensure_chunks(int need, const TypeMap& restore) {
+void Sweep::ensure_chunks(int need, const TypeMap& restore, const TypeMap* upcoming) {
   const int n_total = ref_.key().n_chunks;
   const int have = static_cast<int>(base_chunks_.size());
   need = std::min(need, n_total);
@@ -208,6 +213,11 @@ void Sweep::ensure_chunks(int need, const TypeMap& restore) {
     ref_dirty_ = true;
   }
   cfg_->set({});
+  if (upcoming && !ahead_types_.empty()) {  // the unit about to be swapped in converts meanwhile
+    std::vector<TypeMap> next{*upcoming};
+    next.insert(next.end(), ahead_types_.begin(), ahead_types_.end());
+    cfg_->prefetch(next, o_.prefetch_max_bytes);
+  }
   for (int done = have; done < to;) {
     const int count = std::min(chunks_per_step(), to - done);
     for (eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
