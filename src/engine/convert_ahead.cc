@@ -2,9 +2,6 @@
 
 #include <algorithm>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 namespace cb::engine {
 
 ConvertAhead::~ConvertAhead() {
@@ -71,12 +68,6 @@ void ConvertAhead::clear() {
 }
 
 void ConvertAhead::run() {
-  // The conversions only use what the critical path leaves idle: at the
-  // lowest priority (this thread and the threads it starts, which inherit it)
-  // they never slow the scoring of the unit in flight or the GPU's kernel
-  // launches, and when the caller does wait for one, nothing else competes.
-  // Lowering one's own priority needs no privilege; a failure changes nothing.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kConvertNice);
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });

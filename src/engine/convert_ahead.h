@@ -25,7 +25,6 @@ namespace cb::engine {
 
 class ConvertAhead {
  public:
-  static constexpr int kConvertNice = 19;  // the worker's nice value (lowest priority)
   struct Job {
     std::string name, type_name;
     std::vector<float> imatrix;  // empty = none

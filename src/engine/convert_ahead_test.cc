@@ -4,10 +4,6 @@
 
 #include <atomic>
 #include <stdexcept>
-#include <thread>
-
-#include <sys/resource.h>
-#include <unistd.h>
 
 namespace cb::engine {
 namespace {
@@ -53,26 +49,6 @@ TEST(EngineConvertAhead, ReplanningKeepsWhatIsStillWantedAndFailuresGiveNothing)
   ahead.clear();
   EXPECT_FALSE(ahead.take("z", "q2_K", {}).has_value());
   EXPECT_FALSE(ahead.plan({{"big", "q2_K", {}, 2000}}, 1000));  // alone over the cap
-}
-
-// The converter must not compete with the unit in flight (its scoring, the
-// GPU's launches): it and the threads it starts run at the lowest priority,
-// and the caller's own priority is left as it was.
-TEST(EngineConvertAhead, ConvertsAtTheLowestPriorityAndLeavesTheCallerAlone) {
-  const auto nice_of_this_thread = [] { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); };
-  const int caller_nice = nice_of_this_thread();
-  std::atomic<int> worker_nice{-100}, child_nice{-100};
-  ConvertAhead ahead([&](const Job& j, const std::function<void(const void*, size_t)>& sink) {
-    worker_nice = nice_of_this_thread();
-    std::thread([&] { child_nice = nice_of_this_thread(); }).join();  // as the quantizer's threads
-    std::vector<uint8_t> b(j.bytes, 1);
-    sink(b.data(), b.size());
-  });
-  ASSERT_TRUE(ahead.plan({{"a", "q2_K", {}, 8}}, 100));
-  ASSERT_TRUE(ahead.take("a", "q2_K", {}).has_value());
-  EXPECT_EQ(worker_nice, ConvertAhead::kConvertNice);
-  EXPECT_EQ(child_nice, ConvertAhead::kConvertNice);
-  EXPECT_EQ(nice_of_this_thread(), caller_nice);
 }
 
 }  // namespace
