@@ -10,16 +10,19 @@
 #
 #   bash bench/shards_scaling.sh [--model gen:0.2b|dense|PATH] [--shards 2] [--threads 2]
 #                                [--tensors REGEX] [--work DIR] [--ctx 128] [--chunks 2-4]
-#                                [--gpu-layers N] [--generate-only]
+#                                [--gpu-layers N] [--generate-only] [--share-single]
 # The single process gets --threads; each shard gets threads/shards (at least
 # 1), so both use the same cores: on one machine the shards' gain is only
 # what they save over threading; on a cluster each shard has its own GPU.
+# --share-single: also one process with one shard's threads (one GPU with
+# its share of the host's cores, as one task of a job array gets on a node
+# it shares), and the speedup of the shards over it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SHARED="$(cd .. && pwd)/shared"
 MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling" NGL=0
-GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4
+GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4 SHARE_SINGLE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL="$2"; shift ;;
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --work) WORK="$2"; shift ;;
     --gpu-layers) NGL="$2"; shift ;;  # every process offloads; shard K on GPU K, the rest on GPU 0
     --generate-only) GEN_ONLY=1 ;;
+    --share-single) SHARE_SINGLE=1 ;;
     --ctx) CTX="$2"; shift ;;
     --chunks) MIN_CHUNKS="${2%-*}"; MAX_CHUNKS="${2#*-}"; shift ;;  # MIN-MAX
     *) echo "shards_scaling.sh: unknown option $1" >&2; exit 2 ;;
@@ -81,10 +85,17 @@ if grep -q '^CB_MPI:BOOL=ON' "$BUILD/CMakeCache.txt" && command -v mpirun >/dev/
     mpirun --oversubscribe -np "$SHARDS" bash -c "sweep '$WORK/mpi.jsonl' $PER_SHARD" >/dev/null
   t5=$(date +%s.%N)
 fi
-python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" <<'EOF'
+t_share=0
+if [ "$SHARE_SINGLE" = 1 ]; then
+  ts=$(date +%s.%N)
+  python3 bench/peak_mem.py "$WORK/single_share.mem" -- bash -c "$(gpu 0) sweep '$WORK/single_share.jsonl' $PER_SHARD --shared-reference '$WORK/ref.jsonl'" >"$WORK/single_share.out"
+  t_share=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$ts" "$(date +%s.%N)")
+fi
+python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t_share" <<'EOF'
 import json, os, sys
 work, shards, threads, per_shard, model = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 t = [float(x) for x in sys.argv[6:12]]
+t_share = float(sys.argv[12])
 def journal(path):
     recs = [json.loads(l) for l in open(path) if l.strip()]
     return {(r["domain"], r["direction"], r["unit"]["id"], json.dumps(r["types"], sort_keys=True)): r["delta_kld"]
@@ -103,14 +114,27 @@ for name, secs, th, m, units in rows:
     print(f"{name:<30} {th:>7} {units if units is not None else '':>6} {w} {m['rss_mb']:>12} {m['anon_mb']:>8}")
 print(f"{'shards (all, concurrently)':<30} {'':>7} {sum(per):>6} {t[3] - t[2]:8.1f}")
 print(f"speedup, single process / shards: {(t[2] - t[1]) / (t[3] - t[2]):.2f}x with {shards} shards")
+share = None
+if t_share > 0:
+    share = journal(os.path.join(work, "single_share.jsonl"))
+    m = mem("single_share")
+    rows.append(("single process, one GPU's share", t_share, per_shard, m, len(share)))
+    print(f"{rows[-1][0]:<30} {per_shard:>7} {len(share):>6} {t_share:8.1f} {m['rss_mb']:>12} {m['anon_mb']:>8}")
+    print(f"speedup, single process with {per_shard} threads / shards: {t_share / (t[3] - t[2]):.2f}x "
+          f"(bit-equal ΔKLD: {share == single})")
 # Where each sweep's evaluation time went (measure's eval_split_s), per unit.
 split = {}
-for name, units in [("single", len(single))] + [(f"shard{k}", per[k]) for k in range(shards)]:
-    e = json.load(open(os.path.join(work, name + ".out"))).get("eval_split_s", {})
-    split[name] = e
+runs = [("single", len(single))] + [(f"shard{k}", per[k]) for k in range(shards)]
+runs += [("single_share", len(share))] if share is not None else []
+for name, units in runs:
+    out = json.load(open(os.path.join(work, name + ".out")))
+    e = dict(out.get("eval_split_s", {}))
     if e and units:
-        print(f"  {name:<8} per unit: decode {e['decode'] / units:.3f} s, rows {e['rows'] / units:.3f} s, "
-              f"scoring {e['score'] / units:.3f} s ({e['decodes']} decodes)")
+        # the rest of the sweep's time: swaps (waiting for conversions), the baseline, loading
+        e["other"] = out["elapsed_s"] - e["decode"] - e["rows"] - e["score"]
+        print(f"  {name:<12} per unit: decode {e['decode'] / units:.3f} s, rows {e['rows'] / units:.3f} s, "
+              f"scoring {e['score'] / units:.3f} s, other {e['other'] / units:.3f} s ({e['decodes']} decodes)")
+    split[name] = e
 print(f"merge: {len(merged)} units in {t[4] - t[3]:.1f} s; same units as the single process: {set(merged) == set(single)}; "
       f"bit-equal ΔKLD: {merged == single}")
 mpi = None
@@ -121,7 +145,8 @@ if t[5] > t[4]:
           f"   (all ranks; bit-equal ΔKLD: {mpi == single})")
 json.dump({"model": model, "shards": shards, "threads_single": threads, "threads_per_shard": per_shard,
            "reference_s": t[1] - t[0], "single_s": t[2] - t[1], "shards_wall_s": t[3] - t[2], "merge_s": t[4] - t[3],
-           "speedup": (t[2] - t[1]) / (t[3] - t[2]), "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),
+           "speedup": (t[2] - t[1]) / (t[3] - t[2]), "single_share_s": t_share or None,
+           "speedup_vs_share": (t_share / (t[3] - t[2])) if t_share else None, "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),
            "bit_equal": merged == single, "mpi_s": (t[5] - t[4]) if mpi is not None else None,
            "mpi_bit_equal": (mpi == single) if mpi is not None else None,
            "eval_split_s": split, "peak": {r[0]: r[3] for r in rows}}, open(os.path.join(work, "shards_scaling.json"), "w"), indent=2)
