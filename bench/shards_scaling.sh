@@ -11,18 +11,22 @@
 #   bash bench/shards_scaling.sh [--model gen:0.2b|dense|PATH] [--shards 2] [--threads 2]
 #                                [--tensors REGEX] [--work DIR] [--ctx 128] [--chunks 2-4]
 #                                [--gpu-layers N] [--generate-only] [--share-single]
+#                                [--shard-threads N]
 # The single process gets --threads; each shard gets threads/shards (at least
 # 1), so both use the same cores: on one machine the shards' gain is only
 # what they save over threading; on a cluster each shard has its own GPU.
 # --share-single: also one process with one shard's threads (one GPU with
 # its share of the host's cores, as one task of a job array gets on a node
-# it shares), and the speedup of the shards over it.
+# it shares), and the speedup of the shards over it. --shard-threads N: each
+# shard's threads instead (e.g. all of the host's, as `measure` takes by
+# default: the shards then share every core, each converting on the cores
+# the others leave idle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SHARED="$(cd .. && pwd)/shared"
 MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling" NGL=0
-GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4 SHARE_SINGLE=0
+GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4 SHARE_SINGLE=0 SHARD_THREADS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL="$2"; shift ;;
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     --gpu-layers) NGL="$2"; shift ;;  # every process offloads; shard K on GPU K, the rest on GPU 0
     --generate-only) GEN_ONLY=1 ;;
     --share-single) SHARE_SINGLE=1 ;;
+    --shard-threads) SHARD_THREADS="$2"; shift ;;
     --ctx) CTX="$2"; shift ;;
     --chunks) MIN_CHUNKS="${2%-*}"; MAX_CHUNKS="${2#*-}"; shift ;;  # MIN-MAX
     *) echo "shards_scaling.sh: unknown option $1" >&2; exit 2 ;;
@@ -51,6 +56,8 @@ case "$MODEL" in
 esac
 [ "$GEN_ONLY" = 1 ] && { ls -la "$F16"; exit 0; }
 PER_SHARD=$(( THREADS / SHARDS )); [ "$PER_SHARD" -ge 1 ] || PER_SHARD=1
+[[ "$SHARD_THREADS" =~ ^[0-9]+$ ]] || { echo "shards_scaling.sh: --shard-threads wants a number, not '$SHARD_THREADS'" >&2; exit 2; }
+[ "$SHARD_THREADS" -gt 0 ] && PER_SHARD=$SHARD_THREADS
 rm -f "$WORK"/*.jsonl "$WORK"/*.ref "$WORK"/*.mem "$WORK"/*.base.gguf "$WORK"/*.lock
 sweep() {  # sweep OUT THREADS EXTRA...
   local out="$1" threads="$2"; shift 2
