@@ -149,8 +149,11 @@ std::vector<float> checked_imatrix(std::vector<float> im, const TensorWork& w, c
 }
 
 // Converts one tensor slab by slab; `sink` receives the output bytes in order.
+// Rows [first_row, n) of `w` from the source, in slabs: copied byte for byte
+// when the type is unchanged (then first_row is 0), else converted.
 void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vector<float>& im, int n_threads,
-                    int64_t max_slab_bytes, const std::function<void(const void*, size_t)>& sink) {
+                    int64_t max_slab_bytes, const std::function<void(const void*, size_t)>& sink,
+                    int64_t first_row = 0) {
   const ggml_type to = w.out->type;
   if (to == w.from) {  // copied byte for byte, in slabs
     std::vector<uint8_t> buf(std::min<size_t>(w.src_bytes, static_cast<size_t>(max_slab_bytes)));
@@ -169,7 +172,7 @@ void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vecto
   const size_t src_row = ggml_row_size(w.from, n_cols), dst_row = ggml_row_size(to, n_cols);
   const int64_t slab_rows = std::clamp<int64_t>(max_slab_bytes / static_cast<int64_t>(src_row + dst_row), 1, n_rows);
   std::vector<uint8_t> sbuf(slab_rows * src_row), dbuf(slab_rows * dst_row);
-  for (int64_t r = 0; r < n_rows; r += slab_rows) {
+  for (int64_t r = first_row; r < n_rows; r += slab_rows) {
     const int64_t n = std::min(slab_rows, n_rows - r);
     src.read(w.src_offset + r * src_row, n * src_row, sbuf.data());
     quantize_slab({&w, sbuf.data(), dbuf.data(), r, n, &im}, n_threads);
@@ -223,6 +226,27 @@ Donor open_donor(const QuantizeJob& job, const std::string& key, const Logger& l
   return d;
 }
 
+// The donor's bytes of `w` in slabs of whole rows, each checked as a
+// conversion's output is (a donor is a file on disk: it can rot) before it
+// goes to the sink. Returns the first row of a slab that fails, -1 when all
+// were copied. Rows convert independently, so the caller converts the rest
+// from there and the file is still what a full conversion writes.
+int64_t copy_donor_rows(const SourceFile& donor, size_t offset, const TensorWork& w, int64_t max_slab_bytes,
+                        const std::function<void(const void*, size_t)>& sink) {
+  const ggml_type type = w.out->type;
+  const size_t row_bytes = ggml_row_size(type, w.out->ne[0]);
+  const int64_t n_rows = ggml_nrows(w.out);
+  const int64_t slab_rows = std::clamp<int64_t>(max_slab_bytes / static_cast<int64_t>(row_bytes), 1, n_rows);
+  std::vector<uint8_t> buf(static_cast<size_t>(slab_rows) * row_bytes);
+  for (int64_t r = 0; r < n_rows; r += slab_rows) {
+    const size_t n = static_cast<size_t>(std::min(slab_rows, n_rows - r)) * row_bytes;
+    donor.read(offset + static_cast<size_t>(r) * row_bytes, n, buf.data());
+    if (!ggml_validate_row_data(type, buf.data(), n)) return r;
+    sink(buf.data(), n);
+  }
+  return -1;
+}
+
 void write_tensor(const QuantizeJob& job, const SourceFile& src, const Donor& donor, const TensorWork& w,
                   AtomicOutputFile& out, int n_threads, const Logger& logger, QuantizedTensor& t, int& n_donated) {
   std::vector<float> im;
@@ -230,9 +254,14 @@ void write_tensor(const QuantizeJob& job, const SourceFile& src, const Donor& do
   t.used_imatrix = !im.empty();
   const auto sink = [&](const void* data, size_t n) { out.write(data, n); };
   if (const auto offset = donor.find(w)) {  // the same bytes: copied as they are, in slabs
-    const TensorWork copy{w.src_index, w.out, w.out->type, *offset, ggml_nbytes(w.out)};
-    convert_tensor(*donor.file, copy, {}, n_threads, job.max_slab_bytes, sink);
-    ++n_donated;
+    const int64_t bad_row = copy_donor_rows(*donor.file, *offset, w, job.max_slab_bytes, sink);
+    if (bad_row < 0) {
+      ++n_donated;
+      return;
+    }
+    logger.warn(fmt::format("{}: tensor {} holds invalid data from row {}; converted from the source instead",
+                            job.donor, w.out->name, bad_row));
+    convert_tensor(src, w, im, n_threads, job.max_slab_bytes, sink, bad_row);
     return;
   }
   convert_tensor(src, w, im, n_threads, job.max_slab_bytes, sink);

@@ -148,6 +148,18 @@ TEST_F(GgufWriter, ADonorOfTheSameOriginGivesTheSameBytesWithoutConvertingAgain)
   quantize_gguf(given, Logger{}, ProgressFn{});
   EXPECT_NE(tensor_bytes(given.out, "blk.0.ffn_up.weight"), tensor_bytes(own.out, "blk.0.ffn_up.weight"));
 
+  // But bytes a conversion could not have written (a NaN scale: the first
+  // block's d, fp16 0x7e00) are not copied: from that row on, the tensor is
+  // converted from the source, and the file is again a full conversion's.
+  fp = std::fopen(base.out.c_str(), "r+b");
+  std::fseek(fp, static_cast<long>(at - 5), SEEK_SET);
+  std::fputc(0x00, fp);
+  std::fputc(0x7e, fp);
+  std::fclose(fp);
+  fs::remove(given.out);
+  EXPECT_EQ(quantize_gguf(given, Logger{}, ProgressFn{}).n_donated, 0);
+  EXPECT_EQ(file_bytes(given.out), file_bytes(own.out));
+
   // Another imatrix, or a donor without the stamp: not read.
   QuantizeJob weighted = own;
   weighted.out = dir_ + "/weighted.gguf";
