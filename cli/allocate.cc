@@ -177,7 +177,7 @@ void setup_allocate(CLI::App& app) {
                   "k-quant ladder only) | TABLE.json (cerebellum qerror)")->capture_default_str();
   cmd->add_option("--write-quant-error", a->write_quant_error, "save the quantization-error table used (JSON)");
   cmd->add_option("--write-curves", a->write_curves, "save the damage curves (JSON)");
-  cmd->add_option("--threads", a->o.n_threads, "threads for the table (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->o.n_threads, "threads for the table (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_option("--gpu-layers", a->o.speed_gpu_layers,
                   "with --min-decode-speed: layers on the GPU while timing the table (999 = all); 0 = the CPU")
       ->capture_default_str();

@@ -49,7 +49,7 @@ void setup_card(CLI::App& app) {
   auto* cmd = app.add_subcommand("card", "write the model card (Markdown + SVG figures + bundle) of a run dir");
   cmd->add_option("--run", a->run_dir, "run directory (what `cerebellum quantize` wrote)")->required();
   cmd->add_option("--out", a->out, "card path (default RUN/CARD.md); figures go to <stem>_files/ beside it");
-  cmd->add_option("--threads", a->options.speed.n_threads, "threads for the speed test (0 = all cores)")
+  cmd->add_option("--threads", a->options.speed.n_threads, "threads for the speed test (0 = every CPU this run may use)")
       ->capture_default_str();
   cmd->add_option("--pp", a->options.speed.pp_tokens, "prompt tokens for the pp test")->capture_default_str();
   cmd->add_option("--tg", a->options.speed.tg_tokens, "generated tokens for the tg test")->capture_default_str();

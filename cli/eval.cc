@@ -86,7 +86,7 @@ void setup_eval(CLI::App& app) {
                   "reference store file: reused if it exists (must match), else written");
   cmd->add_option("--ctx", a->ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--chunks", a->chunks, "chunks to evaluate (-1 = all)")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "threads (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "tokens per decode")->capture_default_str();
   cmd->add_option("--top-k", a->top_k, "reference log-probs kept per token")->capture_default_str();
   cmd->add_option("--gpu-layers", a->gpu_layers, "layers offloaded to the GPU (999 = all; CPU builds ignore it)")

@@ -24,7 +24,7 @@ void setup_imatrix(CLI::App& app) {
   cmd->add_option("--format", a->format, "gguf | dat (default: from --out's extension)");
   cmd->add_option("--chunks", a->opts.max_chunks, "chunks (-1 = all)")->capture_default_str();
   cmd->add_option("--ctx", a->opts.ctx, "tokens per chunk")->capture_default_str();
-  cmd->add_option("--threads", a->opts.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->opts.n_threads, "threads (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_flag("--process-output", a->opts.include_output, "also collect output.weight");
   cmd->callback([a] {
     check_output_path(a->out, {a->model, a->text});

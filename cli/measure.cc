@@ -174,7 +174,7 @@ void setup_measure(CLI::App& app) {
   cmd->add_option("--abs-tol", o.stop.abs_tol_nats, "absolute ΔKLD tolerance, nats")->capture_default_str();
   cmd->add_option("--sep-z", o.stop.sep_z, "stop when |Δ| >= z*se (0 = off)")->capture_default_str();
   cmd->add_option("--top-k", o.top_k, "reference log-probs kept per token")->capture_default_str();
-  cmd->add_option("--threads", o.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", o.n_threads, "threads (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_option("--gpu-layers", o.n_gpu_layers, "layers offloaded to the GPU (999 = all; CPU builds ignore it)")
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram,

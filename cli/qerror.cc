@@ -33,7 +33,7 @@ void setup_qerror(CLI::App& app) {
   cmd->add_option("--target-rel-se", a->o.target_rel_se,
                   "double the sample while a value's relative standard error is above this")
       ->capture_default_str();
-  cmd->add_option("--threads", a->o.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->o.n_threads, "threads (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_option("--out", a->out, "table JSON (cerebellum.qerror/1)")->required();
   cmd->callback([a] {
     ProgressPrinter progress;

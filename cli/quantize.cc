@@ -200,7 +200,7 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--ctx", a->o.measure.ctx, "tokens per chunk")->capture_default_str();
   cmd->add_option("--min-chunks", a->o.measure.stop.min_chunks, "adaptive stopping: at least")->capture_default_str();
   cmd->add_option("--max-chunks", a->o.measure.stop.max_chunks, "adaptive stopping: at most")->capture_default_str();
-  cmd->add_option("--threads", a->o.measure.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->o.measure.n_threads, "threads (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_option("--gpu-layers", a->o.measure.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");

@@ -20,7 +20,7 @@ void setup_speed(CLI::App& app) {
   auto a = std::make_shared<SpeedArgs>();
   auto* cmd = app.add_subcommand("speed", "prompt and decode tokens/s of a GGUF on this machine (llama-bench's pp/tg)");
   cmd->add_option("--model", a->model, "GGUF file")->required();
-  cmd->add_option("--threads", a->options.n_threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->options.n_threads, "threads (0 = every CPU this run may use)")->capture_default_str();
   cmd->add_option("--pp", a->options.pp_tokens, "prompt tokens for the pp test")->capture_default_str();
   cmd->add_option("--tg", a->options.tg_tokens, "generated tokens for the tg test")->capture_default_str();
   cmd->add_option("--reps", a->options.repetitions, "timed repetitions of each test")->capture_default_str();

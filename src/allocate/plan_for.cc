@@ -2,7 +2,6 @@
 #include "cerebellum/allocate/plan_for.h"
 
 #include <algorithm>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +13,7 @@
 #include "cerebellum/imatrix/imatrix.h"
 #include "cerebellum/measure/measure.h"
 #include "cerebellum/recipe/recipe.h"
+#include "common/parallel.h"
 
 namespace cb {
 namespace {
@@ -60,7 +60,7 @@ void apply_speed_floor(const AllocateOptions& o, const ModelInfo& model, Allocat
     }
   }
   card::SpeedOptions so;
-  so.n_threads = o.n_threads > 0 ? o.n_threads : static_cast<int>(std::thread::hardware_concurrency());
+  so.n_threads = thread_count(o.n_threads);
   so.pp_tokens = 16;
   so.tg_tokens = 64;
   so.repetitions = 3;

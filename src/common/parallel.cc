@@ -1,5 +1,7 @@
 #include "common/parallel.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -8,7 +10,13 @@
 namespace cb {
 
 int thread_count(int requested) {
-  return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested > 0) return requested;
+  // The CPUs this thread may run on, not the machine's: a Slurm task, a
+  // `taskset` or `numactl` run gets its share, not one thread per core of the
+  // whole node (which would oversubscribe its cores several times over).
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 void run_workers(int n_threads, const std::function<void()>& worker) {

@@ -6,7 +6,8 @@
 
 namespace cb {
 
-// `requested` when positive, else the hardware's thread count (at least 1).
+// `requested` when positive, else the number of CPUs the calling thread may
+// run on (its affinity mask: a Slurm task's or `taskset`'s share), at least 1.
 int thread_count(int requested);
 
 // Runs `worker` on n_threads threads (the calling thread is one of them) and

@@ -36,7 +36,7 @@ namespace cb::engine {
 using Token = int32_t;
 
 struct ModelLoadOptions {
-  int n_threads = 0;     // 0 = std::thread::hardware_concurrency()
+  int n_threads = 0;     // 0 = thread_count(0): every CPU this run may use
   int n_gpu_layers = 0;  // layers to offload (CPU-only builds ignore it)
   // Cap on the model's device bytes: n_gpu_layers is lowered to the most
   // layers whose weights plus `device_reserve_bytes` (KV cache, compute

@@ -40,7 +40,7 @@ struct AllocateOptions {
   std::string constraints;            // cerebellum.constraints/1 file; "" = defaults
   std::string quant_error = "auto";   // auto | none | a cerebellum.qerror/1 table
   std::string imatrix_path;           // the build's imatrix: its metadata bytes and coverage
-  int n_threads = 0;                  // for the quantization-error table; 0 = all cores
+  int n_threads = 0;                  // for the quantization-error table; 0 = every CPU this run may use
   bool greedy_baseline = true;        // also price the original project's greedy plan
   // The weight-error-only plan: no measurements, damage from the
   // quantization-error table alone (DamageOptions::weight_error_only); pass

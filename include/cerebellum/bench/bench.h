@@ -18,7 +18,7 @@ namespace cb::bench {
 struct BenchOptions {
   std::vector<std::string> tasks;  // empty = default_task_names() (no code tasks)
   TaskOptions task;                // data_dir, limit, mmlu_shots, HellaSwag order
-  int n_threads = 0;               // 0 = all cores
+  int n_threads = 0;               // 0 = every CPU this run may use (its affinity)
   int n_ctx = 2048;                // llama-perplexity: 4 parallel x 512
   int n_seq_max = 32;              // choices decoded together in one batch
   HumanEvalOptions humaneval;

@@ -25,7 +25,7 @@ struct BuildOptions {
   std::string base;               // stock preset applied first; overrides recipe.base when set. "" = none
   std::string imatrix_path;       // GGUF or legacy .dat imatrix; "" = none
   bool dry_run = false;           // default: write. true = sizes and types only
-  int n_threads = 0;              // default 0 = all hardware threads
+  int n_threads = 0;              // default 0 = every CPU this run may use (its affinity)
   int64_t max_slab_bytes = 64ll << 20;  // default 64 MiB of source+output rows per slab
   bool fallback_exact_names = false;    // default: an exact-name misfit is an error (see ResolveOptions)
   // general.file_type: default "" = the base preset's, else the "mostly" type
@@ -85,7 +85,7 @@ struct SurgeryOptions {
   std::vector<RecipeRule> sets;           // NAME_OR_REGEX=TYPE, resolved like recipe rules
   std::string imatrix_path;               // optional
   bool dry_run = false;
-  int n_threads = 0;                      // 0 = all hardware threads
+  int n_threads = 0;                      // 0 = every CPU this run may use (its affinity)
   int64_t max_slab_bytes = 64ll << 20;
 };
 

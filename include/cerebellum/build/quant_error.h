@@ -23,7 +23,7 @@ struct QuantErrorOptions {
   // imatrix (type_needs_imatrix) are priced only on tensors it covers.
   std::vector<std::string> types;
   std::string imatrix_path;                   // "" = uniform weights, no imatrix
-  int n_threads = 0;                          // 0 = all hardware threads
+  int n_threads = 0;                          // 0 = every CPU this run may use (its affinity)
   // Row sampling (quantization is row-independent): each tensor is priced on
   // about min_elements of evenly spaced rows, doubled while some type's
   // relative standard error is above target_rel_se, up to max_elements.

@@ -34,7 +34,7 @@ namespace cb::eval {
 struct EvalOptions {
   int ctx = 512;          // tokens per chunk (llama-perplexity -c)
   int max_chunks = -1;    // chunks to evaluate; -1 = all that fit (--chunks)
-  int n_threads = 0;      // 0 = all cores (-t)
+  int n_threads = 0;      // 0 = every CPU this run may use (its affinity; -t)
   int n_batch = 2048;     // tokens per decode (-b); ctx <= n_batch packs n_batch/ctx chunks
   int top_k = 32;         // reference store: log-probs kept per token (8*K+8 B/token)
   // Load the model with these real types (tensor -> ggml type name), built

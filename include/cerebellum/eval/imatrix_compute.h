@@ -13,7 +13,7 @@ namespace cb::eval {
 struct ImatrixOptions {
   int ctx = 512;            // tokens per chunk (llama-imatrix -c)
   int max_chunks = -1;      // -1 = all chunks of the text
-  int n_threads = 0;        // 0 = all cores
+  int n_threads = 0;        // 0 = every CPU this run may use (its affinity)
   int n_batch = 2048;       // tokens per decode (packs n_batch/ctx chunks)
   bool include_output = false;  // also output.weight (llama-imatrix --process-output)
 };

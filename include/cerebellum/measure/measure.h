@@ -153,7 +153,7 @@ struct MeasureOptions {
   // First scored position per chunk; -1 = ctx/8 (1.75x the scored tokens of
   // llama-perplexity's ctx/2 for the same compute; docs/measure.md).
   int first_scored = -1;
-  int n_threads = 0;                       // 0 = all cores
+  int n_threads = 0;                       // 0 = every CPU this run may use (its affinity)
   int n_gpu_layers = 0;                    // layers offloaded to the GPU (CPU-only builds ignore it)
   int64_t max_device_bytes = 0;            // cap per loaded model (the F16 reference offloads fewer layers); 0 = none
   // With n_gpu_layers: the next units' tensors (up to kPrefetchUnits) are

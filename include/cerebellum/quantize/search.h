@@ -78,7 +78,7 @@ struct SearchOptions {
   double accept_z = 2.0;     // accept a move when mean paired ΔKLD < −accept_z·se (per-chunk pairs)
   MoveOptions moves;
   std::string imatrix_path;  // the build's imatrix: swaps quantize with it too
-  int n_threads = 0;         // 0 = all cores
+  int n_threads = 0;         // 0 = every CPU this run may use (its affinity)
   int n_gpu_layers = 0;      // layers offloaded (999 = all)
   // Device memory cap (the loaded model and its swaps together); 0 = none.
   int64_t max_device_bytes = 0;
