@@ -136,6 +136,7 @@ bench_model() {
   run "stock_ppl_f16" "$name" "$LLAMA_BIN/llama-perplexity" -m "$f16" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr -t "$THREADS" "${sgpu[@]}"
   local m=(--source "$f16" --base Q4_K_M --text "$CALIB" --min-chunks 2 --max-chunks "$chunks" "${common[@]}" "${gpu[@]}" --out "$d/m.jsonl")
   run "reference" "$name" "$CB" measure "${m[@]}" --reference-only
+  want measure && rm -f "$d/m.jsonl"  # a fresh sweep each time (the reference stores stay)
   run "measure" "$name" "$CB" measure "${m[@]}" --limit 3
   run "qerror" "$name" "$CB" qerror --source "$f16" --threads "$THREADS" --out "$d/qerror.json"
   local egpu=(); [ "$NGL" != 0 ] && egpu=(--gpu-layers "$NGL")
