@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -156,6 +157,7 @@ void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vecto
                     int64_t first_row = 0) {
   const ggml_type to = w.out->type;
   if (to == w.from) {  // copied byte for byte, in slabs
+    assert(first_row == 0);  // only a donor's fallback starts later, and a donor never holds these
     std::vector<uint8_t> buf(std::min<size_t>(w.src_bytes, static_cast<size_t>(max_slab_bytes)));
     for (size_t off = 0; off < w.src_bytes; off += buf.size()) {
       const size_t n = std::min(buf.size(), w.src_bytes - off);
