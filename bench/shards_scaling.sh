@@ -15,9 +15,9 @@
 # The single process gets --threads; each shard gets threads/shards (at least
 # 1), so both use the same cores: on one machine the shards' gain is only
 # what they save over threading; on a cluster each shard has its own GPU.
-# --share-single: also one process with one shard's threads (one GPU with
-# its share of the host's cores, as one task of a job array gets on a node
-# it shares), and the speedup of the shards over it. --shard-threads N: each
+# --share-single: also one process with one shard's --threads, alone on the
+# host (its converter and its scoring each take that many threads, so
+# together they may use more cores), and the speedup of the shards over it. --shard-threads N: each
 # shard's threads instead (e.g. all of the host's, as `measure` takes by
 # default: the shards then share every core, each converting on the cores
 # the others leave idle).
@@ -92,17 +92,17 @@ if grep -q '^CB_MPI:BOOL=ON' "$BUILD/CMakeCache.txt" && command -v mpirun >/dev/
     mpirun --oversubscribe -np "$SHARDS" bash -c "sweep '$WORK/mpi.jsonl' $PER_SHARD" >/dev/null
   t5=$(date +%s.%N)
 fi
-t_share=0
+t6=0 t7=0
 if [ "$SHARE_SINGLE" = 1 ]; then
-  ts=$(date +%s.%N)
+  t6=$(date +%s.%N)
   python3 bench/peak_mem.py "$WORK/single_share.mem" -- bash -c "$(gpu 0) sweep '$WORK/single_share.jsonl' $PER_SHARD --shared-reference '$WORK/ref.jsonl'" >"$WORK/single_share.out"
-  t_share=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$ts" "$(date +%s.%N)")
+  t7=$(date +%s.%N)
 fi
-python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t_share" <<'EOF'
+python3 - "$WORK" "$SHARDS" "$THREADS" "$PER_SHARD" "$F16" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" <<'EOF'
 import json, os, sys
 work, shards, threads, per_shard, model = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-t = [float(x) for x in sys.argv[6:12]]
-t_share = float(sys.argv[12])
+t = [float(x) for x in sys.argv[6:14]]
+t_share = t[7] - t[6]
 def journal(path):
     recs = [json.loads(l) for l in open(path) if l.strip()]
     return {(r["domain"], r["direction"], r["unit"]["id"], json.dumps(r["types"], sort_keys=True)): r["delta_kld"]

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cassert>
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -149,9 +149,9 @@ std::vector<float> checked_imatrix(std::vector<float> im, const TensorWork& w, c
                                   w.out->name, im.size(), expected));
 }
 
-// Converts one tensor slab by slab; `sink` receives the output bytes in order.
-// Rows [first_row, n) of `w` from the source, in slabs: copied byte for byte
-// when the type is unchanged (then first_row is 0), else converted.
+// Rows [first_row, n) of `w` from the source, slab by slab, to `sink` in
+// order: copied byte for byte when the type is unchanged (then first_row is
+// 0), else converted.
 void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vector<float>& im, int n_threads,
                     int64_t max_slab_bytes, const std::function<void(const void*, size_t)>& sink,
                     int64_t first_row = 0) {
