@@ -78,11 +78,13 @@ def main():
             vram = max(vram, (gpu_used_mb() or 0) - vram_base)
         tick += 1
         time.sleep(0.05)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss = usage.ru_maxrss
     with open(out_path, "w") as f:
         json.dump({"rss_mb": rss // 1024, "anon_mb": anon // 1024, "file_mb": file // 1024,
                    "vram_mb": vram if vram_base is not None else None,
-                   "seconds": round(time.time() - t0, 2), "exit": proc.returncode}, f)
+                   "seconds": round(time.time() - t0, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                   "exit": proc.returncode}, f)
     sys.exit(proc.returncode)
 
 

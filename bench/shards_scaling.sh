@@ -120,6 +120,11 @@ for name, secs, th, m, units in rows:
     w = f"{secs:8.1f}" if secs is not None else f"{m['seconds']:8.1f}"
     print(f"{name:<30} {th:>7} {units if units is not None else '':>6} {w} {m['rss_mb']:>12} {m['anon_mb']:>8}")
 print(f"{'shards (all, concurrently)':<30} {'':>7} {sum(per):>6} {t[3] - t[2]:8.1f}")
+# How many of the host's CPUs each run kept busy (CPU seconds / wall seconds).
+ncpu = len(os.sched_getaffinity(0))
+cores = lambda cpu_s, wall: f"{cpu_s / wall:.1f} of {ncpu} CPUs busy" if cpu_s is not None and wall > 0 else "n/a"
+print(f"CPU: single process {cores(mem('single').get('cpu_s'), t[2] - t[1])}; shards together "
+      f"{cores(sum(mem(f'shard{k}').get('cpu_s') or 0 for k in range(shards)), t[3] - t[2])}")
 print(f"speedup, single process / shards: {(t[2] - t[1]) / (t[3] - t[2]):.2f}x with {shards} shards")
 share = None
 if t_share > 0:
@@ -137,10 +142,13 @@ for name, units in runs:
     out = json.load(open(os.path.join(work, name + ".out")))
     e = dict(out.get("eval_split_s", {}))
     if e and units:
-        # the rest of the sweep's time: swaps (waiting for conversions), the baseline, loading
-        e["other"] = out["elapsed_s"] - e["decode"] - e["rows"] - e["score"]
+        # swaps: the caller waiting for (or doing) conversions, restoring, uploading;
+        # the rest of the sweep's time: the baseline, planning, the journal
+        e["other"] = out["elapsed_s"] - e["decode"] - e["rows"] - e["score"] - e.get("swap", 0)
         print(f"  {name:<12} per unit: decode {e['decode'] / units:.3f} s, rows {e['rows'] / units:.3f} s, "
-              f"scoring {e['score'] / units:.3f} s, other {e['other'] / units:.3f} s ({e['decodes']} decodes)")
+              f"scoring {e['score'] / units:.3f} s, swaps {e.get('swap', 0) / units:.3f} s, "
+              f"other {e['other'] / units:.3f} s ({e['decodes']} decodes); "
+              f"background converter busy {e.get('convert_ahead', 0) / units:.3f} s")
     split[name] = e
 print(f"merge: {len(merged)} units in {t[4] - t[3]:.1f} s; same units as the single process: {set(merged) == set(single)}; "
       f"bit-equal ΔKLD: {merged == single}")

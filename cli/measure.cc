@@ -63,7 +63,8 @@ void run_measure_command(MeasureArgs& a) {
               {"probes", s.n_probes}, {"chunks_evaluated", s.chunks_evaluated}, {"prefetched_swaps", s.n_prefetched},
               {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s},
               {"eval_split_s", {{"decode", s.eval_timings.decode_s}, {"rows", s.eval_timings.fetch_s},
-                                {"score", s.eval_timings.score_s}, {"decodes", s.eval_timings.n_decodes}}}});
+                                {"score", s.eval_timings.score_s}, {"decodes", s.eval_timings.n_decodes},
+                                {"swap", s.eval_timings.swap_s}, {"convert_ahead", s.eval_timings.convert_ahead_s}}}});
 }
 
 void setup_export(CLI::App* parent) {

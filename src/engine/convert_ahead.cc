@@ -1,6 +1,7 @@
 #include "engine/convert_ahead.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace cb::engine {
 
@@ -67,6 +68,11 @@ void ConvertAhead::clear() {
   ready_.clear();
 }
 
+double ConvertAhead::busy_s() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return busy_s_;
+}
+
 void ConvertAhead::run() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
@@ -77,6 +83,7 @@ void ConvertAhead::run() {
     lk.unlock();
     Done d{busy_->imatrix, {}};
     bool ok = true;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       d.bytes.reserve(busy_->bytes);  // never regrown: the held bytes stay what was counted
       convert_(*busy_, [&](const void* data, size_t n) {
@@ -86,6 +93,7 @@ void ConvertAhead::run() {
       ok = false;  // converted again at swap time, which reports the error
     }
     lk.lock();
+    busy_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string k = key(busy_->name, busy_->type_name);
     if (ok && wanted_.count(k)) ready_[k] = std::move(d);
     busy_.reset();

@@ -47,6 +47,7 @@ class ConvertAhead {
   std::optional<std::vector<uint8_t>> take(const std::string& name, const std::string& type_name,
                                            const std::vector<float>& imatrix);
   void clear();  // drops everything; waits for a conversion in flight
+  double busy_s() const;  // seconds spent converting so far
 
  private:
   static std::string key(const std::string& name, const std::string& type_name) { return name + '\n' + type_name; }
@@ -54,7 +55,7 @@ class ConvertAhead {
   void run();
 
   ConvertFn convert_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
   std::optional<Job> busy_;          // being converted (the lock is not held meanwhile)
@@ -65,6 +66,7 @@ class ConvertAhead {
   };
   std::map<std::string, Done> ready_;
   bool stop_ = false;
+  double busy_s_ = 0;
   std::thread worker_;  // started by the first plan
 };
 

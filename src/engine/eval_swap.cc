@@ -88,6 +88,8 @@ void TensorSwapper::set_simulated(const std::string& name, const std::string& ty
   swap_in(name, ggml_type_id(type_name), true, imatrix);
 }
 
+double TensorSwapper::convert_ahead_s() const { return ahead_->busy_s(); }
+
 void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
                             const std::vector<float>* imatrix) {
   const std::vector<ggml_tensor*> handles = model_.tensor_handles(name);

@@ -65,6 +65,8 @@ class TensorSwapper {
   bool prefetch(std::vector<Ahead> tensors, int64_t max_bytes);
   // Swaps served from a prefetch so far.
   int64_t prefetched_swaps() const { return n_prefetched_; }
+  // Seconds the background converter has spent converting so far.
+  double convert_ahead_s() const;
   // Names of swappable tensors (weights the graph reads) and their loaded types.
   std::map<std::string, std::string> tensor_types() const;
   std::vector<std::string> swapped() const;

@@ -304,16 +304,30 @@ ReferenceStore Evaluator::build_reference(const ProgressFn& progress) {
   return store;
 }
 
+namespace {
+// Runs a swap, adding its time to the timings' swap_s.
+template <typename F>
+void timed_swap(EvalTimings& timings, F&& swap) {
+  const auto t0 = std::chrono::steady_clock::now();
+  swap();
+  timings.swap_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
 void Evaluator::set_tensor_type(const std::string& tensor, const std::string& type) {
-  std::vector<float> weights;
-  if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
-  impl_->swapper->set_type(tensor, type, weights.empty() ? nullptr : &weights);
+  timed_swap(timings_, [&] {
+    std::vector<float> weights;
+    if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
+    impl_->swapper->set_type(tensor, type, weights.empty() ? nullptr : &weights);
+  });
 }
 
 void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::string& type) {
-  std::vector<float> weights;
-  if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
-  impl_->swapper->set_simulated(tensor, type, weights.empty() ? nullptr : &weights);
+  timed_swap(timings_, [&] {
+    std::vector<float> weights;
+    if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
+    impl_->swapper->set_simulated(tensor, type, weights.empty() ? nullptr : &weights);
+  });
 }
 
 bool Evaluator::prefetch_tensor_types(const std::vector<std::map<std::string, std::string>>& units,
@@ -328,8 +342,18 @@ bool Evaluator::prefetch_tensor_types(const std::vector<std::map<std::string, st
 }
 
 int64_t Evaluator::prefetched_swaps() const { return impl_->swapper->prefetched_swaps(); }
-void Evaluator::restore_tensor(const std::string& tensor) { impl_->swapper->restore(tensor); }
-void Evaluator::restore_all() { impl_->swapper->restore_all(); }
+
+EvalTimings Evaluator::timings() const {
+  EvalTimings t = timings_;
+  t.convert_ahead_s = impl_->swapper->convert_ahead_s();
+  return t;
+}
+void Evaluator::restore_tensor(const std::string& tensor) {
+  timed_swap(timings_, [&] { impl_->swapper->restore(tensor); });
+}
+void Evaluator::restore_all() {
+  timed_swap(timings_, [&] { impl_->swapper->restore_all(); });
+}
 bool Evaluator::takes_any_type(const std::string& tensor) const {
   return impl_->model->takes_any_type(tensor);
 }

@@ -36,17 +36,19 @@ class SimulatedEval : public ConfigEval {
   }
 
   void set(const TypeMap& overrides) override {
-    if (at_source_) {
-      for (const auto& [name, type] : base_) {
+    timed(ev_, [&] {
+      if (at_source_) {
+        for (const auto& [name, type] : base_) {
+          if (!overrides.count(name)) to_base(name);
+        }
+        at_source_ = false;
+      }
+      for (const auto& [name, type] : current_) {
         if (!overrides.count(name)) to_base(name);
       }
-      at_source_ = false;
-    }
-    for (const auto& [name, type] : current_) {
-      if (!overrides.count(name)) to_base(name);
-    }
-    // Always from the original F16 data (the swapper never compounds).
-    for (const auto& [name, type] : overrides) ev_.set_tensor_type_simulated(name, type);
+      // Always from the original F16 data (the swapper never compounds).
+      for (const auto& [name, type] : overrides) ev_.set_tensor_type_simulated(name, type);
+    });
     current_ = overrides;
   }
 
@@ -94,13 +96,15 @@ class ResidentEval : public ConfigEval {
 
   void set(const TypeMap& overrides) override {
     load();
-    for (const auto& [name, type] : current_) {
-      if (!overrides.count(name)) ev_->restore_tensor(name);
-    }
-    for (const auto& [name, type] : overrides) {
-      auto it = current_.find(name);
-      if (it == current_.end() || it->second != type) ev_->set_tensor_type(name, type);
-    }
+    timed(*ev_, [&] {
+      for (const auto& [name, type] : current_) {
+        if (!overrides.count(name)) ev_->restore_tensor(name);
+      }
+      for (const auto& [name, type] : overrides) {
+        auto it = current_.find(name);
+        if (it == current_.end() || it->second != type) ev_->set_tensor_type(name, type);
+      }
+    });
     current_ = overrides;
   }
 
@@ -182,11 +186,16 @@ class ExactEval : public ConfigEval {
 
 }  // namespace
 
+void ConfigEval::timed(eval::Evaluator& ev, const std::function<void()>& work) {
+  const eval::EvalTimings before = ev.timings();
+  work();
+  timings_ += ev.timings() - before;
+}
+
 std::vector<eval::ChunkResult> ConfigEval::timed_evaluate(eval::Evaluator& ev, int first, int count,
                                                           const eval::ReferenceStore& ref) {
-  const eval::EvalTimings before = ev.timings();
-  std::vector<eval::ChunkResult> out = ev.evaluate(first, count, &ref);
-  timings_ += ev.timings() - before;
+  std::vector<eval::ChunkResult> out;
+  timed(ev, [&] { out = ev.evaluate(first, count, &ref); });
   return out;
 }
 

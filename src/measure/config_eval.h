@@ -4,6 +4,7 @@
 // by loading a model built with the real types per configuration (exact).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,11 +47,13 @@ class ConfigEval {
   // false if not.
   virtual bool prefetch(const std::vector<TypeMap>& /*next*/, int64_t /*max_bytes*/) { return false; }
   virtual int64_t prefetched_swaps() const { return 0; }  // swaps served from a prefetch
-  // Where evaluate()'s time went (reference passes not counted).
+  // Where set()'s and evaluate()'s time went (reference passes not counted).
   const eval::EvalTimings& timings() const { return timings_; }
 
  protected:
-  // ev.evaluate(), its time added to timings_.
+  // Runs `work` on `ev`, adding the evaluator's timings meanwhile to timings_.
+  void timed(eval::Evaluator& ev, const std::function<void()>& work);
+  // ev.evaluate(), timed.
   std::vector<eval::ChunkResult> timed_evaluate(eval::Evaluator& ev, int first, int count,
                                                 const eval::ReferenceStore& ref);
   eval::EvalTimings timings_;

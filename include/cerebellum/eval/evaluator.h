@@ -103,18 +103,25 @@ EvalSummary summarize(const TokenSeries& s);
 
 // Where an evaluator's time went, summed over its decodes: the decode up to
 // its logits being on the host, resolving the output rows, and scoring them
-// (log-softmax, KLD, top-K) on the CPU threads.
+// (log-softmax, KLD, top-K) on the CPU threads; over its tensor swaps: the
+// caller's time in them (restoring, waiting for or doing the conversion,
+// uploading); and the background converter's busy time, which overlaps the
+// rest (prefetch_tensor_types).
 struct EvalTimings {
   double decode_s = 0;
   double fetch_s = 0;
   double score_s = 0;
   int64_t n_decodes = 0;
+  double swap_s = 0;
+  double convert_ahead_s = 0;
   EvalTimings& operator+=(const EvalTimings& o) {
     decode_s += o.decode_s, fetch_s += o.fetch_s, score_s += o.score_s, n_decodes += o.n_decodes;
+    swap_s += o.swap_s, convert_ahead_s += o.convert_ahead_s;
     return *this;
   }
   EvalTimings operator-(const EvalTimings& o) const {
-    return {decode_s - o.decode_s, fetch_s - o.fetch_s, score_s - o.score_s, n_decodes - o.n_decodes};
+    return {decode_s - o.decode_s, fetch_s - o.fetch_s, score_s - o.score_s, n_decodes - o.n_decodes,
+            swap_s - o.swap_s, convert_ahead_s - o.convert_ahead_s};
   }
 };
 
@@ -134,7 +141,7 @@ class Evaluator {
   int first_scored() const;        // ctx/2 unless options().first_scored says otherwise
   int scored_per_chunk() const;    // ctx - 1 - first_scored()
   int chunks_per_decode() const;   // n_seq
-  const EvalTimings& timings() const { return timings_; }
+  EvalTimings timings() const;  // so far (the converter's busy time up to now)
   int64_t n_text_tokens() const;
   int n_vocab() const;
   const std::string& text_sha256() const { return text_sha256_; }
