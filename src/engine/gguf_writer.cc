@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -98,7 +99,7 @@ void to_f32(ggml_type from, const void* src, float* dst, int64_t n) {
 
 struct SlabArgs {
   const TensorWork* w;
-  const uint8_t* src;          // slab of source rows
+  const SourceFile* src;       // the rows are read from here by the workers
   uint8_t* dst;                // slab of output rows
   int64_t first_row;           // global row index of the slab's first row
   int64_t n_rows;
@@ -107,6 +108,9 @@ struct SlabArgs {
 
 // Quantizes one slab with `n_threads` workers pulling chunks of rows that
 // never cross an expert boundary (each expert has its own imatrix slice).
+// Each worker reads its own chunk's source rows: no phase where one thread
+// reads and the rest wait (which showed when several converters share a
+// host's cores, issue 16).
 void quantize_slab(const SlabArgs& a, int n_threads) {
   const ggml_type to = a.w->out->type;
   const int64_t n_cols = a.w->out->ne[0];
@@ -114,18 +118,29 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
   const size_t src_row = ggml_row_size(a.w->from, n_cols), dst_row = ggml_row_size(to, n_cols);
   const int64_t rows_per_chunk = std::max<int64_t>(1, (kMinChunkElems + n_cols - 1) / n_cols);
   std::atomic<int64_t> next{0};
-  std::atomic<bool> valid{true};
+  std::atomic<bool> valid{true}, failed{false};
+  std::exception_ptr error;  // the first worker's failure (a read), rethrown here
+  std::mutex error_mutex;
   auto worker = [&] {
+    std::vector<uint8_t> raw;
     std::vector<float> f32;
     for (;;) {
       const int64_t row = next.load();
-      if (row >= a.n_rows) return;
+      if (row >= a.n_rows || failed) return;
       const int64_t global = a.first_row + row;
       const int64_t n = std::min({a.n_rows - row, rows_per_chunk, rows_per_expert - global % rows_per_expert});
       int64_t expected = row;
       if (!next.compare_exchange_weak(expected, row + n)) continue;
+      try {
+        raw.resize(static_cast<size_t>(n) * src_row);
+        a.src->read(a.w->src_offset + static_cast<size_t>(global) * src_row, raw.size(), raw.data());
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!failed.exchange(true)) error = std::current_exception();
+        return;
+      }
       f32.resize(static_cast<size_t>(n * n_cols));
-      to_f32(a.w->from, a.src + row * src_row, f32.data(), n * n_cols);
+      to_f32(a.w->from, raw.data(), f32.data(), n * n_cols);
       const float* im = a.imatrix->empty() ? nullptr : a.imatrix->data() + (global / rows_per_expert) * n_cols;
       void* out = a.dst + row * dst_row;
       const size_t bytes = ggml_quantize_chunk(to, f32.data(), out, 0, n, n_cols, im);
@@ -133,6 +148,7 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
     }
   };
   run_workers(n_threads, worker);
+  if (error) std::rethrow_exception(error);
   if (!valid) throw EngineError(fmt::format("tensor {}: quantized data failed validation", a.w->out->name));
 }
 
@@ -173,11 +189,10 @@ void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vecto
   const int64_t n_rows = ggml_nrows(w.out);
   const size_t src_row = ggml_row_size(w.from, n_cols), dst_row = ggml_row_size(to, n_cols);
   const int64_t slab_rows = std::clamp<int64_t>(max_slab_bytes / static_cast<int64_t>(src_row + dst_row), 1, n_rows);
-  std::vector<uint8_t> sbuf(slab_rows * src_row), dbuf(slab_rows * dst_row);
+  std::vector<uint8_t> dbuf(slab_rows * dst_row);
   for (int64_t r = first_row; r < n_rows; r += slab_rows) {
     const int64_t n = std::min(slab_rows, n_rows - r);
-    src.read(w.src_offset + r * src_row, n * src_row, sbuf.data());
-    quantize_slab({&w, sbuf.data(), dbuf.data(), r, n, &im}, n_threads);
+    quantize_slab({&w, &src, dbuf.data(), r, n, &im}, n_threads);
     sink(dbuf.data(), n * dst_row);
   }
 }
