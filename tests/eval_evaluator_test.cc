@@ -159,6 +159,8 @@ TEST(EvalEvaluator, PrefetchedSwapEqualsConvertedSwap) {
   };
   const TokenSeries converted = run_unit(unit), converted2 = run_unit(second);
   EXPECT_EQ(ev.prefetched_swaps(), 0);
+  EXPECT_GT(ev.timings().swap_s, 0.0);  // conversions at swap time: the caller's time
+  EXPECT_EQ(ev.timings().convert_ahead_s, 0.0);
 
   // Two units ahead: both served, in order, bit-equal.
   ASSERT_TRUE(ev.prefetch_tensor_types({unit, second}, int64_t{1} << 30));
@@ -168,6 +170,7 @@ TEST(EvalEvaluator, PrefetchedSwapEqualsConvertedSwap) {
   EXPECT_EQ(prefetched.nll_nats, converted.nll_nats);
   EXPECT_EQ(run_unit(second).kld_nats, converted2.kld_nats);
   EXPECT_EQ(ev.prefetched_swaps(), 3);
+  EXPECT_GT(ev.timings().convert_ahead_s, 0.0);  // the background converter's time
 
   ASSERT_TRUE(ev.prefetch_tensor_types({{{"blk.2.ffn_down.weight", "q3_K"}}}, int64_t{1} << 30));
   EXPECT_EQ(run_unit(unit).kld_nats, converted.kld_nats);  // another type: converted at swap time

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 namespace cb::engine {
 namespace {
@@ -49,6 +51,22 @@ TEST(EngineConvertAhead, ReplanningKeepsWhatIsStillWantedAndFailuresGiveNothing)
   ahead.clear();
   EXPECT_FALSE(ahead.take("z", "q2_K", {}).has_value());
   EXPECT_FALSE(ahead.plan({{"big", "q2_K", {}, 2000}}, 1000));  // alone over the cap
+}
+
+// busy_s counts the converter's time in conversions (what measure reports as
+// eval_split_s.convert_ahead), not its time idle.
+TEST(EngineConvertAhead, BusySecondsCountConversionsOnly) {
+  ConvertAhead ahead([](const Job& j, const std::function<void(const void*, size_t)>& sink) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::vector<uint8_t> b(j.bytes, 1);
+    sink(b.data(), b.size());
+  });
+  EXPECT_EQ(ahead.busy_s(), 0.0);
+  ASSERT_TRUE(ahead.plan({{"a", "q2_K", {}, 8}, {"b", "q2_K", {}, 8}}, 100));
+  ASSERT_TRUE(ahead.take("b", "q2_K", {}).has_value());  // waits for both
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // idle: not counted
+  EXPECT_GE(ahead.busy_s(), 0.1);
+  EXPECT_LT(ahead.busy_s(), 0.25);  // 0.4+ if the idle 0.3 s counted; room for slow sleeps
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ class TensorSource {
   // Converts tensor `name` to `type` (ggml name); `sink` receives the output
   // bytes in order. imatrix: sums/counts (expert-major) or empty. Returns the
   // output size in bytes. Throws RecipeError (no such tensor, rows do not fit,
-  // needs an imatrix), MismatchError (imatrix size), EngineError.
+  // needs an imatrix), MismatchError (imatrix size), InputError (the file cut
+  // short since it was opened), EngineError.
   int64_t convert(const std::string& name, const std::string& type, const std::vector<float>& imatrix,
                   int n_threads, const std::function<void(const void*, size_t)>& sink,
                   int64_t max_slab_bytes = 64ll << 20) const;

@@ -111,6 +111,22 @@ TEST_F(GgufWriter, RowsThatDoNotFitTheTypeAndUnknownTensorsAreRecipeErrors) {
   EXPECT_THROW(source.convert("blk.0.ffn_up.weight", "iq2_xxs", {}, 1, sink), RecipeError);  // needs an imatrix
 }
 
+// The quantizer's workers read the source rows themselves: a source cut
+// short under an open TensorSource is an InputError from the caller's
+// thread, not a crash in a worker.
+TEST_F(GgufWriter, ASourceCutShortWhileConvertingIsAnInputError) {
+  const std::string cut = dir_ + "/cut.gguf";
+  fs::copy_file(src_.path, cut, fs::copy_options::overwrite_existing);
+  const TensorSource source(cut);
+  const GgufFile f(cut);
+  const int64_t i = f.find_tensor("blk.0.ffn_up.weight");
+  ASSERT_GE(i, 0);
+  fs::resize_file(cut, f.data_offset() + f.tensor_offset(i) + 16);  // the tensor's first row, cut
+  auto sink = [](const void*, size_t) {};
+  EXPECT_THROW(source.convert("blk.0.ffn_up.weight", "q4_K", {}, 4, sink), InputError);
+  EXPECT_THROW(source.convert("blk.0.ffn_up.weight", "q4_K", {}, 4, sink, 1), InputError);  // row by row
+}
+
 std::vector<uint8_t> file_bytes(const std::string& path) {
   std::vector<uint8_t> out(fs::file_size(path));
   FILE* fp = std::fopen(path.c_str(), "rb");
