@@ -7,7 +7,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${1:-$ROOT/build}"
 THREADS="${2:-2}"
-LLAMA_BIN="${LLAMA_BIN:-$HOME/.cache/cerebellum/llama.cpp-de3ff815-cpu-35b197cb/bin}"
+source "$ROOT/bench/llama_bin.sh"
+LLAMA_BIN="$(stock_bin "$BUILD")" || exit 2
 MODELS="$ROOT/../shared/models"
 CLI="$BUILD/cerebellum"
 [[ -x "$CLI" ]] || { echo "no $CLI: build first (cmake --build $BUILD)" >&2; exit 2; }

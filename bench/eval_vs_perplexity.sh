@@ -5,7 +5,7 @@
 #
 #   bench/eval_vs_perplexity.sh [MODEL] [TEXT] [CHUNKS] [THREADS] [REPEATS] [CTX]
 # Env: CB_BUILD (build dir with the cerebellum binary, default build),
-#      LLAMA_BIN (stock tools, default the pinned build in ~/.cache/cerebellum).
+#      LLAMA_BIN (stock tools, default the llama.cpp that build links).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 model="${1:-$here/../shared/models/cb-dense-12l-F16.gguf}"
@@ -15,7 +15,8 @@ threads="${4:-2}"
 repeats="${5:-2}"
 ctx="${6:-512}"
 cb="${CB_BUILD:-$here/build}/cerebellum"
-llama_bin="${LLAMA_BIN:-$HOME/.cache/cerebellum/llama.cpp-de3ff815-cpu-35b197cb/bin}"
+source "$here/bench/llama_bin.sh"
+llama_bin="$(stock_bin "${CB_BUILD:-$here/build}")" || exit 2
 tokens=$((chunks * ctx))
 
 now() { date +%s.%N; }

@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$MODEL" ] && [ -n "$FIT" ] || { echo "usage: fit_vram.sh --model M.gguf --fit SPEC" >&2; exit 2; }
-[ -n "$LLAMA_BIN" ] || LLAMA_BIN="$(ls -d "$HOME"/.cache/cerebellum/llama.cpp-de3ff815-*/bin | head -1)"
+[ -n "$LLAMA_BIN" ] || { source "$here/bench/llama_bin.sh"; LLAMA_BIN="$(stock_bin "$(dirname "$CB")")" || exit 2; }
 mkdir -p "$WORK"
 W="$WORK/$TAG"; rm -rf "$W"; mkdir -p "$W"
 ctx="${FIT##*@}"; ctx="${ctx,,}"; [ "${ctx%k}" != "$ctx" ] && ctx=$(( ${ctx%k} * 1024 ))

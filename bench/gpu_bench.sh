@@ -21,7 +21,8 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 CB="${CB:-$here/build/cerebellum}"
-LLAMA_BIN="${LLAMA_BIN:-$HOME/.cache/cerebellum/llama.cpp-de3ff815-cpu-35b197cb/bin}"
+source "$here/bench/llama_bin.sh"
+LLAMA_BIN="$(stock_bin "$(dirname "$CB")")" || exit 2
 MODELS_DIR="${MODELS_DIR:-$here/../shared/models}"
 TEXT="${TEXT:-$here/../shared/data/docs-en-calib.txt}"
 CTX="${CTX:-512}"; CHUNKS="${CHUNKS:-40}"; NGL="${NGL:-999}"

@@ -15,10 +15,10 @@
 # Ours runs with `cerebellum measure`'s defaults (what a user gets).
 #
 # usage: bench/measure_vs_original.sh [--limit N] [--ref-chunks 100] [--threads 2]
-#          [--build build-measure] [--work DIR] [--text FILE] [--truth FILE | --truth-only]
+#          [--build DIR (default build)] [--work DIR] [--text FILE] [--truth FILE | --truth-only]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="$ROOT/build-measure" WORK="" TEXT=${TEXT:-} TRUTH="" TRUTH_ONLY=0
+LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="${CB_BUILD:-$ROOT/build}" WORK="" TEXT=${TEXT:-} TRUTH="" TRUTH_ONLY=0
 TRUTH_THREADS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -38,7 +38,8 @@ SHARED=${SHARED:-"$ROOT/../shared"}
 MODEL=${MODEL:-"$SHARED/models/cb-dense-12l-F16.gguf"}
 TEXT=${TEXT:-"$SHARED/data/docs-en-calib.txt"}
 CLI="$BUILD/cerebellum"
-BIN=${LLAMA_BIN:-$(ls -d "$HOME"/.cache/cerebellum/llama.cpp-de3ff815-cpu-*/bin | head -1)}
+source "$ROOT/bench/llama_bin.sh"
+BIN="$(stock_bin "$BUILD")" || exit 2
 TRUTH_THREADS=${TRUTH_THREADS:-$THREADS}
 WORK=${WORK:-$(mktemp -d /tmp/measure_vs_original.XXXXXX)}
 mkdir -p "$WORK"

@@ -58,7 +58,8 @@ fi
 BUILD="${CB_BUILD:-$ROOT/build}"
 CB="$BUILD/cerebellum"
 GEN="$BUILD/cb-gen-model"
-LLAMA_BIN="$(dirname "$(sed -n 's/^LLAMA_LIB:FILEPATH=//p' "$BUILD/CMakeCache.txt")")/../bin"
+source "$ROOT/bench/llama_bin.sh"
+LLAMA_BIN="$(stock_bin "$BUILD")" || exit 2
 CALIB="$SHARED/data/docs-en-calib.txt"
 EVAL="$SHARED/data/wikitext-2-raw/wiki.test.raw"
 mkdir -p "$WORK"
