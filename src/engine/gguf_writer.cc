@@ -119,8 +119,7 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
   const int64_t rows_per_chunk = std::max<int64_t>(1, (kMinChunkElems + n_cols - 1) / n_cols);
   std::atomic<int64_t> next{0};
   std::atomic<bool> valid{true}, failed{false};
-  std::exception_ptr error;  // the first worker's failure (a read), rethrown here
-  std::mutex error_mutex;
+  std::exception_ptr error;  // the first worker's failure (a read), rethrown here after the join
   auto worker = [&] {
     std::vector<uint8_t> raw;
     std::vector<float> f32;
@@ -135,8 +134,7 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
         raw.resize(static_cast<size_t>(n) * src_row);
         a.src->read(a.w->src_offset + static_cast<size_t>(global) * src_row, raw.size(), raw.data());
       } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!failed.exchange(true)) error = std::current_exception();
+        if (!failed.exchange(true)) error = std::current_exception();  // only the first writes it
         return;
       }
       f32.resize(static_cast<size_t>(n * n_cols));
@@ -188,6 +186,8 @@ void convert_tensor(const SourceFile& src, const TensorWork& w, const std::vecto
   const int64_t n_cols = w.out->ne[0];
   const int64_t n_rows = ggml_nrows(w.out);
   const size_t src_row = ggml_row_size(w.from, n_cols), dst_row = ggml_row_size(to, n_cols);
+  // Slabs sized as when the source rows were held too (the same sink calls);
+  // now only the output rows are, the workers reading the source chunk by chunk.
   const int64_t slab_rows = std::clamp<int64_t>(max_slab_bytes / static_cast<int64_t>(src_row + dst_row), 1, n_rows);
   std::vector<uint8_t> dbuf(slab_rows * dst_row);
   for (int64_t r = first_row; r < n_rows; r += slab_rows) {

@@ -28,7 +28,7 @@ struct QuantizeJob {
   std::vector<std::pair<std::string, std::string>> string_kvs;  // set after the copied metadata
   std::vector<std::pair<std::string, uint32_t>> u32_kvs;        // (in this order: strings, then u32s)
   int n_threads = 0;                       // 0 = hardware threads
-  int64_t max_slab_bytes = 64ll << 20;     // source+output bytes of rows held at once per tensor
+  int64_t max_slab_bytes = 64ll << 20;     // rows per slab = this / (source + output row bytes)
   bool dry_run = false;                    // compute sizes only
   // Eval builds (never a user's output: the key changes the bytes): write
   // kOriginKey, naming the source file and the imatrix the tensors came from.

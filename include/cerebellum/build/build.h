@@ -26,7 +26,7 @@ struct BuildOptions {
   std::string imatrix_path;       // GGUF or legacy .dat imatrix; "" = none
   bool dry_run = false;           // default: write. true = sizes and types only
   int n_threads = 0;              // default 0 = every CPU this run may use (its affinity)
-  int64_t max_slab_bytes = 64ll << 20;  // default 64 MiB of source+output rows per slab
+  int64_t max_slab_bytes = 64ll << 20;  // default 64 MiB: rows per slab = this / (source + output row bytes)
   bool fallback_exact_names = false;    // default: an exact-name misfit is an error (see ResolveOptions)
   // general.file_type: default "" = the base preset's, else the "mostly" type
   // of the type holding most weights; or a preset name ("Q4_K_M").
