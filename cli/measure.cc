@@ -187,6 +187,11 @@ void setup_measure(CLI::App& app) {
                   "others (0 = off)")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
+  cmd->add_option("--lanes", o.lanes,
+                  "contexts that decode in turn, the CPU scoring one's logits while the GPU decodes the other's "
+                  "chunks (0 = 2 with --gpu-layers, else 1)")
+      ->check(CLI::Range(0, 2))
+      ->capture_default_str();
   cmd->add_option("--reference-model", o.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM "
                   "(recorded in the journal; swaps still convert from --source)");

@@ -238,6 +238,40 @@ TEST(EvalEvaluator, LazyReferenceEqualsBuiltAndScoringOffsetCounts) {
   EXPECT_THROW(Evaluator(kModel, text, {.ctx = 64, .first_scored = 63}), UsageError);
 }
 
+// Two lanes (the GPU default: one context's logits scored while the other
+// decodes) compute what one context does: same chunks, same values, token by
+// token, with the reference captured through them as well.
+TEST(EvalEvaluator, TwoLanesScoreAsOne) {
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  EvalOptions opts{.ctx = 128, .max_chunks = 7, .n_threads = 2, .n_batch = 512, .top_k = 16, .lanes = 1};
+  Evaluator one(kModel, text, opts);
+  const ReferenceStore store = one.build_reference();
+  opts.lanes = 2;
+  Evaluator two(kModel, text, opts);
+  const ReferenceStore store_two = two.build_reference();
+  ASSERT_EQ(store_two.n_tokens(), store.n_tokens());
+  for (int64_t t = 0; t < store.n_tokens(); ++t) {
+    ASSERT_EQ(store_two.target_log_prob(t), store.target_log_prob(t)) << t;
+    ASSERT_EQ(store_two.ids(t)[3], store.ids(t)[3]) << t;
+  }
+  for (Evaluator* ev : {&one, &two}) ev->set_tensor_type_simulated("blk.2.ffn_down.weight", "q2_K");
+  const EvalTimings before_one = one.timings(), before_two = two.timings();
+  // 7 chunks: one context decodes 4 + 3; two lanes 2 + 2 + 2 + 1, in turn.
+  const std::vector<ChunkResult> a = one.evaluate(0, 7, &store), b = two.evaluate(0, 7, &store);
+  EXPECT_EQ((one.timings() - before_one).n_decodes, 2);
+  EXPECT_EQ((two.timings() - before_two).n_decodes, 4);
+  ASSERT_EQ(a.size(), b.size());
+  double kld = 0;
+  for (size_t c = 0; c < a.size(); ++c) {
+    EXPECT_EQ(b[c].chunk, a[c].chunk);
+    EXPECT_EQ(b[c].nll_nats, a[c].nll_nats) << c;
+    EXPECT_EQ(b[c].kld_nats, a[c].kld_nats) << c;
+    EXPECT_EQ(b[c].top1, a[c].top1) << c;
+    for (float v : a[c].kld_nats) kld += v;
+  }
+  EXPECT_GT(kld, 0);  // the swap shows: the values compared are not all zero
+}
+
 TEST(EvalEvaluator, BadInputIsRefused) {
   EXPECT_THROW(Evaluator(kModel, "", {.ctx = 64}), InputError);
   EXPECT_THROW(Evaluator(kModel, "A short text.", {.ctx = 64}), InputError);

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <chrono>
 #include <filesystem>
+#include <exception>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -22,19 +24,42 @@ namespace cb::eval {
 
 using engine::Token;
 
+// A context and its batch. With two lanes they decode in turn: the CPU
+// scores one lane's logits while the GPU decodes the other's chunks.
+struct Lane {
+  std::unique_ptr<engine::LlamaContext> ctx;
+  std::unique_ptr<engine::TokenBatch> batch;
+  std::vector<int> batch_index;  // of token k of sequence s (s * ctx + k) in the lane's last decode
+};
+
 struct Evaluator::Impl {
   std::unique_ptr<engine::LlamaModel> model;
-  std::unique_ptr<engine::LlamaContext> ctx;
+  std::vector<Lane> lanes;  // 1, or 2 (EvalOptions::lanes)
   std::unique_ptr<engine::TensorSwapper> swapper;
-  std::unique_ptr<engine::TokenBatch> batch;
   std::vector<Token> tokens;
-  std::vector<int> batch_index;  // of token k of sequence s (s * ctx + k) in the last decode
-  int n_seq = 1;
+  int n_seq = 1;       // chunks per evaluation step (n_batch / ctx)
+  int lane_seq = 1;    // chunks per decode (a lane's share of a step)
   int n_chunks = 0;
   int n_threads = 1;
 };
 
 namespace {
+
+// Two lanes where the decode runs on a GPU (the CPU is idle meanwhile) and a
+// step has at least two chunks; on the CPU both would share the same cores.
+int lane_count(const EvalOptions& opts, int n_seq) {
+  if (n_seq < 2) return 1;
+  if (opts.lanes > 0) return std::min(opts.lanes, 2);
+  return opts.n_gpu_layers != 0 && engine::gpu_memory().total_bytes > 0 ? 2 : 1;
+}
+
+// A lane decodes one micro-batch's worth of chunks (llama.cpp's n_ubatch,
+// 512 tokens), at most half a step: the smaller the share, the less of the
+// scoring is left after the last decode of a step.
+int lane_chunks(int ctx, int n_seq) {
+  constexpr int kUbatchTokens = 512;  // engine::ContextOptions::n_ubatch
+  return std::clamp(kUbatchTokens / ctx, 1, n_seq / 2);
+}
 
 std::map<std::string, std::vector<float>> imatrix_weights(const EvalOptions& opts) {
   std::map<std::string, std::vector<float>> out;
@@ -90,13 +115,19 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   impl_->n_chunks = opts.max_chunks < 0 ? available : std::min(opts.max_chunks, available);
   if (impl_->n_chunks < 1) throw UsageError("no chunks to evaluate (--chunks 0?)");
   impl_->n_seq = std::max(1, opts.n_batch / opts.ctx);
-  const int n_batch = std::min(opts.n_batch, impl_->n_seq * opts.ctx);
-  impl_->ctx = std::make_unique<engine::LlamaContext>(
-      *impl_->model, engine::ContextOptions{.n_ctx = impl_->n_seq * opts.ctx,
-                                            .n_batch = n_batch,
-                                            .n_seq = impl_->n_seq,
-                                            .n_threads = opts.n_threads});
-  impl_->batch = std::make_unique<engine::TokenBatch>(impl_->n_seq * opts.ctx);
+  const int n_lanes = lane_count(opts_, impl_->n_seq);
+  impl_->lane_seq = n_lanes == 1 ? impl_->n_seq : lane_chunks(opts_.ctx, impl_->n_seq);
+  for (int l = 0; l < n_lanes; ++l) {
+    const int n_seq = impl_->lane_seq;
+    Lane lane;
+    lane.ctx = std::make_unique<engine::LlamaContext>(
+        *impl_->model, engine::ContextOptions{.n_ctx = n_seq * opts.ctx,
+                                              .n_batch = std::min(opts.n_batch, n_seq * opts.ctx),
+                                              .n_seq = n_seq,
+                                              .n_threads = opts.n_threads});
+    lane.batch = std::make_unique<engine::TokenBatch>(n_seq * opts.ctx);
+    impl_->lanes.push_back(std::move(lane));
+  }
   impl_->swapper = std::make_unique<engine::TensorSwapper>(*impl_->model, model_path);
 }
 
@@ -186,54 +217,45 @@ std::vector<ChunkResult> Evaluator::evaluate(int first, int count, const Referen
 // Decodes chunks [first, first + n_group) as sequences 0..n_group-1 of one
 // batch: llama-perplexity's perplexity() layout and micro-batches, the
 // tokens added in the order those compute them (no output rows reordered).
-void Evaluator::decode_group(int first, int n_group) {
+void Evaluator::decode_group(int first, int n_group, int lane_index) {
   const int ctx = opts_.ctx;
   const int first_scored = this->first_scored();
   const bool add_bos = impl_->model->add_bos();
-  engine::TokenBatch& batch = *impl_->batch;
+  Lane& lane = impl_->lanes[lane_index];
+  engine::TokenBatch& batch = *lane.batch;
   batch.clear();
-  impl_->batch_index.assign(static_cast<size_t>(n_group) * ctx, -1);
-  for (const auto& [s, k] : impl_->ctx->batch_order(n_group, ctx)) {
+  lane.batch_index.assign(static_cast<size_t>(n_group) * ctx, -1);
+  for (const auto& [s, k] : lane.ctx->batch_order(n_group, ctx)) {
     const size_t start = static_cast<size_t>(first + s) * ctx;
     const Token tok = (k == 0 && add_bos) ? impl_->model->bos() : impl_->tokens[start + k];
-    impl_->batch_index[static_cast<size_t>(s) * ctx + k] = batch.add(tok, k, s, k >= first_scored);
+    lane.batch_index[static_cast<size_t>(s) * ctx + k] = batch.add(tok, k, s, k >= first_scored);
   }
-  impl_->ctx->clear();
-  impl_->ctx->decode(batch);
+  lane.ctx->clear();
+  lane.ctx->decode(batch);
 }
 
-std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const ReferenceStore* ref,
-                                                  ReferenceStore* capture) {
-  if (first < 0 || count < 0 || first + count > n_chunks()) {
-    throw UsageError(fmt::format("chunks [{}, {}) out of range (0..{})", first, first + count,
-                                 n_chunks()));
-  }
-  if (ref && count > 0) check_reference_covers(*ref, *this, first + count - 1);
-  const int ctx = opts_.ctx;
-  const int first_scored = this->first_scored();
-  const int n_scored = scored_per_chunk();
-  const int n_vocab = impl_->model->n_vocab();
-  std::vector<ChunkResult> results(count);
-  for (int g = 0; g < count; g += impl_->n_seq) {
-    const int n_group = std::min(impl_->n_seq, count - g);
-    const auto t0 = std::chrono::steady_clock::now();
-    decode_group(first + g, n_group);
-    impl_->ctx->synchronize();
-    const auto t1 = std::chrono::steady_clock::now();
-    for (int s = 0; s < n_group; ++s) size_result(results[g + s], first + g + s, n_scored, ref != nullptr);
-    const size_t tokens_base = static_cast<size_t>(first + g) * ctx;
-    const std::vector<const float*> rows =
-        scored_rows(*impl_->ctx, impl_->batch_index, n_group, ctx, first_scored, n_scored);
-    const auto t2 = std::chrono::steady_clock::now();
-    std::atomic<int> non_finite_chunk{-1};
-    parallel_for(n_group * n_scored, impl_->n_threads, [&](int64_t jj) {
+namespace {
+
+// One decoded group's rows, scored into its results on n_threads threads:
+// log-softmax, NLL, argmax; against `ref` KLD and top-1 agreement; into
+// `capture` the top-K distributions. Reads only the rows and the stores.
+struct GroupScoring {
+  std::vector<const float*> rows;  // sequence-major, n_scored per chunk
+  ChunkResult* results = nullptr;  // the group's first chunk
+  const Token* targets = nullptr;  // token first_scored + 1 of the group's first chunk
+  int ctx = 0, n_scored = 0, n_vocab = 0, n_threads = 1;
+  const ReferenceStore* ref = nullptr;
+  ReferenceStore* capture = nullptr;
+  std::atomic<int>* non_finite_chunk = nullptr;
+
+  void run() const {
+    parallel_for(static_cast<int64_t>(rows.size()), n_threads, [&](int64_t jj) {
       const int j = static_cast<int>(jj), s = j / n_scored, i = j % n_scored;
-      ChunkResult& r = results[g + s];
+      ChunkResult& r = results[s];
       const float* row = rows[j];
-      const Token target = impl_->tokens[tokens_base + s * ctx + first_scored + i + 1];
       const detail::RowStats st = detail::row_stats(row, n_vocab);
-      if (!std::isfinite(st.log_sum_exp) || !std::isfinite(st.max_logit)) non_finite_chunk = first + g + s;
-      const float lp = st.log_prob(row[target]);
+      if (!std::isfinite(st.log_sum_exp) || !std::isfinite(st.max_logit)) *non_finite_chunk = r.chunk;
+      const float lp = st.log_prob(row[targets[static_cast<size_t>(s) * ctx + i]]);
       r.nll_nats[i] = -lp;
       r.p_target[i] = std::exp(lp);
       r.top1[i] = st.argmax;
@@ -252,13 +274,83 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
         capture->mutable_target(t) = lp;
       }
     });
-    if (non_finite_chunk >= 0) throw_non_finite(model_path_, non_finite_chunk);
-    const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  }
+};
+
+// The scoring of the group decoded last, on its own thread while the next
+// group decodes on the other lane; wait() rethrows what it threw.
+class BackgroundScoring {
+ public:
+  ~BackgroundScoring() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void start(GroupScoring job) {
+    thread_ = std::thread([this, job = std::move(job)] {
+      try {
+        job.run();
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+    });
+  }
+  // Seconds spent waiting.
+  double wait() {
+    if (!thread_.joinable()) return 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    thread_.join();
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+ private:
+  std::thread thread_;
+  std::exception_ptr error_;
+};
+
+}  // namespace
+
+std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const ReferenceStore* ref,
+                                                  ReferenceStore* capture) {
+  if (first < 0 || count < 0 || first + count > n_chunks()) {
+    throw UsageError(fmt::format("chunks [{}, {}) out of range (0..{})", first, first + count,
+                                 n_chunks()));
+  }
+  if (ref && count > 0) check_reference_covers(*ref, *this, first + count - 1);
+  const int ctx = opts_.ctx;
+  const int first_scored = this->first_scored();
+  const int n_scored = scored_per_chunk();
+  const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  std::vector<ChunkResult> results(count);
+  std::atomic<int> non_finite_chunk{-1};
+  BackgroundScoring background;
+  const int n_lanes = static_cast<int>(impl_->lanes.size());
+  for (int g = 0, lane = 0; g < count; g += impl_->lane_seq, lane = (lane + 1) % n_lanes) {
+    const int n_group = std::min(impl_->lane_seq, count - g);
+    const auto t0 = std::chrono::steady_clock::now();
+    decode_group(first + g, n_group, lane);
+    const engine::LlamaContext& lctx = *impl_->lanes[lane].ctx;
+    impl_->lanes[lane].ctx->synchronize();
+    const auto t1 = std::chrono::steady_clock::now();
+    for (int s = 0; s < n_group; ++s) size_result(results[g + s], first + g + s, n_scored, ref != nullptr);
+    GroupScoring job{scored_rows(lctx, impl_->lanes[lane].batch_index, n_group, ctx, first_scored, n_scored),
+                     &results[g], &impl_->tokens[static_cast<size_t>(first + g) * ctx + first_scored + 1],
+                     ctx, n_scored, impl_->model->n_vocab(), impl_->n_threads, ref, capture,
+                     &non_finite_chunk};
+    const auto t2 = std::chrono::steady_clock::now();
+    // The other lane's group is scored before that lane decodes again.
+    timings_.score_s += background.wait();
+    if (n_lanes > 1) {
+      background.start(std::move(job));
+    } else {
+      job.run();
+      timings_.score_s += seconds(t2, std::chrono::steady_clock::now());
+    }
     timings_.decode_s += seconds(t0, t1);
     timings_.fetch_s += seconds(t1, t2);
-    timings_.score_s += seconds(t2, std::chrono::steady_clock::now());
     ++timings_.n_decodes;
   }
+  timings_.score_s += background.wait();
+  if (non_finite_chunk >= 0) throw_non_finite(model_path_, non_finite_chunk);
   return results;
 }
 

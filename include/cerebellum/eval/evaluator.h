@@ -65,6 +65,12 @@ struct EvalOptions {
   // The sweep scores from ctx/8: 1.75x the scored tokens for the same compute
   // (docs/measure.md); PPL comparable with llama-perplexity needs -1.
   int first_scored = -1;
+  // Contexts that decode in turn, so that the CPU scores one's logits while
+  // the GPU decodes the next chunks in the other (each holds a micro-batch of
+  // chunks, at most half of n_batch; a second context's compute buffer on
+  // the device). 0 = 2 where the decode runs on a GPU (n_gpu_layers, and
+  // n_batch holds two chunks or more), else 1; 1 or 2 = that many.
+  int lanes = 0;
 };
 
 // One chunk's per-token values, in scoring order.
@@ -103,7 +109,8 @@ EvalSummary summarize(const TokenSeries& s);
 
 // Where an evaluator's time went, summed over its decodes: the decode up to
 // its logits being on the host, resolving the output rows, and scoring them
-// (log-softmax, KLD, top-K) on the CPU threads; over its tensor swaps: the
+// (log-softmax, KLD, top-K) on the CPU threads (with two lanes, only the time
+// spent waiting for a scoring: the rest ran while the next group decoded); over its tensor swaps: the
 // caller's time in them (restoring, waiting for or doing the conversion,
 // uploading); and the background converter's busy time, which overlaps the
 // rest (prefetch_tensor_types).
@@ -140,7 +147,7 @@ class Evaluator {
   int n_chunks() const;            // chunks this evaluator will score
   int first_scored() const;        // ctx/2 unless options().first_scored says otherwise
   int scored_per_chunk() const;    // ctx - 1 - first_scored()
-  int chunks_per_decode() const;   // n_seq
+  int chunks_per_decode() const;   // n_seq: chunks per step (decoded in lane-sized groups)
   EvalTimings timings() const;  // so far (the converter's busy time up to now)
   int64_t n_text_tokens() const;
   int n_vocab() const;
@@ -149,7 +156,7 @@ class Evaluator {
   // The key a reference store built by this evaluator carries.
   ReferenceKey reference_key() const;
 
-  // Chunks [first, first + count), n_seq per decode. With `ref`, also KLD,
+  // Chunks [first, first + count), a lane's share per decode. With `ref`, also KLD,
   // top-1 agreement, p_ref (ref must cover the chunks: MismatchError).
   std::vector<ChunkResult> evaluate(int first, int count, const ReferenceStore* ref = nullptr);
   ChunkResult evaluate_chunk(int chunk, const ReferenceStore* ref = nullptr);
@@ -189,7 +196,7 @@ class Evaluator {
  private:
   std::vector<ChunkResult> evaluate_impl(int first, int count, const ReferenceStore* ref,
                                          ReferenceStore* capture);
-  void decode_group(int first, int n_group);
+  void decode_group(int first, int n_group, int lane);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   EvalOptions opts_;

@@ -163,6 +163,9 @@ struct MeasureOptions {
   // the others so the conversion runs ahead during the light ones; 0 = off.
   // Not on the CPU, where the conversion would take the evaluation's cores.
   int64_t prefetch_max_bytes = int64_t{512} << 20;
+  // Contexts that decode a step's chunks in turn, one's logits scored on the
+  // CPU while the other decodes (eval::EvalOptions::lanes): 0 = 2 on a GPU.
+  int lanes = 0;
   // Leave the built base mix (base_model_path) when the sweep ends, for a
   // caller that uses it next (quantize: its search loads it, its builds copy
   // from it) and removes it.
