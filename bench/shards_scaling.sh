@@ -11,7 +11,7 @@
 #   bash bench/shards_scaling.sh [--model gen:0.2b|dense|PATH] [--shards 2] [--threads 2]
 #                                [--tensors REGEX] [--work DIR] [--ctx 128] [--chunks 2-4]
 #                                [--gpu-layers N] [--generate-only] [--share-single]
-#                                [--shard-threads N] [--lanes N]
+#                                [--shard-threads N] [--lanes N] [--prefetch-mib N]
 # The single process gets --threads; each shard gets threads/shards (at least
 # 1), so both use the same cores: on one machine the shards' gain is only
 # what they save over threading; on a cluster each shard has its own GPU.
@@ -21,13 +21,14 @@
 # shard's threads instead (e.g. all of the host's, as `measure` takes by
 # default: the shards then share every core, each converting on the cores
 # the others leave idle). --lanes N: every process's `measure --lanes N`
-# (default: measure's own, two contexts on a GPU).
+# (default: measure's own, two contexts on a GPU); --prefetch-mib N: every
+# process's `measure --prefetch-mib N` (default: measure's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SHARED="$(cd .. && pwd)/shared"
 MODEL="gen:0.2b" SHARDS=2 THREADS=2 TENSORS='blk\.[0-3]\.' WORK="${TMPDIR:-/tmp}/cb-shards-scaling" NGL=0
-GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4 SHARE_SINGLE=0 SHARD_THREADS=0 LANES=0
+GEN_ONLY=0 CTX=128 MIN_CHUNKS=2 MAX_CHUNKS=4 SHARE_SINGLE=0 SHARD_THREADS=0 LANES=0 PREFETCH_MIB=
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL="$2"; shift ;;
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
     --share-single) SHARE_SINGLE=1 ;;
     --shard-threads) SHARD_THREADS="$2"; shift ;;
     --lanes) LANES="$2"; shift ;;
+    --prefetch-mib) PREFETCH_MIB="$2"; shift ;;
     --ctx) CTX="$2"; shift ;;
     --chunks) MIN_CHUNKS="${2%-*}"; MAX_CHUNKS="${2#*-}"; shift ;;  # MIN-MAX
     *) echo "shards_scaling.sh: unknown option $1" >&2; exit 2 ;;
@@ -65,10 +67,10 @@ sweep() {  # sweep OUT THREADS EXTRA...
   local out="$1" threads="$2"; shift 2
   "$CB" -q measure --source "$F16" --base Q4_K_M --text "$SHARED/data/docs-en-calib.txt" --domain en \
     --plan tensors --targets q2_K --promote q6_K --tensors "$TENSORS" --ctx "$CTX" --min-chunks "$MIN_CHUNKS" --max-chunks "$MAX_CHUNKS" \
-    --threads "$threads" --gpu-layers "$NGL" --lanes "$LANES" --out "$out" "$@"
+    --threads "$threads" --gpu-layers "$NGL" --lanes "$LANES" ${PREFETCH_MIB:+--prefetch-mib "$PREFETCH_MIB"} --out "$out" "$@"
 }
 gpu() { [ "$NGL" = 0 ] && echo "" || echo "CUDA_VISIBLE_DEVICES=$1"; }
-export -f sweep; export CB F16 SHARED TENSORS NGL CTX MIN_CHUNKS MAX_CHUNKS LANES
+export -f sweep; export CB F16 SHARED TENSORS NGL CTX MIN_CHUNKS MAX_CHUNKS LANES PREFETCH_MIB
 t0=$(date +%s.%N)
 python3 bench/peak_mem.py "$WORK/reference.mem" -- bash -c "$(gpu 0) sweep '$WORK/ref.jsonl' $THREADS --reference-only" >"$WORK/reference.out" 
 t1=$(date +%s.%N)
@@ -160,7 +162,7 @@ if t[5] > t[4]:
     m = mem("mpi")
     print(f"{'mpirun -np ' + str(shards):<30} {per_shard:>7} {len(mpi):>6} {t[5] - t[4]:8.1f} {m['rss_mb']:>12} {m['anon_mb']:>8}"
           f"   (all ranks; bit-equal ΔKLD: {mpi == single})")
-json.dump({"model": model, "lanes": int(os.environ.get("LANES", "0")), "shards": shards, "threads_single": threads, "threads_per_shard": per_shard,
+json.dump({"model": model, "lanes": int(os.environ.get("LANES", "0")), "prefetch_mib": os.environ.get("PREFETCH_MIB") or None, "shards": shards, "threads_single": threads, "threads_per_shard": per_shard,
            "reference_s": t[1] - t[0], "single_s": t[2] - t[1], "shards_wall_s": t[3] - t[2], "merge_s": t[4] - t[3],
            "speedup": (t[2] - t[1]) / (t[3] - t[2]), "single_share_s": t_share or None,
            "speedup_vs_share": (t_share / (t[3] - t[2])) if t_share else None, "units_single": len(single), "units_per_shard": per, "same_units": set(merged) == set(single),

@@ -182,7 +182,7 @@ void setup_measure(CLI::App& app) {
                   "device memory cap per loaded model, e.g. 24GiB: the F16 reference pass offloads only the layers "
                   "that fit (default: no cap)");
   cmd->add_option("--prefetch-mib", a->prefetch_mib,
-                  "with --gpu-layers: convert the next units (up to 8) on a background thread while this one is "
+                  "with --gpu-layers: convert the next units (up to 32) on a background thread while this one is "
                   "evaluated, holding at most this many MiB of host memory, the heaviest units spread among the "
                   "others (0 = off)")
       ->check(CLI::Range(0, 1 << 20))

@@ -323,29 +323,38 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
   std::vector<ChunkResult> results(count);
   std::atomic<int> non_finite_chunk{-1};
   BackgroundScoring background;
-  const int n_lanes = static_cast<int>(impl_->lanes.size());
-  for (int g = 0, lane = 0; g < count; g += impl_->lane_seq, lane = (lane + 1) % n_lanes) {
-    const int n_group = std::min(impl_->lane_seq, count - g);
+  const int n_lanes = static_cast<int>(impl_->lanes.size()), per = impl_->lane_seq;
+  const int n_groups = (count + per - 1) / per;
+  const auto launch = [&](int gi) { decode_group(first + gi * per, std::min(per, count - gi * per), gi % n_lanes); };
+  for (int gi = 0; gi < n_groups; ++gi) {
+    const int g = gi * per, n_group = std::min(per, count - g);
+    Lane& lane = impl_->lanes[gi % n_lanes];
     const auto t0 = std::chrono::steady_clock::now();
-    decode_group(first + g, n_group, lane);
-    const engine::LlamaContext& lctx = *impl_->lanes[lane].ctx;
-    impl_->lanes[lane].ctx->synchronize();
+    double waited_s = 0;  // for the scoring thread, before the sync
+    if (gi == 0 || n_lanes == 1) launch(gi);
+    if (n_lanes > 1 && gi + 1 < n_groups) {
+      // The next group goes to the GPU before this one is waited for (no
+      // gap between decodes), once the other lane's last logits are scored.
+      waited_s = background.wait();
+      launch(gi + 1);
+    }
+    lane.ctx->synchronize();
     const auto t1 = std::chrono::steady_clock::now();
     for (int s = 0; s < n_group; ++s) size_result(results[g + s], first + g + s, n_scored, ref != nullptr);
-    GroupScoring job{scored_rows(lctx, impl_->lanes[lane].batch_index, n_group, ctx, first_scored, n_scored),
+    GroupScoring job{scored_rows(*lane.ctx, lane.batch_index, n_group, ctx, first_scored, n_scored),
                      &results[g], &impl_->tokens[static_cast<size_t>(first + g) * ctx + first_scored + 1],
                      ctx, n_scored, impl_->model->n_vocab(), impl_->n_threads, ref, capture,
                      &non_finite_chunk};
     const auto t2 = std::chrono::steady_clock::now();
-    // The other lane's group is scored before that lane decodes again.
-    timings_.score_s += background.wait();
     if (n_lanes > 1) {
+      timings_.score_s += background.wait();
       background.start(std::move(job));
     } else {
       job.run();
       timings_.score_s += seconds(t2, std::chrono::steady_clock::now());
     }
-    timings_.decode_s += seconds(t0, t1);
+    timings_.decode_s += seconds(t0, t1) - waited_s;
+    timings_.score_s += waited_s;
     timings_.fetch_s += seconds(t1, t2);
     ++timings_.n_decodes;
   }

@@ -122,7 +122,7 @@ std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const Mode
 // conversions, which cost about their elements, run at the average pace and
 // stay ahead of the evaluations, which cost about the same per unit. Returns
 // a permutation of 0..weights.size()-1.
-inline constexpr size_t kPrefetchUnits = 8;
+inline constexpr size_t kPrefetchUnits = 32;
 std::vector<size_t> spread_heavy_units(const std::vector<int64_t>& weights);
 // The same for `order` (indices into `units`), weighed by their elements.
 std::vector<size_t> spread_heavy_units(const std::vector<PlannedUnit>& units, std::vector<size_t> order,
