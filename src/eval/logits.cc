@@ -37,6 +37,22 @@ inline float exp_nonpositive(float x) {
   return p * scale * static_cast<float>(x >= -87.3f);  // a mask, not a branch: vectorizes
 }
 
+constexpr int kMaxVocabBlocks = 512;  // block maxima kept on the stack (vocab 512k)
+
+// The largest of n values (n <= kBlock), kLanes at a time; NaN never is.
+inline float block_max_of(const float* x, int n) {
+  float lane_max[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane_max[l] = x[0];
+  const int n_main = n - n % kLanes;
+  for (int i = 0; i < n_main; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane_max[l] = x[i + l] > lane_max[l] ? x[i + l] : lane_max[l];
+  }
+  float m = x[0];
+  for (int l = 0; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
+  for (int i = n_main; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
 }  // namespace
 
 // Cloned per instruction set (picked at load time), and this file is built
@@ -46,27 +62,24 @@ inline float exp_nonpositive(float x) {
 __attribute__((target_clones("avx512f", "avx2", "default")))
 RowStats row_stats(const float* logits, int n_vocab) {
   RowStats st;
-  // Per-lane max and its first index (strict >, as one scan would), then
-  // the lanes combined: the first index of the largest value.
-  float lane_max[kLanes];
-  int32_t lane_arg[kLanes];
-  for (int l = 0; l < kLanes; ++l) lane_max[l] = logits[0], lane_arg[l] = 0;
-  const int n_main = n_vocab - n_vocab % kLanes;
-  for (int i = 0; i < n_main; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const bool more = logits[i + l] > lane_max[l];
-      lane_max[l] = more ? logits[i + l] : lane_max[l];
-      lane_arg[l] = more ? i + l : lane_arg[l];
-    }
+  // The largest value per block (a plain max: it vectorizes, where tracking
+  // the index beside it took as long as the exps), then its first index,
+  // looked for only in the first block that holds it (strict >, as one scan).
+  // NaN is never larger: a NaN row shows in the sum below.
+  float block_max[kMaxVocabBlocks];
+  const int n_blocks = (n_vocab + kBlock - 1) / kBlock;
+  float* maxima = n_blocks <= kMaxVocabBlocks ? block_max : nullptr;
+  std::vector<float> many;
+  if (!maxima) many.resize(n_blocks), maxima = many.data();
+  for (int b = 0; b < n_blocks; ++b) maxima[b] = block_max_of(logits + b * kBlock, std::min(kBlock, n_vocab - b * kBlock));
+  int first_block = 0;
+  for (int b = 1; b < n_blocks; ++b) {
+    if (maxima[b] > maxima[first_block]) first_block = b;
   }
-  st.max_logit = logits[0];
-  for (int l = 0; l < kLanes; ++l) {
-    if (lane_max[l] > st.max_logit || (lane_max[l] == st.max_logit && lane_arg[l] < st.argmax)) {
-      st.max_logit = lane_max[l], st.argmax = lane_arg[l];
-    }
-  }
-  for (int i = n_main; i < n_vocab; ++i) {
-    if (logits[i] > st.max_logit) st.max_logit = logits[i], st.argmax = i;
+  st.max_logit = maxima[first_block];
+  st.argmax = first_block * kBlock;
+  for (int i = first_block * kBlock, end = std::min(n_vocab, i + kBlock); i < end; ++i) {
+    if (logits[i] > logits[st.argmax]) st.argmax = i;
   }
   const float max_logit = st.max_logit;
   // Float exps summed in double (as llama-perplexity), in kLanes partial sums.

@@ -47,6 +47,19 @@ TEST(EvalLogits, RowStatsKeepsTheFirstMaximumAndSeesNonFiniteRows) {
   std::vector<float> x(100, 0.0f);
   x[37] = 3.0f, x[70] = 3.0f, x[99] = 3.0f;  // ties in different lanes: the first wins
   EXPECT_EQ(row_stats(x.data(), 100).argmax, 37);
+  // Across blocks of 1024 (the max is found per block): the first block that
+  // holds the maximum, its first index; a maximum in the last, partial block;
+  // a vocab past the block maxima kept on the stack (512 blocks).
+  for (const int n_vocab : {5000, 600000}) {
+    std::vector<float> y(n_vocab, 0.0f);
+    y[3000] = 2.0f, y[1500] = 2.0f, y[n_vocab - 1] = 2.0f;
+    EXPECT_EQ(row_stats(y.data(), n_vocab).argmax, 1500) << n_vocab;
+    y[n_vocab - 1] = 2.5f;
+    EXPECT_EQ(row_stats(y.data(), n_vocab).argmax, n_vocab - 1) << n_vocab;
+    EXPECT_EQ(row_stats(y.data(), n_vocab).max_logit, 2.5f);
+    y[1024] = std::numeric_limits<float>::quiet_NaN();  // at a block's start
+    EXPECT_FALSE(std::isfinite(row_stats(y.data(), n_vocab).log_sum_exp)) << n_vocab;
+  }
   x.assign(100, -std::numeric_limits<float>::infinity());  // masked tokens: exp 0
   x[5] = 1.0f;
   const RowStats masked = row_stats(x.data(), 100);
