@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "cerebellum/common/error.h"
@@ -18,17 +19,22 @@ inline std::string text(const uint8_t* data, size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
 
-// Readers that take a path get the input as a file (one per process, rewritten).
+// Readers that take a path get the input as a file (one per process,
+// rewritten for each input, removed when the process exits).
 inline std::string as_file(const uint8_t* data, size_t size, const char* suffix) {
-  static const std::string path = [&] {
+  struct ScratchFile {
+    std::string path;
+    ~ScratchFile() { std::remove(path.c_str()); }
+  };
+  static const ScratchFile file{[&] {
     const char* dir = std::getenv("TMPDIR");
     return std::string(dir ? dir : "/tmp") + "/cb-fuzz-" + std::to_string(getpid()) + suffix;
-  }();
-  FILE* f = std::fopen(path.c_str(), "wb");
+  }()};
+  FILE* f = std::fopen(file.path.c_str(), "wb");
   if (!f) __builtin_trap();
   if (size) std::fwrite(data, 1, size, f);
   std::fclose(f);
-  return path;
+  return file.path;
 }
 
 template <typename Fn>
