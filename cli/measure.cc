@@ -189,7 +189,7 @@ void setup_measure(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--lanes", o.lanes,
                   "contexts that decode in turn, the CPU scoring one's logits while the GPU decodes the other's "
-                  "chunks (0 = 2 with --gpu-layers, else 1)")
+                  "chunks (0 = 2 with every layer on the GPU, else 1)")
       ->check(CLI::Range(0, 2))
       ->capture_default_str();
   cmd->add_option("--reference-model", o.reference_model,

@@ -193,6 +193,8 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
     throw EngineError(fmt::format("{}: llama.cpp failed to load the model{}{}", path,
                                   why.empty() ? "" : ": ", why));
   }
+  // llama.cpp: a negative count is every layer; n_layer + 1 includes the output.
+  m->fully_offloaded_ = gpu_memory().total_bytes > 0 && (n_gpu_layers < 0 || n_gpu_layers > m->n_layer());
   if (opts.swappable) ModelLoader::discover(*m);
   return m;
 }

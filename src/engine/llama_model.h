@@ -81,6 +81,8 @@ class LlamaModel {
 
   const std::string& path() const { return path_; }  // the file given to load()
   int n_threads() const { return n_threads_; }
+  // Every layer and the output on a GPU (the CPU keeps only the input rows).
+  bool fully_offloaded() const { return fully_offloaded_; }
   int32_t n_vocab() const;
   int32_t n_layer() const;
   Token bos() const;            // -1 if none
@@ -119,6 +121,7 @@ class LlamaModel {
   friend struct ModelLoader;
   std::string path_;
   int n_threads_ = 1;
+  bool fully_offloaded_ = false;
   llama_model* model_ = nullptr;
   std::map<std::string, std::vector<ggml_tensor*>> tensors_;
   std::set<std::string> float_only_;

@@ -45,12 +45,13 @@ struct Evaluator::Impl {
 
 namespace {
 
-// Two lanes where the decode runs on a GPU (the CPU is idle meanwhile) and a
-// step has at least two chunks; on the CPU both would share the same cores.
-int lane_count(const EvalOptions& opts, int n_seq) {
+// Two lanes where the whole decode runs on a GPU (the CPU is idle meanwhile)
+// and a step has at least two chunks; on the CPU both would share the same
+// cores (with a partial offload too: not measured, so not the default).
+int lane_count(const EvalOptions& opts, const engine::LlamaModel& model, int n_seq) {
   if (n_seq < 2) return 1;
   if (opts.lanes > 0) return std::min(opts.lanes, 2);
-  return opts.n_gpu_layers != 0 && engine::gpu_memory().total_bytes > 0 ? 2 : 1;
+  return model.fully_offloaded() ? 2 : 1;
 }
 
 // A lane decodes one micro-batch's worth of chunks (llama.cpp's n_ubatch,
@@ -115,7 +116,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   impl_->n_chunks = opts.max_chunks < 0 ? available : std::min(opts.max_chunks, available);
   if (impl_->n_chunks < 1) throw UsageError("no chunks to evaluate (--chunks 0?)");
   impl_->n_seq = std::max(1, opts.n_batch / opts.ctx);
-  const int n_lanes = lane_count(opts_, impl_->n_seq);
+  const int n_lanes = lane_count(opts_, *impl_->model, impl_->n_seq);
   impl_->lane_seq = n_lanes == 1 ? impl_->n_seq : lane_chunks(opts_.ctx, impl_->n_seq);
   for (int l = 0; l < n_lanes; ++l) {
     const int n_seq = impl_->lane_seq;

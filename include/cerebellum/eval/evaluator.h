@@ -68,8 +68,8 @@ struct EvalOptions {
   // Contexts that decode in turn, so that the CPU scores one's logits while
   // the GPU decodes the next chunks in the other (each holds a micro-batch of
   // chunks, at most half of n_batch; a second context's compute buffer on
-  // the device). 0 = 2 where the decode runs on a GPU (n_gpu_layers, and
-  // n_batch holds two chunks or more), else 1; 1 or 2 = that many.
+  // the device). 0 = 2 where the whole decode runs on a GPU (every layer
+  // offloaded, and n_batch holds two chunks or more), else 1; 1 or 2 = that many.
   int lanes = 0;
 };
 

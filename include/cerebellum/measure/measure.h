@@ -164,7 +164,8 @@ struct MeasureOptions {
   // Not on the CPU, where the conversion would take the evaluation's cores.
   int64_t prefetch_max_bytes = int64_t{512} << 20;
   // Contexts that decode a step's chunks in turn, one's logits scored on the
-  // CPU while the other decodes (eval::EvalOptions::lanes): 0 = 2 on a GPU.
+  // CPU while the other decodes (eval::EvalOptions::lanes): 0 = 2 with every
+  // layer on a GPU, else 1.
   int lanes = 0;
   // Leave the built base mix (base_model_path) when the sweep ends, for a
   // caller that uses it next (quantize: its search loads it, its builds copy
