@@ -236,6 +236,17 @@ TEST(MeasureSweep, MemoryProjectionRefusesAndReferenceOnlyFills) {
   EXPECT_LT(p.base_model_bytes, model.file_size_bytes / 2);  // Q4_K_M < half of F16
   EXPECT_EQ(p.reference_model_bytes, model.file_size_bytes);
   EXPECT_GE(p.host_bytes, p.base_model_bytes + p.reference_store_bytes);
+  // On a GPU the second lane's compute buffer is on the device (256 MiB +
+  // one 512-token micro-batch's logits at cb-dense's vocab of 8,192); not
+  // with --lanes 1.
+  {
+    MeasureOptions gpu = o;
+    gpu.n_gpu_layers = 999;
+    const auto base = stock_preset_types(o.source_path, "Q4_K_M", false);
+    const int64_t two = project_memory(gpu, model, base).device_bytes;
+    gpu.lanes = 1;
+    EXPECT_EQ(two - project_memory(gpu, model, base).device_bytes, (int64_t{256} << 20) + int64_t{512} * 8192 * 4);
+  }
   o.max_host_bytes = p.host_bytes - 1;
   EXPECT_THROW(run_measure(o), BudgetError);
   EXPECT_FALSE(std::filesystem::exists(o.out_path));

@@ -52,13 +52,13 @@ int64_t largest_unit_bytes(const ModelInfo& model, PlanLevel plan, const std::st
 // and an allowance for llama.cpp's compute buffers; on a GPU the second lane's
 // (EvalOptions::lanes: two contexts share the step's chunks, each with its own
 // compute buffer holding a micro-batch's logits).
-int64_t context_bytes(const eval::EvalOptions& e, const ModelInfo& model, int64_t n_vocab, bool gpu) {
+int64_t context_bytes(const eval::EvalOptions& e, const ModelInfo& model, int64_t n_vocab, bool two_lanes) {
   const int64_t n_ctx = e.n_batch;  // chunks per step x ctx
   int64_t kv_rows = 0;
   for (const auto& t : model.tensors) {
     if (t.shape.size() >= 2 && (t.role == "attn_k" || t.role == "attn_v")) kv_rows += t.shape[1];
   }
-  const int64_t compute_bytes = (int64_t{256} << 20) + (gpu ? (int64_t{256} << 20) + 512 * n_vocab * 4 : 0);
+  const int64_t compute_bytes = (int64_t{256} << 20) + (two_lanes ? (int64_t{256} << 20) + 512 * n_vocab * 4 : 0);
   return n_ctx * kv_rows * 2 + n_ctx * n_vocab * 4 + compute_bytes;
 }
 
@@ -80,7 +80,7 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
   p.reference_store_bytes = static_cast<int64_t>(o.stop.max_chunks) * (o.ctx - 1 - e.first_scored) * (8 * k + 8);
   p.swap_bytes = largest_unit_bytes(model, o.plan, largest_type(o));
   const bool gpu = o.n_gpu_layers > 0;
-  p.context_bytes = context_bytes(e, model, n_vocab, gpu);
+  p.context_bytes = context_bytes(e, model, n_vocab, gpu && o.lanes != 1);
   // On a GPU the next units are converted ahead into host memory, at most
   // prefetch_max_bytes of them.
   const int64_t ahead_bytes = std::min(o.prefetch_max_bytes, static_cast<int64_t>(kPrefetchUnits) * p.swap_bytes);
