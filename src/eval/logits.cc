@@ -71,7 +71,9 @@ RowStats row_stats(const float* logits, int n_vocab) {
   float* maxima = n_blocks <= kMaxVocabBlocks ? block_max : nullptr;
   std::vector<float> many;
   if (!maxima) many.resize(n_blocks), maxima = many.data();
-  for (int b = 0; b < n_blocks; ++b) maxima[b] = block_max_of(logits + b * kBlock, std::min(kBlock, n_vocab - b * kBlock));
+  for (int b = 0; b < n_blocks; ++b) {
+    maxima[b] = block_max_of(logits + b * kBlock, std::min(kBlock, n_vocab - b * kBlock));
+  }
   int first_block = 0;
   for (int b = 1; b < n_blocks; ++b) {
     if (maxima[b] > maxima[first_block]) first_block = b;

@@ -111,10 +111,10 @@ EvalSummary summarize(const TokenSeries& s);
 // its logits being on the host, resolving the output rows, and scoring them
 // (log-softmax, KLD, top-K) on the CPU threads (with two lanes, the time spent
 // waiting for the last group's scoring, while the GPU decodes the current one:
-// decode + score is then the GPU's time, the scoring hidden in it); over its tensor swaps: the
-// caller's time in them (restoring, waiting for or doing the conversion,
-// uploading); and the background converter's busy time, which overlaps the
-// rest (prefetch_tensor_types).
+// decode + score is then the GPU's time, the scoring hidden in it); over its
+// tensor swaps: the caller's time in them (restoring, waiting for or doing
+// the conversion, uploading); and the background converter's busy time,
+// which overlaps the rest (prefetch_tensor_types).
 struct EvalTimings {
   double decode_s = 0;
   double fetch_s = 0;
