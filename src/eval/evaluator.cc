@@ -41,6 +41,16 @@ struct Evaluator::Impl {
   int lane_seq = 1;    // chunks per decode (a lane's share of a step)
   int n_chunks = 0;
   int n_threads = 1;
+  // Imatrix weights per tensor (sums / counts), computed once: every swap and
+  // every prefetch (the next 32 units, re-planned each unit) asks again.
+  std::map<std::string, std::vector<float>> weights;
+  const std::vector<float>& weights_of(const Imatrix* imatrix, const std::string& tensor) {
+    auto it = weights.find(tensor);
+    if (it == weights.end()) {
+      it = weights.emplace(tensor, imatrix ? imatrix->weights_for(tensor) : std::vector<float>{}).first;
+    }
+    return it->second;
+  }
 };
 
 namespace {
@@ -418,16 +428,14 @@ void timed_swap(EvalTimings& timings, F&& swap) {
 
 void Evaluator::set_tensor_type(const std::string& tensor, const std::string& type) {
   timed_swap(timings_, [&] {
-    std::vector<float> weights;
-    if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
+    const std::vector<float>& weights = impl_->weights_of(opts_.imatrix, tensor);
     impl_->swapper->set_type(tensor, type, weights.empty() ? nullptr : &weights);
   });
 }
 
 void Evaluator::set_tensor_type_simulated(const std::string& tensor, const std::string& type) {
   timed_swap(timings_, [&] {
-    std::vector<float> weights;
-    if (opts_.imatrix) weights = opts_.imatrix->weights_for(tensor);
+    const std::vector<float>& weights = impl_->weights_of(opts_.imatrix, tensor);
     impl_->swapper->set_simulated(tensor, type, weights.empty() ? nullptr : &weights);
   });
 }
@@ -437,7 +445,7 @@ bool Evaluator::prefetch_tensor_types(const std::vector<std::map<std::string, st
   std::vector<engine::TensorSwapper::Ahead> ahead;
   for (const auto& types : units) {
     for (const auto& [tensor, type] : types) {
-      ahead.push_back({tensor, type, opts_.imatrix ? opts_.imatrix->weights_for(tensor) : std::vector<float>{}});
+      ahead.push_back({tensor, type, impl_->weights_of(opts_.imatrix, tensor)});
     }
   }
   return impl_->swapper->prefetch(std::move(ahead), max_bytes);
