@@ -18,6 +18,11 @@
 int main(int argc, char** argv) {
   const int n_vocab = argc > 1 ? std::atoi(argv[1]) : 128256;
   const int n_rows = argc > 2 ? std::atoi(argv[2]) : 448;
+  if (n_vocab < 1 || n_vocab > (1 << 24) || n_rows < 1 || n_rows > 65536) {
+    std::fprintf(stderr, "row_stats: VOCAB must be 1..16777216 and ROWS 1..65536 (got '%s', '%s')\n",
+                 argc > 1 ? argv[1] : "", argc > 2 ? argv[2] : "");
+    return 2;
+  }
   std::vector<float> logits(static_cast<size_t>(n_vocab) * n_rows);
   std::mt19937 rng(1);
   std::normal_distribution<float> d(0, 3);
