@@ -6,6 +6,8 @@
 #include "cerebellum/common/error.h"
 #include "engine/engine.h"
 #include "engine/llama_model.h"
+#include "engine/mapped_pages.h"
+#include "ggml.h"
 #include "test_paths.h"
 
 namespace cb::engine {
@@ -53,6 +55,63 @@ TEST(EvalLlamaModel, TokenizeDecodeAndInMemoryLoadAgree) {
   for (size_t i = 0; i < a.size(); ++i) diff_q = std::max(diff_q, double(std::fabs(a[i] - c[i])));
   EXPECT_GT(diff_q, 1e-4);
   EXPECT_LT(diff_q, 5.0);
+}
+
+// Counts what a caller's own eval callback is asked and told (it wants every
+// matrix product), to check it still sees all of them behind the releaser.
+struct MatMulWatch {
+  int asked = 0, told = 0;
+  static bool cb(ggml_tensor* t, bool ask, void* ud) {
+    auto* w = static_cast<MatMulWatch*>(ud);
+    if (ask) {
+      ++w->asked;
+      return t->op == GGML_OP_MUL_MAT;
+    }
+    ++w->told;
+    return true;
+  }
+};
+
+struct MappedDecode {
+  std::vector<float> logits;
+  int64_t resident_bytes = 0, mapped_bytes = 0, released_bytes = 0;
+  MatMulWatch watch;
+};
+
+MappedDecode decode_mapped(bool release) {
+  const std::string path = test::model("cb-dense-12l-F16.gguf");
+  auto m = LlamaModel::load(path, {.n_threads = 2, .release_mapped_pages = release});
+  EXPECT_EQ(m->released_ranges().empty(), !release);
+  MappedDecode out;
+  LlamaContext ctx(*m, {.n_ctx = 64, .n_batch = 64, .n_seq = 1, .n_threads = 2,
+                        .cb_eval = &MatMulWatch::cb, .cb_eval_user_data = &out.watch});
+  const auto toks = m->tokenize("The configuration file is read at startup, then the cache.", true);
+  TokenBatch batch(64);
+  for (size_t i = 0; i < toks.size(); ++i) batch.add(toks[i], static_cast<int32_t>(i), 0, true);
+  ctx.decode(batch);
+  const float* l = ctx.logits(batch.size() - 1);
+  out.logits.assign(l, l + m->n_vocab());
+  const std::vector<AddressRange> ranges = mapped_ranges_of(path);
+  for (const auto& [b, e] : ranges) out.mapped_bytes += static_cast<int64_t>(e - b);
+  out.resident_bytes = resident_bytes_of(ranges);
+  out.released_bytes = ctx.released_bytes();
+  return out;
+}
+
+TEST(EvalLlamaModel, MappedPagesAreReleasedLayerByLayerWithTheSameLogits) {
+  const MappedDecode kept = decode_mapped(false), released = decode_mapped(true);
+  ASSERT_GT(kept.mapped_bytes, 20 << 20);  // the 30 MB F16, mapped once in each run
+  // Every layer's weights were read: most of the file is mapped in...
+  EXPECT_GT(kept.resident_bytes, kept.mapped_bytes / 2);
+  EXPECT_EQ(kept.released_bytes, 0);
+  // ...unless each layer's pages go once it is done (the output matrix too).
+  EXPECT_LT(released.resident_bytes, released.mapped_bytes / 10);
+  EXPECT_GT(released.released_bytes, released.mapped_bytes / 2);
+  EXPECT_EQ(kept.logits, released.logits);  // the same bytes, read again
+  // The caller's own callback is asked and told as without the releaser.
+  EXPECT_GT(kept.watch.told, 12 * 4);
+  EXPECT_EQ(kept.watch.asked, released.watch.asked);
+  EXPECT_EQ(kept.watch.told, released.watch.told);
 }
 
 TEST(EvalLlamaModel, BadFilesThrow) {

@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "cerebellum/common/io.h"
 #include "engine/gguf_writer.h"
+#include "engine/mapped_pages.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "gguf.h"
@@ -195,6 +196,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   }
   // llama.cpp: a negative count is every layer; n_layer + 1 includes the output.
   m->fully_offloaded_ = gpu_memory().total_bytes > 0 && (n_gpu_layers < 0 || n_gpu_layers > m->n_layer());
+  if (opts.release_mapped_pages && !m->fully_offloaded_) m->released_ranges_ = mapped_ranges_of(load_path);
   if (opts.swappable) ModelLoader::discover(*m);
   return m;
 }
@@ -321,6 +323,11 @@ LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& opts)
   p.n_threads_batch = threads;
   p.cb_eval = opts.cb_eval;
   p.cb_eval_user_data = opts.cb_eval_user_data;
+  if (!model.released_ranges().empty()) {
+    releaser_ = std::make_unique<PageReleaser>(model.released_ranges(), opts.cb_eval, opts.cb_eval_user_data);
+    p.cb_eval = &PageReleaser::callback;
+    p.cb_eval_user_data = releaser_.get();
+  }
   p.no_perf = true;
   Logger quiet;
   ScopedLogCapture capture(quiet);
@@ -334,6 +341,8 @@ LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& opts)
 LlamaContext::~LlamaContext() {
   if (ctx_) llama_free(ctx_);
 }
+
+int64_t LlamaContext::released_bytes() const { return releaser_ ? releaser_->released_bytes() : 0; }
 
 int LlamaContext::n_ctx() const { return static_cast<int>(llama_n_ctx(ctx_)); }
 

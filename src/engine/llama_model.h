@@ -32,6 +32,10 @@ struct ggml_tensor;
 struct gguf_context;
 
 namespace cb::engine {
+class PageReleaser;
+}
+
+namespace cb::engine {
 
 using Token = int32_t;
 
@@ -67,6 +71,11 @@ struct ModelLoadOptions {
   // floats or n_expert*n_per_row for 3-D) used by the quantizer for
   // tensor_types; absent names quantize without one.
   std::map<std::string, std::vector<float>> imatrix;
+  // Unmap the file's pages of each layer's CPU weights once a micro-batch
+  // has used them (mapped_pages.h): the process then holds about one layer
+  // of the file at a time, not all of it; the page cache keeps the pages.
+  // Not done when every layer is on a GPU (the file then feeds no layer).
+  bool release_mapped_pages = true;
   Logger logger;  // receives llama.cpp's log while loading
 };
 
@@ -112,6 +121,9 @@ class LlamaModel {
   // Swappable models only: whether every op reading the tensor takes any
   // type (matrix products, row lookups); false e.g. for ssm_conv1d (F32 only).
   bool takes_any_type(const std::string& name) const { return tensors_.count(name) && !float_only_.count(name); }
+  // Where the model file is mapped, when its pages are released layer by
+  // layer (ModelLoadOptions::release_mapped_pages); else empty.
+  const std::vector<std::pair<uintptr_t, uintptr_t>>& released_ranges() const { return released_ranges_; }
 
   llama_model* raw() const { return model_; }
 
@@ -125,6 +137,7 @@ class LlamaModel {
   llama_model* model_ = nullptr;
   std::map<std::string, std::vector<ggml_tensor*>> tensors_;
   std::set<std::string> float_only_;
+  std::vector<std::pair<uintptr_t, uintptr_t>> released_ranges_;
 };
 
 // Evaluation callback (ggml_backend_sched_eval_callback): called with
@@ -206,10 +219,13 @@ class LlamaContext {
   int n_seq() const { return opts_.n_seq; }
   const LlamaModel& model() const { return model_; }
   llama_context* raw() const { return ctx_; }
+  // Bytes of the model file's mapping unmapped so far (0 when not released).
+  int64_t released_bytes() const;
 
  private:
   const LlamaModel& model_;
   ContextOptions opts_;
+  std::unique_ptr<PageReleaser> releaser_;  // ctx_'s eval callback (ctx_ is freed first)
   llama_context* ctx_ = nullptr;
   // Index of each output token of the last decode: batch index -> row in
   // `split_logits_` (when split) or llama output index.
