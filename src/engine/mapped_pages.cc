@@ -108,7 +108,9 @@ bool PageReleaser::on_eval(ggml_tensor* t, bool ask) {
   if (ask) {
     note_weights(t);
     chained_asked_ = chained_ && chained_(t, true, chained_user_data_);
-    return chained_asked_ || ends_a_layer(t);
+    // Only where weights from the file were read: a layer on a GPU is not
+    // cut from the next (each cut waits for the device).
+    return chained_asked_ || (ends_a_layer(t) && !pending_.empty());
   }
   // The scheduler has computed every node up to this one.
   if (ends_a_layer(t)) release_pending();

@@ -8,10 +8,11 @@
 // as a layer is done and mapped again by the next micro-batch (measured:
 // 12 ms to map 1.77 GB again from the page cache, against seconds for the
 // CPU to compute with it). PageReleaser does that, from llama.cpp's eval
-// callback: it asks for each layer's last node (`l_out-N`, and the logits
-// `result_output`), so the scheduler computes a layer at a time, and after
-// each it unmaps (MADV_DONTNEED) the pages of the weights read since the
-// last one, only where they lie in the file's mapping.
+// callback: it asks for the last node of each layer (`l_out-N`, and the
+// logits `result_output`) that read weights from the file's mapping, so the
+// scheduler computes up to there, and then unmaps (MADV_DONTNEED) the pages
+// of those weights, only where they lie in the mapping. Layers on a GPU
+// read none and are not cut apart.
 #pragma once
 
 #include <cstdint>
