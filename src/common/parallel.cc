@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -34,39 +32,6 @@ void parallel_for(int64_t n, int n_threads, const std::function<void(int64_t)>& 
   run_workers(static_cast<int>(std::clamp<int64_t>(n_threads, 1, n)), [&] {
     for (int64_t i = next++; i < n; i = next++) fn(i);
   });
-}
-
-namespace {
-
-struct Foreground {
-  std::atomic<int> scopes{0};
-  std::mutex mu;
-  std::condition_variable cv;
-};
-
-Foreground& foreground() {
-  static Foreground f;
-  return f;
-}
-
-}  // namespace
-
-ForegroundScope::ForegroundScope() { ++foreground().scopes; }
-
-ForegroundScope::~ForegroundScope() {
-  Foreground& f = foreground();
-  {
-    std::lock_guard<std::mutex> lk(f.mu);  // a yielder between its check and its wait sees this
-    --f.scopes;
-  }
-  f.cv.notify_all();
-}
-
-void yield_to_foreground() {
-  Foreground& f = foreground();
-  if (f.scopes.load(std::memory_order_relaxed) == 0) return;  // the common case: one load
-  std::unique_lock<std::mutex> lk(f.mu);
-  f.cv.wait(lk, [&] { return f.scopes.load() == 0; });
 }
 
 }  // namespace cb

@@ -18,20 +18,4 @@ void run_workers(int n_threads, const std::function<void()>& worker);
 // n_threads threads (dynamic: uneven items balance).
 void parallel_for(int64_t n, int n_threads, const std::function<void(int64_t)>& fn);
 
-// Work on the critical path asks background work to step aside while it
-// runs: while a ForegroundScope is alive (a GPU sweep waiting for its
-// scoring, the device idle), workers that call yield_to_foreground()
-// between pieces of work (the conversions of units ahead) wait. Nothing
-// that a scope's owner waits for may yield.
-class ForegroundScope {
- public:
-  ForegroundScope();
-  ~ForegroundScope();
-  ForegroundScope(const ForegroundScope&) = delete;
-  ForegroundScope& operator=(const ForegroundScope&) = delete;
-};
-
-// Returns at once when no ForegroundScope is alive, else once none is.
-void yield_to_foreground();
-
 }  // namespace cb

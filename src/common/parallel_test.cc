@@ -5,7 +5,6 @@
 #include <sched.h>
 
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -38,24 +37,6 @@ TEST(Parallel, EveryIndexExactlyOnceOnAnyThreadCount) {
     for (const auto& h : hits) ASSERT_EQ(h.load(), 1) << threads;
   }
   parallel_for(0, 4, [](int64_t) { FAIL(); });
-}
-
-TEST(Parallel, BackgroundWorkWaitsWhileAForegroundScopeIsAlive) {
-  yield_to_foreground();  // no scope: returns at once
-  std::atomic<bool> passed{false};
-  std::thread background;
-  {
-    ForegroundScope scope;
-    ForegroundScope nested;  // scopes count: the last one to end lets it go
-    background = std::thread([&] {
-      yield_to_foreground();
-      passed = true;
-    });
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    EXPECT_FALSE(passed.load());
-  }
-  background.join();
-  EXPECT_TRUE(passed.load());
 }
 
 }  // namespace

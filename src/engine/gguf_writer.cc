@@ -124,7 +124,6 @@ void quantize_slab(const SlabArgs& a, int n_threads) {
     std::vector<uint8_t> raw;
     std::vector<float> f32;
     for (;;) {
-      yield_to_foreground();  // conversions ahead give way to a sweep's critical path
       const int64_t row = next.load();
       if (row >= a.n_rows || failed) return;
       const int64_t global = a.first_row + row;

@@ -304,12 +304,10 @@ class BackgroundScoring {
       }
     });
   }
-  // Seconds spent waiting. The GPU waits too, so conversions ahead (the
-  // other consumer of the CPUs) pause until the scoring is done.
+  // Seconds spent waiting.
   double wait() {
     if (!thread_.joinable()) return 0;
     const auto t0 = std::chrono::steady_clock::now();
-    const ForegroundScope critical;
     thread_.join();
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
