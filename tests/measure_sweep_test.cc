@@ -245,7 +245,18 @@ TEST(MeasureSweep, MemoryProjectionRefusesAndReferenceOnlyFills) {
     const auto base = stock_preset_types(o.source_path, "Q4_K_M", false);
     const int64_t two = project_memory(gpu, model, base).device_bytes;
     gpu.lanes = 1;
-    EXPECT_EQ(two - project_memory(gpu, model, base).device_bytes, (int64_t{256} << 20) + int64_t{512} * 8192 * 4);
+    const int64_t one = project_memory(gpu, model, base).device_bytes;
+    EXPECT_EQ(two - one, (int64_t{256} << 20) + int64_t{512} * 8192 * 4);
+    // By default one lane wherever a layer stays on the host: fewer layers
+    // asked for, or a --max-vram the base mix does not fit whole.
+    gpu.lanes = 0;
+    gpu.n_gpu_layers = model.n_layers;  // the output stays on the host
+    EXPECT_EQ(project_memory(gpu, model, base).device_bytes, one);
+    gpu.n_gpu_layers = 999;
+    gpu.max_device_bytes = project_memory(gpu, model, base).base_model_bytes;  // no room for the reserve
+    EXPECT_EQ(project_memory(gpu, model, base).device_bytes, one);
+    gpu.max_device_bytes = int64_t{64} << 30;
+    EXPECT_EQ(project_memory(gpu, model, base).device_bytes, two);
   }
   o.max_host_bytes = p.host_bytes - 1;
   EXPECT_THROW(run_measure(o), BudgetError);

@@ -80,7 +80,16 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
   p.reference_store_bytes = static_cast<int64_t>(o.stop.max_chunks) * (o.ctx - 1 - e.first_scored) * (8 * k + 8);
   p.swap_bytes = largest_unit_bytes(model, o.plan, largest_type(o));
   const bool gpu = o.n_gpu_layers > 0;
-  p.context_bytes = context_bytes(e, model, n_vocab, gpu && o.lanes != 1);
+  p.context_bytes = context_bytes(e, model, n_vocab, false);
+  if (gpu && o.lanes != 1) {
+    // Two lanes by default only with every layer and the output on the
+    // device (Evaluator's lane_count): not when fewer layers are asked for,
+    // nor when --max-vram will keep some on the host (LlamaModel::load fits
+    // the layers to it).
+    const bool all_layers = o.n_gpu_layers > model.n_layers;
+    const bool fits = o.max_device_bytes <= 0 || p.base_model_bytes + engine::kDeviceReserveBytes <= o.max_device_bytes;
+    if (o.lanes >= 2 || (all_layers && fits)) p.context_bytes = context_bytes(e, model, n_vocab, true);
+  }
   // On a GPU the next units are converted ahead into host memory, at most
   // prefetch_max_bytes of them.
   const int64_t ahead_bytes = std::min(o.prefetch_max_bytes, static_cast<int64_t>(kPrefetchUnits) * p.swap_bytes);
