@@ -32,11 +32,8 @@ struct ggml_tensor;
 struct gguf_context;
 
 namespace cb::engine {
-class PageReleaser;
-}
 
-namespace cb::engine {
-
+class PageReleaser;  // mapped_pages.h
 using Token = int32_t;
 
 struct ModelLoadOptions {
