@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -125,7 +124,11 @@ void PageReleaser::note_weights(const ggml_tensor* t) {
     if (!ggml_backend_buffer_is_host(src->buffer)) continue;
     const auto b = reinterpret_cast<uintptr_t>(src->data);
     const uintptr_t e = b + ggml_nbytes(src);
-    if (overlaps(b, e, file_ranges_)) pending_.emplace_back(b, e);
+    // A weight several nodes read (an SSM's, a tied embedding) is given back once.
+    const AddressRange r{b, e};
+    if (overlaps(b, e, file_ranges_) && std::find(pending_.begin(), pending_.end(), r) == pending_.end()) {
+      pending_.push_back(r);
+    }
   }
 }
 
