@@ -137,6 +137,58 @@ TEST(EvalEvaluator, InPlaceRealSwapEqualsFreshLoad) {
   EXPECT_THROW(ev.set_tensor_type("no.such.weight", "q2_K"), RecipeError);
 }
 
+// The reference pass without the source model loaded: the base mix's
+// weights re-pointed at the source file's mapped bytes compute exactly what
+// the F16 model loaded on its own computes (same types, same kernels), on a
+// llama and on a hybrid MoE (3-D experts, SSM); the base mix and a swap made
+// before come back; a file of another model is refused and changes nothing.
+TEST(EvalEvaluator, ReferenceThroughAViewEqualsTheSourceModel) {
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  const std::string moe = test::model("cb-hybrid-moe-F16.gguf");
+  const std::map<std::string, std::map<std::string, std::string>> bases = {
+      {kModel, {{"token_embd.weight", "q4_K"}, {"blk.0.attn_q.weight", "q2_K"}, {"blk.3.ffn_down.weight", "q4_K"},
+                {"output.weight", "q6_K"}}},
+      {moe, {{"token_embd.weight", "q4_K"}, {"blk.0.ffn_up_exps.weight", "q3_K"}, {"blk.1.ssm_in.weight", "q4_K"},
+             {"blk.0.ffn_down_shexp.weight", "q5_K"}}}};
+  for (const auto& [model, base] : bases) {
+    EvalOptions opts{.ctx = 128, .max_chunks = 3, .n_threads = 2, .top_k = 64};
+    ReferenceStore loaded;
+    {
+      Evaluator f16(model, text, opts);
+      loaded = f16.build_reference();
+    }
+    opts.work_dir = test::temp_dir("eval-view");
+    opts.tensor_types = base;
+    Evaluator ev(model, text, opts);
+    ASSERT_TRUE(ev.can_view_reference()) << model;
+    TokenSeries before;
+    ev.run(&loaded, {}, &before);
+    const std::string swapped = base.rbegin()->first;
+    ev.set_tensor_type(swapped, "q2_K");
+    ReferenceStore viewed = ev.empty_reference();
+    ev.extend_reference_from(model, viewed, 3);
+    ASSERT_EQ(viewed.n_filled(), 3);
+    ASSERT_EQ(viewed.n_tokens(), loaded.n_tokens());
+    for (int64_t t = 0; t < loaded.n_tokens(); ++t) {
+      ASSERT_EQ(viewed.target_log_prob(t), loaded.target_log_prob(t)) << model << " token " << t;
+      ASSERT_EQ(viewed.tail_log_mass(t), loaded.tail_log_mass(t)) << model << " token " << t;
+      for (int k = 0; k < loaded.top_k(); ++k) {
+        ASSERT_EQ(viewed.ids(t)[k], loaded.ids(t)[k]) << t;
+        ASSERT_EQ(viewed.log_probs(t)[k], loaded.log_probs(t)[k]) << t;
+      }
+    }
+    // The base mix is back (the swap too was put back), bit for bit.
+    EXPECT_EQ(ev.tensor_types().at(swapped), base.at(swapped));
+    ReferenceStore again = ev.empty_reference();
+    EXPECT_THROW(ev.extend_reference_from(test::model("stories260K.gguf"), again, 1), MismatchError);
+    TokenSeries after;
+    ev.run(&loaded, {}, &after);
+    EXPECT_EQ(after.nll_nats, before.nll_nats) << model;
+    EXPECT_EQ(after.kld_nats, before.kld_nats) << model;
+    EXPECT_GT(before.kld_nats.size(), 0u);
+  }
+}
+
 // Units converted ahead on a background thread (measure's prefetch on a
 // GPU) swap in the same bytes as a conversion at swap time; a prefetch of
 // another type, or past its byte cap, is not used.

@@ -1,7 +1,12 @@
 #include "engine/eval_swap.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -27,6 +32,33 @@ struct Saved {
 
 struct TensorSwapper::Swap {
   std::vector<Saved> handles;
+};
+
+// A GGUF mapped read-only (no MAP_POPULATE: pages come in as layers read
+// them), wrapped as a host buffer of weights so the scheduler places the
+// ops that read it as it places the loaded model's.
+struct TensorSwapper::FileView {
+  explicit FileView(const std::string& path) : gguf(path) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+    size = static_cast<size_t>(gguf.file_size_bytes());
+    addr = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);  // the mapping keeps the file
+    if (addr == MAP_FAILED) throw InputError(fmt::format("{}: cannot map ({})", path, std::strerror(errno)));
+    buffer = ggml_backend_cpu_buffer_from_ptr(addr, size);
+    ggml_backend_buffer_set_usage(buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  }
+  ~FileView() {
+    ggml_backend_buffer_free(buffer);  // frees the handle, not the mapping
+    ::munmap(addr, size);
+  }
+  FileView(const FileView&) = delete;
+  FileView& operator=(const FileView&) = delete;
+
+  GgufFile gguf;
+  void* addr = nullptr;
+  size_t size = 0;
+  ggml_backend_buffer_t buffer = nullptr;
 };
 
 namespace {
@@ -183,6 +215,51 @@ void TensorSwapper::restore_all() {
     for (Saved& s : swap->handles) put_back(s);
   }
   swaps_.clear();
+  view_.reset();  // nothing points into it now
+}
+
+bool TensorSwapper::all_on_host() const {
+  for (const auto& [name, handles] : model_.all_tensor_handles()) {
+    for (const ggml_tensor* h : handles) {
+      if (!ggml_backend_buffer_is_host(h->buffer)) return false;
+    }
+  }
+  return true;
+}
+
+std::pair<uintptr_t, uintptr_t> TensorSwapper::view_file(const std::string& path) {
+  restore_all();
+  if (!all_on_host()) throw EngineError("a file view needs every weight in host memory (none on a device)");
+  auto view = std::make_unique<FileView>(path);
+  auto* base = static_cast<uint8_t*>(view->addr) + view->gguf.data_offset();
+  std::map<std::string, std::unique_ptr<Swap>> swaps;
+  for (const auto& [name, handles] : model_.all_tensor_handles()) {
+    const int64_t i = view->gguf.find_tensor(name);
+    const ggml_tensor* t0 = handles.front();
+    const std::vector<int64_t> shape = i < 0 ? std::vector<int64_t>{} : view->gguf.tensor_shape(i);
+    bool same = i >= 0 && static_cast<int>(shape.size()) <= GGML_MAX_DIMS;
+    for (int d = 0; same && d < GGML_MAX_DIMS; ++d) same = (d < static_cast<int>(shape.size()) ? shape[d] : 1) == t0->ne[d];
+    if (!same) {
+      for (auto& [n, sw] : swaps) for (Saved& s : sw->handles) put_back(s);
+      throw MismatchError(i < 0 ? fmt::format("{}: no tensor {} (the model reads one)", path, name)
+                                : fmt::format("{}: tensor {} is shaped otherwise than the model's", path, name));
+    }
+    // Every tensor, also one of the same type: its bytes may differ (another
+    // imatrix), and the model's own pages then stay unread.
+    auto swap = std::make_unique<Swap>();
+    for (ggml_tensor* h : handles) {
+      Saved s{h, h->type, {}, h->data, h->buffer, nullptr};
+      std::memcpy(s.nb, h->nb, sizeof(s.nb));
+      swap->handles.push_back(s);
+      point_at(h, static_cast<ggml_type>(view->gguf.tensor_type(i)), view->buffer);
+      h->data = base + view->gguf.tensor_offset(i);
+    }
+    swaps[name] = std::move(swap);
+  }
+  swaps_ = std::move(swaps);
+  view_ = std::move(view);
+  const auto b = reinterpret_cast<uintptr_t>(view_->addr);
+  return {b, b + view_->size};
 }
 
 std::map<std::string, std::string> TensorSwapper::tensor_types() const {

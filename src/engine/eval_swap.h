@@ -16,10 +16,12 @@
 // CUDA graphs off for this reason.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/llama_model.h"
@@ -46,7 +48,22 @@ class TensorSwapper {
   void set_simulated(const std::string& name, const std::string& type_name,
                      const std::vector<float>* imatrix = nullptr);
   void restore(const std::string& name);
+  // Puts every tensor back (and ends a view_file).
   void restore_all();
+
+  // Every swappable tensor whose type differs from the GGUF at `path` (the
+  // same names and shapes: the source, or a reference model made from it)
+  // re-pointed, in place and without a copy, at that tensor's bytes in a
+  // read-only mapping of the file: the loaded model then computes as that
+  // file's model would (same types, same kernels), reading none of its own
+  // weights, so a reference pass needs no second model in memory. Returns
+  // the mapping's address range; its pages are the file's, which a page
+  // releaser may give back layer by layer. Needs every tensor in host memory
+  // (all_on_host). restore_all() ends it. Throws MismatchError (a tensor
+  // missing or shaped otherwise), InputError (cannot map the file).
+  std::pair<uintptr_t, uintptr_t> view_file(const std::string& path);
+  // Whether every swappable tensor lies in host memory (none on a device).
+  bool all_on_host() const;
 
   // A tensor to convert ahead of its set_type: name, type, imatrix (or empty).
   struct Ahead {
@@ -77,6 +94,8 @@ class TensorSwapper {
   LlamaModel& model_;
   std::unique_ptr<TensorSource> source_;
   std::map<std::string, std::unique_ptr<Swap>> swaps_;
+  struct FileView;
+  std::unique_ptr<FileView> view_;  // view_file's mapping, while it lasts
   int64_t n_prefetched_ = 0;
   std::unique_ptr<ConvertAhead> ahead_;  // declared last: its thread stops first
 };

@@ -201,6 +201,17 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   return m;
 }
 
+void LlamaModel::begin_view(std::pair<uintptr_t, uintptr_t> view_range) {
+  if (released_ranges_.empty()) return;
+  release_pages(released_ranges_);
+  released_ranges_.push_back(view_range);
+}
+
+void LlamaModel::end_view(std::pair<uintptr_t, uintptr_t> view_range) {
+  released_ranges_.erase(std::remove(released_ranges_.begin(), released_ranges_.end(), view_range),
+                         released_ranges_.end());
+}
+
 LlamaModel::~LlamaModel() {
   if (model_) llama_model_free(model_);
 }
@@ -324,7 +335,7 @@ LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& opts)
   p.cb_eval = opts.cb_eval;
   p.cb_eval_user_data = opts.cb_eval_user_data;
   if (!model.released_ranges().empty()) {
-    releaser_ = std::make_unique<PageReleaser>(model.released_ranges(), opts.cb_eval, opts.cb_eval_user_data);
+    releaser_ = std::make_unique<PageReleaser>(&model.released_ranges(), opts.cb_eval, opts.cb_eval_user_data);
     p.cb_eval = &PageReleaser::callback;
     p.cb_eval_user_data = releaser_.get();
   }

@@ -121,6 +121,12 @@ class LlamaModel {
   // Where the model file is mapped, when its pages are released layer by
   // layer (ModelLoadOptions::release_mapped_pages); else empty.
   const std::vector<std::pair<uintptr_t, uintptr_t>>& released_ranges() const { return released_ranges_; }
+  // While a TensorSwapper::view_file lasts: the model's own file pages given
+  // back at once (none is read meanwhile) and the viewed file's released
+  // layer by layer as the model's are; end_view undoes it. No-ops on a model
+  // whose pages are not released.
+  void begin_view(std::pair<uintptr_t, uintptr_t> view_range);
+  void end_view(std::pair<uintptr_t, uintptr_t> view_range);
 
   llama_model* raw() const { return model_; }
 

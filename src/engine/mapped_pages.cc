@@ -96,8 +96,21 @@ int64_t resident_bytes_of(const std::vector<AddressRange>& ranges) {
 #endif
 }
 
-PageReleaser::PageReleaser(std::vector<AddressRange> file_ranges, EvalCallbackFn chained, void* chained_user_data)
-    : file_ranges_(std::move(file_ranges)), chained_(chained), chained_user_data_(chained_user_data) {}
+int64_t release_pages(const std::vector<AddressRange>& ranges) {
+  int64_t bytes = 0;
+#if defined(__linux__)
+  for (const auto& [b, e] : ranges) {
+    if (b < e && ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED) == 0) bytes += static_cast<int64_t>(e - b);
+  }
+#else
+  (void)ranges;
+#endif
+  return bytes;
+}
+
+PageReleaser::PageReleaser(const std::vector<AddressRange>* file_ranges, EvalCallbackFn chained,
+                           void* chained_user_data)
+    : file_ranges_(file_ranges), chained_(chained), chained_user_data_(chained_user_data) {}
 
 bool PageReleaser::callback(ggml_tensor* t, bool ask, void* user_data) {
   return static_cast<PageReleaser*>(user_data)->on_eval(t, ask);
@@ -126,7 +139,7 @@ void PageReleaser::note_weights(const ggml_tensor* t) {
     const uintptr_t e = b + ggml_nbytes(src);
     // A weight several nodes read (an SSM's, a tied embedding) is given back once.
     const AddressRange r{b, e};
-    if (overlaps(b, e, file_ranges_) && std::find(pending_.begin(), pending_.end(), r) == pending_.end()) {
+    if (overlaps(b, e, *file_ranges_) && std::find(pending_.begin(), pending_.end(), r) == pending_.end()) {
       pending_.push_back(r);
     }
   }
@@ -138,7 +151,7 @@ void PageReleaser::release_pending() {
   for (const auto& [b, e] : pending_) {
     // Whole pages, kept inside the file's mapping: a page shared with the
     // next weight is mapped again when that one is read (the same bytes).
-    for (const auto& [rb, re] : file_ranges_) {
+    for (const auto& [rb, re] : *file_ranges_) {
       const uintptr_t lo = std::max(b & ~(page - 1), rb), hi = std::min((e + page - 1) & ~(page - 1), re);
       if (lo >= hi) continue;
       if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0) {

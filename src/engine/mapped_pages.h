@@ -35,13 +35,18 @@ std::vector<AddressRange> mapped_ranges_of(const std::string& path);
 // /proc/self/smaps for the mappings that overlap them); -1 off Linux.
 int64_t resident_bytes_of(const std::vector<AddressRange>& ranges);
 
+// Gives back (MADV_DONTNEED) the pages of `ranges`, which must be read-only
+// file mappings; returns the bytes given back.
+int64_t release_pages(const std::vector<AddressRange>& ranges);
+
 using EvalCallbackFn = bool (*)(ggml_tensor* t, bool ask, void* user_data);
 
 class PageReleaser {
  public:
-  // `chained` (may be null) is the caller's own callback: asked and told
-  // exactly as if it were the only one.
-  PageReleaser(std::vector<AddressRange> file_ranges, EvalCallbackFn chained, void* chained_user_data);
+  // `file_ranges`: the model's (LlamaModel::released_ranges, read each time:
+  // a view adds to them). `chained` (may be null) is the caller's own
+  // callback: asked and told exactly as if it were the only one.
+  PageReleaser(const std::vector<AddressRange>* file_ranges, EvalCallbackFn chained, void* chained_user_data);
 
   // The callback to give llama.cpp, with `this` as user data.
   static bool callback(ggml_tensor* t, bool ask, void* user_data);
@@ -53,7 +58,7 @@ class PageReleaser {
   void note_weights(const ggml_tensor* t);
   void release_pending();
 
-  std::vector<AddressRange> file_ranges_;
+  const std::vector<AddressRange>* file_ranges_;
   EvalCallbackFn chained_;
   void* chained_user_data_;
   bool chained_asked_ = false;  // the chained callback wanted the node asked last

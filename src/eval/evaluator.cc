@@ -410,6 +410,29 @@ void Evaluator::extend_reference(ReferenceStore& store, int n_chunks, const Prog
   }
 }
 
+bool Evaluator::can_view_reference() const {
+  return !impl_->model->released_ranges().empty() && impl_->swapper->all_on_host();
+}
+
+void Evaluator::extend_reference_from(const std::string& reference_path, ReferenceStore& store, int n_chunks,
+                                      const ProgressFn& progress) {
+  check_same_key(reference_key(), store.key(), "extend_reference_from");
+  if (store.n_filled() >= std::min(n_chunks, this->n_chunks())) return;
+  const auto range = impl_->swapper->view_file(reference_path);
+  impl_->model->begin_view(range);
+  const auto end = [&] {
+    impl_->model->end_view(range);
+    impl_->swapper->restore_all();
+  };
+  try {
+    extend_reference(store, n_chunks, progress);
+  } catch (...) {
+    end();
+    throw;
+  }
+  end();
+}
+
 ReferenceStore Evaluator::build_reference(const ProgressFn& progress) {
   ReferenceStore store = empty_reference();
   extend_reference(store, n_chunks(), progress);

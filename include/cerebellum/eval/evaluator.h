@@ -172,6 +172,19 @@ class Evaluator {
   // Fills `store` (this evaluator's key) up to chunk `n_chunks` (exclusive)
   // with this model's current distributions.
   void extend_reference(ReferenceStore& store, int n_chunks, const ProgressFn& progress = {});
+  // The same with the distributions of the model in `reference_path` (the
+  // source, or EvalOptions::reference_model_path: same tensor names and
+  // shapes, any types), computed by this loaded model with its weights
+  // re-pointed at that file's mapped bytes (engine::TensorSwapper::view_file)
+  // and restored after: bit-identical to loading that file, with no second
+  // model in memory and its pages given back layer by layer. Only where
+  // can_view_reference(); swaps in place are restored.
+  void extend_reference_from(const std::string& reference_path, ReferenceStore& store, int n_chunks,
+                             const ProgressFn& progress = {});
+  // Whether every weight is in host memory, its pages released layer by
+  // layer (a CPU model loaded from a mapped file): extend_reference_from then
+  // holds one layer of the reference at a time.
+  bool can_view_reference() const;
 
   // In-place type swaps (see engine/eval_swap.h), always converted from the
   // model file (the full-precision source): set_tensor_type runs the tensor
