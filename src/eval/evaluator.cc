@@ -519,12 +519,16 @@ EvalSummary summarize(const TokenSeries& s) {
 }
 
 ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
-                                       const ProgressFn& progress, const Logger& logger) {
+                                       const ProgressFn& progress, const Logger& logger, const std::string& view_of) {
+  const auto fill = [&](ReferenceStore& store) {
+    const int n = store.key().n_chunks;
+    view_of.empty() ? ev.extend_reference(store, n, progress) : ev.extend_reference_from(view_of, store, n, progress);
+  };
   if (!path.empty() && std::filesystem::exists(path)) {
     try {
       ReferenceStore store = ReferenceStore::load(path, ev.reference_key());
       if (store.n_filled() < store.key().n_chunks) {  // left partly filled by a sweep
-        ev.extend_reference(store, store.key().n_chunks, progress);
+        fill(store);
         store.save(path);
       }
       return store;
@@ -532,7 +536,8 @@ ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
       logger.warn(fmt::format("reference cache is damaged ({}); rebuilding it", e.what()));
     }
   }
-  ReferenceStore store = ev.build_reference(progress);
+  ReferenceStore store = ev.empty_reference();
+  fill(store);
   if (!path.empty()) store.save(path);
   return store;
 }

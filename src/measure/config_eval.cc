@@ -85,7 +85,9 @@ class SimulatedEval : public ConfigEval {
 
 // The base mix loaded once in its real types; a configuration is a set of
 // in-place swaps to real types (converted from the source). The reference
-// pass loads the source on its own, with the base released.
+// pass, on the CPU, runs the base mix with its weights pointed at the
+// reference file's mapped bytes (Evaluator::extend_reference_from); with
+// layers on a device it loads the reference on its own, the base released.
 class ResidentEval : public ConfigEval {
  public:
   ResidentEval(std::unique_ptr<eval::Evaluator> base_ev, std::string source, std::string reference,
@@ -122,9 +124,16 @@ class ResidentEval : public ConfigEval {
 
   void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
     if (ref.n_filled() >= n_chunks) return;
+    current_.clear();
+    if (opts_.n_gpu_layers == 0) {  // on the CPU: through the base mix, viewing the reference's file
+      load();
+      if (ev_->can_view_reference()) {
+        ev_->extend_reference_from(reference_, ref, n_chunks);
+        return;
+      }
+    }
     prefetched_ = prefetched_swaps();
     ev_.reset();  // never both models at once
-    current_.clear();
     eval::EvalOptions o = opts_;
     o.tensor_types.clear();
     o.built_model_path.clear();

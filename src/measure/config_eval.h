@@ -65,7 +65,9 @@ std::unique_ptr<ConfigEval> make_simulated(eval::Evaluator& ev, const TypeMap& b
 
 // `base_ev` holds the source loaded with the base types (EvalOptions::
 // tensor_types = base, as in `opts`); swaps convert from `source`, and
-// extend_reference releases the base and loads `reference` ("" = source) alone.
+// extend_reference computes `reference` ("" = source) through the base mix
+// on the CPU (its weights pointed at the file's bytes), or, with layers on a
+// device, releases the base and loads the reference alone.
 std::unique_ptr<ConfigEval> make_resident(std::unique_ptr<eval::Evaluator> base_ev,
                                           const std::string& source, const std::string& reference,
                                           const std::string& text, const eval::EvalOptions& opts,

@@ -416,15 +416,30 @@ void Sweep::load_reference_cache(const eval::Evaluator& ev, const std::string& p
 }
 
 void Sweep::reference_only(const MeasureText& text) {
-  const std::string ref_path = reference_path(text.domain);
-  eval::Evaluator ev(o_.reference_model.empty() ? o_.source_path : o_.reference_model, read_file(text.path),
-                     eval_options(), o_.logger);
-  load_reference_cache(ev, ref_path, text.domain);
+  const std::string ref_path = reference_path(text.domain), body = read_file(text.path);
+  const std::string reference = o_.reference_model.empty() ? o_.source_path : o_.reference_model;
+  // On the CPU the base mix the shards load anyway (built here, once) computes
+  // the reference, its weights pointed at the reference's file: one model in memory.
+  eval::EvalOptions eo = eval_options();
+  bool view = o_.mode == EvalMode::kResident && eo.n_gpu_layers == 0;
+  if (view) {
+    eo.tensor_types = base_;
+    eo.built_model_path = base_model_path(o_);
+    eo.work_dir = fs::path(o_.out_path).parent_path().string();
+  }
+  auto ev = std::make_unique<eval::Evaluator>(view ? o_.source_path : reference, body, eo, o_.logger);
+  if (view && !ev->can_view_reference()) {  // its pages could not be released: load the reference itself
+    ev.reset();
+    ev = std::make_unique<eval::Evaluator>(reference, body, eval_options(), o_.logger);
+    view = false;
+  }
+  load_reference_cache(*ev, ref_path, text.domain);
   const int n = ref_.key().n_chunks;
   if (ref_.n_filled() < n) {
-    ev.extend_reference(ref_, n, [&](const Progress& p) {
+    const auto progress = [&](const Progress& p) {
       if (o_.progress) o_.progress({"reference", p.done, p.total, text.domain});
-    });
+    };
+    view ? ev->extend_reference_from(reference, ref_, n, progress) : ev->extend_reference(ref_, n, progress);
     ref_dirty_ = true;
   }
   summary.chunks_evaluated += n;

@@ -89,11 +89,27 @@ const std::string& reference_model(const QuantizeOptions& o) {
   return o.measure.reference_model.empty() ? o.source : o.measure.reference_model;
 }
 
+// The reference's top-K on `text`, cached at `store`: on the CPU computed by
+// the candidate (a build of the same tensors) with its weights pointed at
+// the reference's file, one model in memory; with a GPU by the reference
+// loaded alone.
+eval::ReferenceStore gate_reference(const QuantizeOptions& o, const std::string& candidate, const std::string& text,
+                                    const std::string& store) {
+  if (o.measure.n_gpu_layers == 0) {
+    eval::EvalOptions eo = gate_eval_options(o);
+    eo.reference_model_path = reference_model(o);  // the store's key: the reference's
+    eval::Evaluator ev(candidate, text, eo, o.logger);
+    if (ev.can_view_reference()) return eval::load_or_build_reference(ev, store, o.progress, o.logger, reference_model(o));
+  }
+  eval::Evaluator ref_ev(reference_model(o), text, gate_eval_options(o), o.logger);
+  return eval::load_or_build_reference(ref_ev, store, o.progress, o.logger);
+}
+
 // The eval texts (the first calibration text when none is given) with their
 // references, each from a load of the reference model released before the
 // next: one model in memory at a time. The first keeps the store name it had
 // when the gate had one text.
-std::vector<GateText> gate_texts(const QuantizeOptions& o, const std::string& run_dir) {
+std::vector<GateText> gate_texts(const QuantizeOptions& o, const std::string& run_dir, const std::string& candidate) {
   std::vector<measure::MeasureText> specs = o.gate.eval_texts;
   if (specs.empty()) specs.push_back(o.measure.texts.front());
   std::vector<GateText> out;
@@ -101,8 +117,7 @@ std::vector<GateText> gate_texts(const QuantizeOptions& o, const std::string& ru
     GateText g{specs[i], read_file(specs[i].path), {}};
     const std::string store =
         i == 0 ? run_dir + "/eval-reference.bin" : fmt::format("{}/eval-reference-{}.bin", run_dir, specs[i].domain);
-    eval::Evaluator ref_ev(reference_model(o), g.text, gate_eval_options(o), o.logger);
-    g.ref = eval::load_or_build_reference(ref_ev, store, o.progress, o.logger);
+    g.ref = gate_reference(o, candidate, g.text, store);
     out.push_back(std::move(g));
   }
   return out;
@@ -207,7 +222,7 @@ void write_eval_json(const QuantizeOptions& o, const QuantizeResult& r, const st
 void run_gate(const QuantizeOptions& o, const ModelInfo& model, const std::string& candidate,
               const std::string& baseline_path, const std::vector<Contender>& rivals,
               const std::map<std::string, int64_t>& preset_sizes, QuantizeResult& r) {
-  const std::vector<GateText> texts = gate_texts(o, r.run_dir);
+  const std::vector<GateText> texts = gate_texts(o, r.run_dir, candidate);
   const std::vector<Scored> ours = score_everywhere(o, "cerebellum", candidate, texts);
   const std::vector<Scored> base = score_everywhere(o, "stock " + r.baseline_preset, baseline_path, texts);
   const auto rival_records = score_contenders(o, model, rivals, texts, r.run_dir);

@@ -72,23 +72,45 @@ class SwapBench {
       for (const auto& c : t.candidates) bytes_[t.name][c.type] = c.size_bytes;
     }
     device_room_bytes_ = device_room(o);
-    {
-      eval::Evaluator f16(o.reference_model.empty() ? source : o.reference_model, text_, eo_, o.logger);
-      if (f16.n_chunks() < o.first_chunk + o.n_chunks) {
-        throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o.text_path,
-                                     f16.n_chunks(), o.ctx, o.first_chunk + o.n_chunks, o.first_chunk, o.n_chunks));
-      }
-      ref_ = f16.empty_reference();
-      f16.extend_reference(ref_, o.first_chunk + o.n_chunks);
-    }
+    const std::string reference = o.reference_model.empty() ? source : o.reference_model;
     eo_.work_dir = o.work_dir;
     eo_.built_model_path = o.base_model_path;
-    load(base_types(p));
+    // On the CPU the base mix computes the reference too, its weights pointed
+    // at the reference's file (one model in memory); else that file is loaded
+    // alone first.
+    if (o.n_gpu_layers == 0) load(base_types(p));
+    if (ev_ && ev_->can_view_reference()) {
+      check_chunks(*ev_);
+      ref_ = ev_->empty_reference();
+      ev_->extend_reference_from(reference, ref_, o.first_chunk + o.n_chunks);
+    } else {
+      ev_.reset();
+      n_loads_ = 0;
+      {
+        eval::Evaluator f16(reference, text_, eo_without_base(), o.logger);
+        check_chunks(f16);
+        ref_ = f16.empty_reference();
+        f16.extend_reference(ref_, o.first_chunk + o.n_chunks);
+      }
+      load(base_types(p));
+    }
     eo_.built_model_path.clear();  // other configurations: temporary files,
     eo_.donor_model_path = o.base_model_path;  // their unchanged tensors copied from the base mix
   }
 
   const std::map<std::string, std::string>& memory_types() const { return memory_; }
+  void check_chunks(const eval::Evaluator& ev) const {
+    if (ev.n_chunks() < o_.first_chunk + o_.n_chunks) {
+      throw InputError(fmt::format("{}: {} chunks of {} tokens, the search needs {} (first {} + {})", o_.text_path,
+                                   ev.n_chunks(), o_.ctx, o_.first_chunk + o_.n_chunks, o_.first_chunk, o_.n_chunks));
+    }
+  }
+  eval::EvalOptions eo_without_base() const {
+    eval::EvalOptions e = eo_;
+    e.tensor_types.clear();
+    e.built_model_path.clear();
+    return e;
+  }
   int n_reloads() const { return n_loads_ - 1; }
 
   // Brings the tensors of `types` that differ from what is loaded to their type.

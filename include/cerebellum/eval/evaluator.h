@@ -224,7 +224,10 @@ class Evaluator {
 // (MismatchError if it exists for something else), else builds it with `ev`
 // and saves it there. Empty path: build without saving. A store that is
 // truncated or fails its checksum is a damaged cache: rebuilt, with a warning.
+// `view_of` non-empty: the store's model is that file, computed through `ev`
+// (Evaluator::extend_reference_from; ev.can_view_reference() must hold).
 ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
-                                       const ProgressFn& progress = {}, const Logger& logger = {});
+                                       const ProgressFn& progress = {}, const Logger& logger = {},
+                                       const std::string& view_of = "");
 
 }  // namespace cb::eval
