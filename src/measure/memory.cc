@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -62,6 +63,17 @@ int64_t context_bytes(const eval::EvalOptions& e, const ModelInfo& model, int64_
   return n_ctx * kv_rows * 2 + n_ctx * n_vocab * 4 + compute_bytes;
 }
 
+// The largest layer (or the non-layer tensors together) of the reference,
+// scaled from the source's by their files' sizes.
+int64_t largest_layer_bytes(const ModelInfo& model, int64_t reference_file_bytes) {
+  std::map<int, int64_t> by_layer;
+  for (const auto& t : model.tensors) by_layer[t.layer] += t.size_bytes;
+  int64_t largest = 0;
+  for (const auto& [layer, bytes] : by_layer) largest = std::max(largest, bytes);
+  const double scale = model.file_size_bytes > 0 ? static_cast<double>(reference_file_bytes) / model.file_size_bytes : 1.0;
+  return static_cast<int64_t>(static_cast<double>(largest) * scale);
+}
+
 }  // namespace
 
 MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
@@ -95,7 +107,12 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
   const int64_t ahead_bytes = std::min(o.prefetch_max_bytes, static_cast<int64_t>(kPrefetchUnits) * p.swap_bytes);
   p.host_bytes = p.base_model_bytes + p.reference_store_bytes + (gpu ? ahead_bytes : p.swap_bytes + p.context_bytes);
   p.device_bytes = gpu ? p.base_model_bytes + p.swap_bytes + p.context_bytes : 0;
-  p.reference_pass_host_bytes = p.reference_model_bytes + p.reference_store_bytes + (gpu ? 0 : p.context_bytes);
+  // On the CPU the pass runs through the base mix, reading the reference's
+  // file a layer at a time (Evaluator::extend_reference_from); on a GPU it
+  // loads that file.
+  p.reference_pass_host_bytes = gpu ? p.reference_model_bytes + p.reference_store_bytes
+                                    : p.base_model_bytes + largest_layer_bytes(model, p.reference_model_bytes) +
+                                          p.reference_store_bytes + p.context_bytes;
   p.reference_pass_device_bytes = gpu ? std::min(p.reference_model_bytes + p.context_bytes,
                                                  o.max_device_bytes > 0 ? o.max_device_bytes : INT64_MAX)
                                       : 0;
@@ -105,12 +122,13 @@ MemoryProjection project_memory(const MeasureOptions& o, const ModelInfo& model,
 std::string MemoryProjection::describe() const {
   std::string s = fmt::format(
       "memory: measuring needs about {:.2f} GiB host{} (base mix {:.2f} GiB memory-mapped, reference store "
-      "{:.0f} MiB, largest swap {:.0f} MiB, context {:.0f} MiB); the reference pass maps the {:.2f} GiB "
-      "full-precision file{}",
+      "{:.0f} MiB, largest swap {:.0f} MiB, context {:.0f} MiB); the reference pass {:.2f} GiB host{} "
+      "(the {:.2f} GiB full-precision file {})",
       gib(host_bytes), device_bytes ? fmt::format(" and {:.2f} GiB device", gib(device_bytes)) : "",
       gib(base_model_bytes), reference_store_bytes / 1048576.0, swap_bytes / 1048576.0, context_bytes / 1048576.0,
-      gib(reference_model_bytes),
-      reference_pass_device_bytes ? fmt::format(" ({:.2f} GiB on the device)", gib(reference_pass_device_bytes)) : "");
+      gib(reference_pass_host_bytes),
+      reference_pass_device_bytes ? fmt::format(" and {:.2f} GiB device", gib(reference_pass_device_bytes)) : "",
+      gib(reference_model_bytes), reference_pass_device_bytes ? "loaded" : "read a layer at a time through the base mix");
   return s;
 }
 
