@@ -83,24 +83,62 @@ std::vector<size_t> spread_heavy_units(const std::vector<PlannedUnit>& units, st
   return out;
 }
 
+namespace {
+
+// Nanoseconds per weight to convert F16 to a type on one core, without an
+// imatrix (`bash bench/convert_cost.sh`, stock llama-quantize on one thread
+// of this 2-core EPYC: bench/results/convert_cost_2core.json). Only their
+// ratios matter here. A type not listed costs as the dearest listed.
+const std::map<std::string, double> kConvertNsPerWeight = {
+    {"q2_K", 55.9}, {"q3_K", 12.7}, {"q4_K", 64.8}, {"q5_K", 54.2}, {"q6_K", 29.3}, {"q8_0", 4.9},
+    {"q4_0", 2.3}, {"q4_1", 2.3}, {"q5_0", 3.2}, {"q5_1", 3.0}, {"iq4_nl", 176.9}, {"iq4_xs", 178.1},
+    {"iq3_s", 340.4}
+};
+
+double convert_ns_per_weight(const std::string& type) {
+  static const double dearest = std::max_element(kConvertNsPerWeight.begin(), kConvertNsPerWeight.end(),
+                                                 [](const auto& a, const auto& b) { return a.second < b.second; })
+                                    ->second;
+  const auto it = kConvertNsPerWeight.find(type);
+  return it == kConvertNsPerWeight.end() ? dearest : it->second;
+}
+
+}  // namespace
+
 std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count) {
-  const std::vector<int64_t> elements = unit_elements(units, model);
-  std::vector<double> cost(units.size());
-  int64_t largest = 1;
+  std::map<std::string, int64_t> elements;
+  for (const auto& t : model.tensors) elements[t.name] = t.n_elements;
+  std::vector<double> convert(units.size(), 0.0);
+  double convert_total = 0;
   for (size_t i = 0; i < units.size(); ++i) {
-    cost[i] = static_cast<double>(elements[i]);
-    largest = std::max(largest, elements[i]);
+    for (const auto& [name, type] : units[i].types) {
+      convert[i] += static_cast<double>(elements.count(name) ? elements.at(name) : 0) * convert_ns_per_weight(type);
+    }
+    convert_total += convert[i];
   }
-  for (double& c : cost) c = 1.0 + c / static_cast<double>(largest);
   std::vector<size_t> order(units.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
-  std::vector<double> load(static_cast<size_t>(std::max(count, 1)), 0.0);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return convert[a] > convert[b]; });
+  // Two loads a shard: its evaluations (the same for every unit) and its
+  // conversions. Which one bounds a shard depends on the machine (GPU speed
+  // against CPU cores), so each is kept as even as the other, as a share of
+  // its total: largest conversion first, each unit goes where the larger of
+  // the shard's two shares stays smallest (ties: lowest shard).
+  const size_t n = static_cast<size_t>(std::max(count, 1));
+  const double n_units = static_cast<double>(std::max<size_t>(units.size(), 1));
+  std::vector<double> evals(n, 0.0), converts(n, 0.0);
   std::vector<int> shard(units.size(), 0);
   for (size_t i : order) {
-    const auto least = std::min_element(load.begin(), load.end());  // the first of equals: lowest shard
-    shard[i] = static_cast<int>(least - load.begin());
-    *least += cost[i];
+    size_t best = 0;
+    double best_share = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const double share = std::max((evals[k] + 1) / n_units,
+                                    convert_total > 0 ? (converts[k] + convert[i]) / convert_total : 0.0);
+      if (k == 0 || share < best_share) best = k, best_share = share;
+    }
+    shard[i] = static_cast<int>(best);
+    evals[best] += 1;
+    converts[best] += convert[i];
   }
   return shard;
 }

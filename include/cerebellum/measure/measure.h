@@ -108,10 +108,11 @@ struct ShardSpec {
 ShardSpec parse_shard(const std::string& s);
 
 // Which shard measures each unit (indices into `units`), deterministic and
-// cost-balanced: a unit costs one evaluation per chunk (the same for every
-// unit) plus converting its tensors, estimated as at most one more; the
-// longest-first greedy puts each on the least-loaded shard (ties: lowest
-// shard, then the units' order).
+// balanced in both of a unit's costs: its evaluations (the same chunks for
+// every unit) and converting its tensors (elements x the type's measured
+// cost per weight: q2_K costs ~2x q6_K). Which one bounds a shard depends
+// on the machine, so the greedy (largest conversion first) keeps each
+// shard's larger share of the two totals smallest (ties: lowest shard).
 std::vector<int> assign_shards(const std::vector<PlannedUnit>& units, const ModelInfo& model, int count);
 
 // Units converted ahead (MeasureOptions::prefetch_max_bytes): how many units
