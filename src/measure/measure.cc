@@ -171,8 +171,8 @@ void Sweep::ensure_chunks(int need, const TypeMap& restore, const TypeMap* upcom
   if (need <= have) return;
   const int to = std::min(n_total, std::max({need, 2 * have, o_.stop.min_chunks}));
   if (ref_.n_filled() < to) {
-    // The reference grows faster than the baseline: each extension loads the
-    // full-precision model on its own (resident mode), so do it rarely.
+    // The reference grows faster than the baseline: on a GPU each extension
+    // loads the full-precision model on its own (resident mode), so do it rarely.
     const int ref_to = std::min(n_total, std::max({to, 2 * ref_.n_filled(), 4 * o_.stop.min_chunks}));
     cfg_->extend_reference(ref_, ref_to);
     ref_dirty_ = true;
