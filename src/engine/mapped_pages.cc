@@ -148,17 +148,16 @@ void PageReleaser::note_weights(const ggml_tensor* t) {
 void PageReleaser::release_pending() {
 #if defined(__linux__)
   static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<AddressRange> pages;
   for (const auto& [b, e] : pending_) {
     // Whole pages, kept inside the file's mapping: a page shared with the
     // next weight is mapped again when that one is read (the same bytes).
     for (const auto& [rb, re] : *file_ranges_) {
       const uintptr_t lo = std::max(b & ~(page - 1), rb), hi = std::min((e + page - 1) & ~(page - 1), re);
-      if (lo >= hi) continue;
-      if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0) {
-        released_bytes_ += static_cast<int64_t>(hi - lo);
-      }
+      if (lo < hi) pages.emplace_back(lo, hi);
     }
   }
+  released_bytes_ += release_pages(pages);
 #endif
   pending_.clear();
 }
