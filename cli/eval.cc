@@ -60,13 +60,26 @@ void run_eval(const EvalArgs& a) {
   opts.n_gpu_layers = a.gpu_layers;
   ProgressPrinter progress;
   std::optional<eval::ReferenceStore> store;
+  eval::EvalOptions model_opts = opts;
+  model_opts.reference_model_path = a.reference;  // the store's key names the reference
+  std::unique_ptr<eval::Evaluator> ev;
   if (!a.reference.empty()) {
-    eval::Evaluator ref(a.reference, text, opts, log);
-    store = eval::load_or_build_reference(ref, a.store, progress.fn(), log);
+    // On the CPU the model computes the reference too, its weights pointed at
+    // the reference's file a layer at a time: one model in memory.
+    if (opts.n_gpu_layers == 0) {
+      ev = std::make_unique<eval::Evaluator>(a.model, text, model_opts, log);
+      if (!ev->can_view_reference(a.reference)) ev.reset();  // another graph: loaded on its own
+    }
+    if (ev) {
+      store = eval::load_or_build_reference(*ev, a.store, progress.fn(), log, a.reference);
+    } else {
+      eval::Evaluator ref(a.reference, text, opts, log);
+      store = eval::load_or_build_reference(ref, a.store, progress.fn(), log);
+    }
     progress.finish();
   }
-  eval::Evaluator ev(a.model, text, opts, log);
-  const eval::EvalSummary s = ev.run(store ? &*store : nullptr, progress.fn());
+  if (!ev) ev = std::make_unique<eval::Evaluator>(a.model, text, model_opts, log);
+  const eval::EvalSummary s = ev->run(store ? &*store : nullptr, progress.fn());
   progress.finish();
   if (a.json) {
     print_json(summary_json(a, s));

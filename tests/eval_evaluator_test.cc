@@ -9,6 +9,8 @@
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
 #include "cerebellum/eval/evaluator.h"
+#include "engine/engine.h"
+#include "engine/gguf_writer.h"
 #include "test_paths.h"
 
 namespace cb::eval {
@@ -160,7 +162,7 @@ TEST(EvalEvaluator, ReferenceThroughAViewEqualsTheSourceModel) {
     opts.work_dir = test::temp_dir("eval-view");
     opts.tensor_types = base;
     Evaluator ev(model, text, opts);
-    ASSERT_TRUE(ev.can_view_reference()) << model;
+    ASSERT_TRUE(ev.can_view_reference(model)) << model;
     TokenSeries before;
     ev.run(&loaded, {}, &before);
     const std::string swapped = base.rbegin()->first;
@@ -181,6 +183,14 @@ TEST(EvalEvaluator, ReferenceThroughAViewEqualsTheSourceModel) {
     EXPECT_EQ(ev.tensor_types().at(swapped), base.at(swapped));
     ReferenceStore again = ev.empty_reference();
     EXPECT_THROW(ev.extend_reference_from(test::model("stories260K.gguf"), again, 1), MismatchError);
+    // The same tensors under other hyperparameters build another graph: not viewed.
+    engine::QuantizeJob job;
+    job.source = model;
+    job.out = opts.work_dir + "/other-hparams.gguf";
+    job.u32_kvs = {{engine::GgufFile(model).get_string("general.architecture") + ".context_length", 77}};
+    engine::quantize_gguf(job, Logger{}, ProgressFn{});
+    EXPECT_FALSE(ev.can_view_reference(job.out));
+    EXPECT_THROW(ev.extend_reference_from(job.out, again, 1), MismatchError);
     TokenSeries after;
     ev.run(&loaded, {}, &after);
     EXPECT_EQ(after.nll_nats, before.nll_nats) << model;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -189,6 +190,65 @@ int64_t GgufFile::get_int(const std::string& key, int64_t fallback) const {
     case GGUF_TYPE_INT64: return gguf_get_val_i64(ctx_, id);
     default: return fallback;
   }
+}
+
+namespace {
+
+bool shapes_the_graph(const std::string& key) {
+  for (const char* prefix : {"general.", "quantize.", "cerebellum.", "split."}) {
+    if (key.rfind(prefix, 0) == 0) return key == "general.architecture";
+  }
+  return true;
+}
+
+size_t scalar_bytes(gguf_type t) {
+  switch (t) {
+    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
+    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
+    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
+    default: return 8;  // UINT64, INT64, FLOAT64
+  }
+}
+
+// A key's type and value as bytes (strings and arrays of them spelled out).
+std::string kv_bytes(gguf_context* ctx, int64_t id) {
+  const gguf_type type = gguf_get_kv_type(ctx, id);
+  std::string out(1, static_cast<char>(type));
+  if (type == GGUF_TYPE_STRING) return out + gguf_get_val_str(ctx, id);
+  if (type != GGUF_TYPE_ARRAY) {
+    return out.append(static_cast<const char*>(gguf_get_val_data(ctx, id)), scalar_bytes(type));
+  }
+  const gguf_type item = gguf_get_arr_type(ctx, id);
+  const size_t n = gguf_get_arr_n(ctx, id);
+  out += static_cast<char>(item) + std::to_string(n) + ':';
+  if (item == GGUF_TYPE_STRING) {
+    for (size_t i = 0; i < n; ++i) out.append(gguf_get_arr_str(ctx, id, i)).push_back('\0');
+    return out;
+  }
+  return out.append(static_cast<const char*>(gguf_get_arr_data(ctx, id)), n * scalar_bytes(item));
+}
+
+std::map<std::string, std::string> graph_metadata(const GgufFile& f) {
+  std::map<std::string, std::string> out;
+  for (int64_t id = 0; id < gguf_get_n_kv(f.ctx()); ++id) {
+    const std::string key = gguf_get_key(f.ctx(), id);
+    if (shapes_the_graph(key)) out[key] = kv_bytes(f.ctx(), id);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string graph_metadata_difference(const GgufFile& a, const GgufFile& b) {
+  const auto ma = graph_metadata(a), mb = graph_metadata(b);
+  for (const auto& [key, value] : ma) {
+    const auto it = mb.find(key);
+    if (it == mb.end() || it->second != value) return key;
+  }
+  for (const auto& [key, value] : mb) {
+    if (!ma.count(key)) return key;
+  }
+  return "";
 }
 
 }  // namespace cb::engine

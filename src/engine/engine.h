@@ -90,6 +90,11 @@ void validate_gguf_header(const std::string& path);
 void check_model_metadata(const GgufFile& file);
 // The header, then the metadata: what every llama.cpp entry point calls first.
 void validate_model_file(const std::string& path);
+// The first metadata key, other than descriptions and quantization stamps
+// (general.* but the architecture, quantize.*, cerebellum.*, split.*), that
+// `a` and `b` do not hold alike; "" when every such key matches: two files
+// of one model in other types, whose graphs llama.cpp builds alike.
+std::string graph_metadata_difference(const GgufFile& a, const GgufFile& b);
 // The first tensor whose data holds NaN/Inf (ggml_validate_row_data: floats and
 // quantized blocks' scales), nullopt when all are finite. Reads the whole file:
 // for the error path (non-finite logits), not for every load.

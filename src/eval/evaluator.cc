@@ -410,14 +410,21 @@ void Evaluator::extend_reference(ReferenceStore& store, int n_chunks, const Prog
   }
 }
 
-bool Evaluator::can_view_reference() const {
-  return !impl_->model->released_ranges().empty() && impl_->swapper->all_on_host();
+bool Evaluator::can_view_reference(const std::string& reference_path) const {
+  return !impl_->model->released_ranges().empty() && impl_->swapper->all_on_host() &&
+         engine::graph_metadata_difference(engine::GgufFile(model_path_), engine::GgufFile(reference_path)).empty();
 }
 
 void Evaluator::extend_reference_from(const std::string& reference_path, ReferenceStore& store, int n_chunks,
                                       const ProgressFn& progress) {
   check_same_key(reference_key(), store.key(), "extend_reference_from");
   if (store.n_filled() >= std::min(n_chunks, this->n_chunks())) return;
+  const std::string key =
+      engine::graph_metadata_difference(engine::GgufFile(model_path_), engine::GgufFile(reference_path));
+  if (!key.empty()) {
+    throw MismatchError(fmt::format("{}: metadata {} differs from {}'s: its graph is another", reference_path, key,
+                                    model_path_));
+  }
   const auto range = impl_->swapper->view_file(reference_path);
   impl_->model->begin_view(range);
   const auto end = [&] {

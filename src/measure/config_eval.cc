@@ -127,7 +127,7 @@ class ResidentEval : public ConfigEval {
     current_.clear();
     if (opts_.n_gpu_layers == 0) {  // on the CPU: through the base mix, viewing the reference's file
       load();
-      if (ev_->can_view_reference()) {
+      if (ev_->can_view_reference(reference_)) {
         ev_->extend_reference_from(reference_, ref, n_chunks);
         return;
       }

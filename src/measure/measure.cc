@@ -393,7 +393,7 @@ void Sweep::reference_only(const MeasureText& text) {
     eo.work_dir = fs::path(o_.out_path).parent_path().string();
   }
   auto ev = std::make_unique<eval::Evaluator>(view ? o_.source_path : reference, body, eo, o_.logger);
-  if (view && !ev->can_view_reference()) {  // its pages could not be released: load the reference itself
+  if (view && !ev->can_view_reference(reference)) {  // e.g. pages not released: load the reference itself
     ev.reset();
     ev = std::make_unique<eval::Evaluator>(reference, body, eval_options(), o_.logger);
     view = false;

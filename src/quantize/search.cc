@@ -79,7 +79,7 @@ class SwapBench {
     // at the reference's file (one model in memory); else that file is loaded
     // alone first.
     if (o.n_gpu_layers == 0) load(base_types(p));
-    if (ev_ && ev_->can_view_reference()) {
+    if (ev_ && ev_->can_view_reference(reference)) {
       check_chunks(*ev_);
       ref_ = ev_->empty_reference();
       ev_->extend_reference_from(reference, ref_, o.first_chunk + o.n_chunks);

@@ -178,13 +178,15 @@ class Evaluator {
   // re-pointed at that file's mapped bytes (engine::TensorSwapper::view_file)
   // and restored after: bit-identical to loading that file, with no second
   // model in memory and its pages given back layer by layer. Only where
-  // can_view_reference(); swaps in place are restored.
+  // can_view_reference(reference_path); swaps in place are restored.
+  // MismatchError: a tensor or a graph-shaping metadata key differs.
   void extend_reference_from(const std::string& reference_path, ReferenceStore& store, int n_chunks,
                              const ProgressFn& progress = {});
-  // Whether every weight is in host memory, its pages released layer by
-  // layer (a CPU model loaded from a mapped file): extend_reference_from then
-  // holds one layer of the reference at a time.
-  bool can_view_reference() const;
+  // Whether extend_reference_from(reference_path) computes that file's model
+  // holding one layer of it at a time: every weight in host memory, its pages
+  // released layer by layer (a CPU model loaded from a mapped file), and the
+  // file's graph metadata (hyperparameters, vocab) this model's.
+  bool can_view_reference(const std::string& reference_path) const;
 
   // In-place type swaps (see engine/eval_swap.h), always converted from the
   // model file (the full-precision source): set_tensor_type runs the tensor
@@ -225,7 +227,7 @@ class Evaluator {
 // and saves it there. Empty path: build without saving. A store that is
 // truncated or fails its checksum is a damaged cache: rebuilt, with a warning.
 // `view_of` non-empty: the store's model is that file, computed through `ev`
-// (Evaluator::extend_reference_from; ev.can_view_reference() must hold).
+// (Evaluator::extend_reference_from; ev.can_view_reference(view_of) must hold).
 ReferenceStore load_or_build_reference(Evaluator& ev, const std::string& path,
                                        const ProgressFn& progress = {}, const Logger& logger = {},
                                        const std::string& view_of = "");
