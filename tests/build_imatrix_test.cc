@@ -7,7 +7,9 @@
 #include "build_test_util.h"
 #include "cerebellum/common/error.h"
 #include "cerebellum/common/io.h"
+#include "cerebellum/eval/imatrix_compute.h"
 #include "cerebellum/imatrix/imatrix.h"
+#include "cerebellum/inspect/inspect.h"
 
 namespace cb {
 namespace {
@@ -188,6 +190,30 @@ TEST(BuildImatrix, ComputedCoversWhatStockCoversWithTheSameWeights) {
     double num = 0, den = 0;
     for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
     EXPECT_LT(std::sqrt(num / den), 1e-3) << name;  // summation order differs, nothing else
+  }
+}
+
+// Through a q4_0 skeleton whose weights point at the model file's bytes a
+// layer at a time, the imatrix is the one the model loaded itself gives, bit
+// for bit (the same activations), on a llama and on a hybrid MoE.
+TEST(BuildImatrix, ThroughASkeletonEqualsTheModelLoaded) {
+  const std::string text = read_file(test::data("docs-en-calib.txt"));
+  for (const char* name : {"cb-dense-12l-F16.gguf", "cb-hybrid-moe-F16.gguf"}) {
+    const std::string model = test::model(name);
+    eval::ImatrixOptions opts{.ctx = 128, .max_chunks = 2, .n_threads = 2};
+    const Imatrix loaded = eval::compute_imatrix(model, text, "docs", opts);
+    for (const TensorInfo& t : inspect_model(model).tensors) {
+      if (t.stock_quantizable && t.shape.size() >= 2 && t.row_elems() % 32 == 0) opts.skeleton_types[t.name] = "q4_0";
+    }
+    ASSERT_GT(opts.skeleton_types.size(), 10u);
+    opts.work_dir = test::temp_dir("imatrix-skeleton");
+    const Imatrix viewed = eval::compute_imatrix(model, text, "docs", opts);
+    ASSERT_EQ(viewed.entries.size(), loaded.entries.size()) << name;
+    for (const auto& [tensor, e] : loaded.entries) {
+      ASSERT_TRUE(viewed.entries.count(tensor)) << tensor;
+      EXPECT_EQ(viewed.entries.at(tensor).sums, e.sums) << name << " " << tensor;
+      EXPECT_EQ(viewed.entries.at(tensor).counts, e.counts) << name << " " << tensor;
+    }
   }
 }
 

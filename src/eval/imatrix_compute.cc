@@ -1,11 +1,14 @@
 #include "cerebellum/eval/imatrix_compute.h"
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 
 #include "cerebellum/common/error.h"
 #include "engine/eval_imatrix.h"
+#include "engine/eval_swap.h"
 #include "engine/llama_model.h"
 
 namespace cb::eval {
@@ -13,7 +16,18 @@ namespace cb::eval {
 Imatrix compute_imatrix(const std::string& model_path, const std::string& text,
                         const std::string& dataset_name, const ImatrixOptions& opts,
                         const Logger& logger, const ProgressFn& progress) {
-  auto model = engine::LlamaModel::load(model_path, {.n_threads = opts.n_threads, .logger = logger});
+  engine::ModelLoadOptions lo{.n_threads = opts.n_threads, .logger = logger};
+  lo.swappable = !opts.skeleton_types.empty();
+  lo.tensor_types = opts.skeleton_types;
+  lo.work_dir = opts.work_dir;
+  auto model = engine::LlamaModel::load(model_path, lo);
+  std::optional<engine::TensorSwapper> swapper;
+  std::pair<uintptr_t, uintptr_t> view{0, 0};
+  if (lo.swappable) {
+    swapper.emplace(*model, model_path);
+    view = swapper->view_file(model_path);
+    model->begin_view(view);
+  }
   const auto tokens = model->tokenize(text, /*add_special=*/true);
   const int ctx = opts.ctx;
   const int available = static_cast<int>(tokens.size() / ctx);
@@ -49,6 +63,7 @@ Imatrix compute_imatrix(const std::string& model_path, const std::string& text,
     if (!collector.error().empty()) throw EngineError(collector.error());
     if (progress) progress({"imatrix", c + n_group, n_chunks, fmt::format("chunk {}", c + n_group)});
   }
+  if (swapper) model->end_view(view);  // the swapper puts the tensors back as it goes
   Imatrix out;
   for (const auto& [name, st] : collector.stats()) out.entries[name] = {st.sums, st.counts};
   out.chunk_count = n_chunks;

@@ -3,6 +3,7 @@
 // decoded whole, and every block weight's input activations accumulated.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "cerebellum/common/log.h"
@@ -16,6 +17,14 @@ struct ImatrixOptions {
   int n_threads = 0;        // 0 = every CPU this run may use (its affinity)
   int n_batch = 2048;       // tokens per decode (packs n_batch/ctx chunks)
   bool include_output = false;  // also output.weight (llama-imatrix --process-output)
+  // Non-empty: the model is loaded as a build with these types (any cheap
+  // type, e.g. q4_0 for every matrix: a skeleton whose bytes are never read)
+  // and computes with every weight pointed at the model file's own bytes, a
+  // layer at a time (engine::TensorSwapper::view_file): the same activations,
+  // so the same imatrix, with the skeleton's size held instead of the
+  // model's. Built as a temporary file in `work_dir` (system temp if empty).
+  std::map<std::string, std::string> skeleton_types;
+  std::string work_dir;
 };
 
 // Throws InputError (text shorter than one chunk, bad model), EngineError.
