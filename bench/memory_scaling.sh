@@ -24,6 +24,7 @@
 #   reference          cerebellum measure --reference-only (F16 pass alone)
 #   measure            cerebellum measure, 3 units, reference already stored
 #   qerror             cerebellum qerror (all candidate types), with stock llama-quantize's time next to it
+#   imatrix            cerebellum imatrix on the F16 (4 chunks), next to stock llama-imatrix -nr (stock_imatrix)
 #   eval               cerebellum eval on the stock Q4_K_M file (PPL)
 #   quantize           cerebellum quantize, short (groups plan, no search, no table)
 set -euo pipefail
@@ -80,7 +81,7 @@ run() {
   local base_vram=0
   [ -n "$sampler" ] && base_vram=$(nvidia-smi -i 0 --query-gpu=memory.used --format=csv,noheader,nounits)
   local limit=()
-  if [ -n "$LIMIT_X" ] && [[ "$row" != stock_ppl_q4km && "$row" != stock_quantize ]]; then
+  if [ -n "$LIMIT_X" ] && [[ "$row" != stock_ppl_q4km && "$row" != stock_quantize && "$row" != stock_imatrix ]]; then
     local bar_mb
     bar_mb=$(python3 -c 'import json,sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -140,6 +141,9 @@ bench_model() {
   want measure && rm -f "$d/m.jsonl"  # a fresh sweep each time (the reference stores stay)
   run "measure" "$name" "$CB" measure "${m[@]}" --limit 3
   run "qerror" "$name" "$CB" qerror --source "$f16" --threads "$THREADS" --out "$d/qerror.json"
+  run "imatrix" "$name" "$CB" -q imatrix --model "$f16" --text "$CALIB" --chunks "$chunks" "${common[@]}" --out "$d/imatrix.gguf"
+  run "stock_imatrix" "$name" "$LLAMA_BIN/llama-imatrix" -m "$f16" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr \
+      -t "$THREADS" -o "$d/stock-imatrix.gguf"
   local egpu=(); [ "$NGL" != 0 ] && egpu=(--gpu-layers "$NGL")
   run "eval" "$name" "$CB" eval --model "$q4" --text "$CALIB" --chunks "$chunks" "${common[@]}" "${egpu[@]}"
   run "quantize" "$name" "$CB" quantize --source "$f16" --budget Q4_K_M --text "$CALIB" --eval-text "$EVAL" \
@@ -153,7 +157,8 @@ python3 - "$RESULTS" "$OUT_JSON" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 models = list(dict.fromkeys(r["model"] for r in rows))
-order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "eval", "quantize", "stock_quantize"]
+order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "imatrix", "stock_imatrix", "eval",
+         "quantize", "stock_quantize"]
 by = {(r["model"], r["row"]): r for r in rows}
 capped = any("limit_mb" in r for r in rows)
 cap_head = f" {'cap MB':>7} {'OOM':>4}" if capped else ""
