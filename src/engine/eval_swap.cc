@@ -238,7 +238,9 @@ std::pair<uintptr_t, uintptr_t> TensorSwapper::view_file(const std::string& path
     const ggml_tensor* t0 = handles.front();
     const std::vector<int64_t> shape = i < 0 ? std::vector<int64_t>{} : view->gguf.tensor_shape(i);
     bool same = i >= 0 && static_cast<int>(shape.size()) <= GGML_MAX_DIMS;
-    for (int d = 0; same && d < GGML_MAX_DIMS; ++d) same = (d < static_cast<int>(shape.size()) ? shape[d] : 1) == t0->ne[d];
+    for (int d = 0; same && d < GGML_MAX_DIMS; ++d) {
+      same = (d < static_cast<int>(shape.size()) ? shape[d] : 1) == t0->ne[d];
+    }
     if (!same) {
       for (auto& [n, sw] : swaps) for (Saved& s : sw->handles) put_back(s);
       throw MismatchError(i < 0 ? fmt::format("{}: no tensor {} (the model reads one)", path, name)

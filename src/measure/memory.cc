@@ -70,7 +70,8 @@ int64_t largest_layer_bytes(const ModelInfo& model, int64_t reference_file_bytes
   for (const auto& t : model.tensors) by_layer[t.layer] += t.size_bytes;
   int64_t largest = 0;
   for (const auto& [layer, bytes] : by_layer) largest = std::max(largest, bytes);
-  const double scale = model.file_size_bytes > 0 ? static_cast<double>(reference_file_bytes) / model.file_size_bytes : 1.0;
+  const double scale =
+      model.file_size_bytes > 0 ? static_cast<double>(reference_file_bytes) / model.file_size_bytes : 1.0;
   return static_cast<int64_t>(static_cast<double>(largest) * scale);
 }
 
@@ -128,7 +129,8 @@ std::string MemoryProjection::describe() const {
       gib(base_model_bytes), reference_store_bytes / 1048576.0, swap_bytes / 1048576.0, context_bytes / 1048576.0,
       gib(reference_pass_host_bytes),
       reference_pass_device_bytes ? fmt::format(" and {:.2f} GiB device", gib(reference_pass_device_bytes)) : "",
-      gib(reference_model_bytes), reference_pass_device_bytes ? "loaded" : "read a layer at a time through the base mix");
+      gib(reference_model_bytes),
+      reference_pass_device_bytes ? "loaded" : "read a layer at a time through the base mix");
   return s;
 }
 

@@ -30,7 +30,9 @@ TEST(MeasureShard, EveryUnitOnceBalancedAndDeterministic) {
   // q2_K's and q6_K's weights, by the measured ratio (bench/results/convert_cost_2core.json).
   const auto cost = [&](const PlannedUnit& u) {
     double c = 0;
-    for (const auto& [t, type] : u.types) c += static_cast<double>(elements.at(t)) * (type == "q2_K" ? (55.9 / 29.3) : 1.0);
+    for (const auto& [t, type] : u.types) {
+      c += static_cast<double>(elements.at(t)) * (type == "q2_K" ? (55.9 / 29.3) : 1.0);
+    }
     return c;
   };
   double total = 0, largest = 0;

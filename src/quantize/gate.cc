@@ -99,7 +99,9 @@ eval::ReferenceStore gate_reference(const QuantizeOptions& o, const std::string&
     eval::EvalOptions eo = gate_eval_options(o);
     eo.reference_model_path = reference_model(o);  // the store's key: the reference's
     eval::Evaluator ev(candidate, text, eo, o.logger);
-    if (ev.can_view_reference(reference_model(o))) return eval::load_or_build_reference(ev, store, o.progress, o.logger, reference_model(o));
+    if (ev.can_view_reference(reference_model(o))) {
+      return eval::load_or_build_reference(ev, store, o.progress, o.logger, reference_model(o));
+    }
   }
   eval::Evaluator ref_ev(reference_model(o), text, gate_eval_options(o), o.logger);
   return eval::load_or_build_reference(ref_ev, store, o.progress, o.logger);
