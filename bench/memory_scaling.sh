@@ -23,6 +23,8 @@
 #   stock ppl F16      llama-perplexity on the F16 file (what any F16 reference costs)
 #   reference          cerebellum measure --reference-only (F16 pass alone)
 #   measure            cerebellum measure, 3 units, reference already stored
+#   measure_repack     the same with --cpu-repack (CPU runs only), next to stock
+#                      llama-perplexity with its default repacking (stock_ppl_q4km_repack)
 #   qerror             cerebellum qerror (all candidate types), with stock llama-quantize's time next to it
 #   imatrix            cerebellum imatrix on the F16 (4 chunks), next to stock llama-imatrix -nr (stock_imatrix)
 #   eval               cerebellum eval on the stock Q4_K_M file (PPL)
@@ -140,6 +142,11 @@ bench_model() {
   run "reference" "$name" "$CB" measure "${m[@]}" --reference-only
   want measure && rm -f "$d/m.jsonl"  # a fresh sweep each time (the reference stores stay)
   run "measure" "$name" "$CB" measure "${m[@]}" --limit 3
+  if [ "$NGL" = 0 ]; then
+    want measure_repack && rm -f "$d/m.jsonl"
+    run "measure_repack" "$name" "$CB" measure "${m[@]}" --limit 3 --cpu-repack
+    run "stock_ppl_q4km_repack" "$name" "$LLAMA_BIN/llama-perplexity" -m "$q4" -f "$CALIB" -c "$ctx" --chunks "$chunks" -t "$THREADS"
+  fi
   run "qerror" "$name" "$CB" qerror --source "$f16" --threads "$THREADS" --out "$d/qerror.json"
   run "imatrix" "$name" "$CB" -q imatrix --model "$f16" --text "$CALIB" --chunks "$chunks" "${common[@]}" --out "$d/imatrix.gguf"
   run "stock_imatrix" "$name" "$LLAMA_BIN/llama-imatrix" -m "$f16" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr \
@@ -157,12 +164,12 @@ python3 - "$RESULTS" "$OUT_JSON" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 models = list(dict.fromkeys(r["model"] for r in rows))
-order = ["stock_ppl_q4km", "stock_ppl_f16", "reference", "measure", "qerror", "imatrix", "stock_imatrix", "eval",
+order = ["stock_ppl_q4km", "stock_ppl_q4km_repack", "stock_ppl_f16", "reference", "measure", "measure_repack", "qerror", "imatrix", "stock_imatrix", "eval",
          "quantize", "stock_quantize"]
 by = {(r["model"], r["row"]): r for r in rows}
 capped = any("limit_mb" in r for r in rows)
 cap_head = f" {'cap MB':>7} {'OOM':>4}" if capped else ""
-print(f"{'model':<22} {'row':<15} {'RSS MB':>7} {'x stock':>8} {'anon MB':>8} {'file MB':>8} {'VRAM MB':>8} {'x stock':>8} {'seconds':>8}" + cap_head)
+print(f"{'model':<22} {'row':<21} {'RSS MB':>7} {'x stock':>8} {'anon MB':>8} {'file MB':>8} {'VRAM MB':>8} {'x stock':>8} {'seconds':>8}" + cap_head)
 for m in models:
     bar = by.get((m, "stock_ppl_q4km"), {}).get("rss_mb") or 1
     vbar = by.get((m, "stock_ppl_q4km"), {}).get("vram_mb")
@@ -173,7 +180,7 @@ for m in models:
         vx = f"{r['vram_mb']/vbar:.2f}x" if r["vram_mb"] is not None and vbar else ""
         an, fi = r.get("anon_mb", ""), r.get("file_mb", "")
         cap = f" {r.get('limit_mb', ''):>7} {r.get('oom_kills', ''):>4}" if capped else ""
-        print(f"{m:<22} {k:<15} {r['rss_mb']:>7} {r['rss_mb']/bar:>7.2f}x {an:>8} {fi:>8} {v:>8} {vx:>8} {r['seconds']:>8}" + cap)
+        print(f"{m:<22} {k:<21} {r['rss_mb']:>7} {r['rss_mb']/bar:>7.2f}x {an:>8} {fi:>8} {v:>8} {vx:>8} {r['seconds']:>8}" + cap)
     q, s = by.get((m, "qerror")), by.get((m, "stock_quantize"))
     if q and s:
         print(f"{m:<22} qerror / stock llama-quantize time: {float(q['seconds'])/max(0.01, float(s['seconds'])):.2f}x")

@@ -76,6 +76,23 @@ DeviceMemory gpu_memory() {
   return {};
 }
 
+ggml_backend_buffer_type_t cpu_repack_buffer_type() {
+  ensure_backend();
+  if (gpu_memory().total_bytes > 0) return nullptr;
+  ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  if (!cpu) return nullptr;
+  auto extra_bufts = reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(
+      ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts"));
+  if (!extra_bufts) return nullptr;
+  ggml_backend_buffer_type_t repack = nullptr;
+  for (ggml_backend_buffer_type_t* b = extra_bufts(cpu); b && *b; ++b) {
+    const std::string name = ggml_backend_buft_name(*b);
+    if (name.find("AMX") != std::string::npos) return nullptr;
+    if (name == "CPU_REPACK") repack = *b;
+  }
+  return repack;
+}
+
 void validate_gguf_header(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {

@@ -13,6 +13,7 @@
 
 struct gguf_context;
 struct ggml_context;
+struct ggml_backend_buffer_type;
 
 namespace cb::engine {
 
@@ -46,6 +47,13 @@ struct DeviceMemory {
   int64_t free_bytes = 0, total_bytes = 0;
 };
 DeviceMemory gpu_memory();
+
+// llama.cpp's CPU repacking buffer type ("CPU_REPACK": weights interleaved for
+// the AVX2 / AVX-512 matrix kernels, as stock tools use by default), where a
+// run may use it: no GPU device (a partial offload's op offload cannot read
+// repacked weights) and no AMX buffer type (AMX repacking segfaults on
+// quantized models). nullptr otherwise.
+::ggml_backend_buffer_type* cpu_repack_buffer_type();
 
 // A GGUF file opened for reading metadata (tensor data is not loaded).
 // Validates the header before handing it to gguf so that truncated,

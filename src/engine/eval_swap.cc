@@ -12,6 +12,7 @@
 
 #include "cerebellum/common/error.h"
 #include "engine/convert_ahead.h"
+#include "engine/engine.h"
 #include "engine/eval_quant.h"
 #include "engine/gguf_writer.h"
 #include "ggml-backend.h"
@@ -26,6 +27,7 @@ struct Saved {
   ggml_type type = GGML_TYPE_F32;
   size_t nb[GGML_MAX_DIMS] = {};
   void* data = nullptr;
+  void* extra = nullptr;  // a repacked weight's layout (CPU_REPACK)
   ggml_backend_buffer_t buffer = nullptr;
   ggml_backend_buffer_t scratch = nullptr;
 };
@@ -63,11 +65,14 @@ struct TensorSwapper::FileView {
 
 namespace {
 
-// A buffer of `bytes` next to where `t` lives: device memory for a device
-// tensor, plain host memory for a host (mmap'd or copied) one.
-ggml_backend_buffer_t scratch_like(const ggml_tensor* t, size_t bytes) {
-  ggml_backend_buffer_type_t buft = ggml_backend_buffer_get_type(t->buffer);
-  if (ggml_backend_buft_is_host(buft)) buft = ggml_backend_cpu_buffer_type();
+// Host memory of the CPU backend: plain, or one of its extra (repacking) types.
+bool on_cpu(ggml_backend_buffer_type_t buft) {
+  if (ggml_backend_buft_is_host(buft)) return true;
+  ggml_backend_dev_t dev = ggml_backend_buft_get_device(buft);
+  return dev && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU;
+}
+
+ggml_backend_buffer_t alloc_weights(ggml_backend_buffer_type_t buft, const ggml_tensor* t, size_t bytes) {
   ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, bytes);
   if (!buf) {
     throw EngineError(fmt::format("no memory for a {}-byte swap buffer of {} ({})", bytes, t->name,
@@ -78,6 +83,14 @@ ggml_backend_buffer_t scratch_like(const ggml_tensor* t, size_t bytes) {
   return buf;
 }
 
+// A buffer of `bytes` next to where `t` lives: device memory for a device
+// tensor, host memory for a host (mmap'd, copied or repacked) one.
+ggml_backend_buffer_t scratch_like(const ggml_tensor* t, size_t bytes) {
+  ggml_backend_buffer_type_t buft = ggml_backend_buffer_get_type(t->buffer);
+  if (on_cpu(buft)) buft = ggml_backend_cpu_buffer_type();
+  return alloc_weights(buft, t, bytes);
+}
+
 void point_at(ggml_tensor* t, ggml_type type, ggml_backend_buffer_t buf) {
   t->type = type;
   t->nb[0] = ggml_type_size(type);
@@ -85,12 +98,45 @@ void point_at(ggml_tensor* t, ggml_type type, ggml_backend_buffer_t buf) {
   for (int i = 2; i < GGML_MAX_DIMS; ++i) t->nb[i] = t->nb[i - 1] * t->ne[i - 1];
   t->data = ggml_backend_buffer_get_base(buf);
   t->buffer = buf;
+  // A host tensor's extra is a repacked layout, which only a repacking
+  // buffer's init_tensor sets (a device's, e.g. a split, is kept).
+  if (on_cpu(ggml_backend_buffer_get_type(buf))) {
+    t->extra = nullptr;
+    if (!ggml_backend_buffer_is_host(buf)) ggml_backend_buffer_init_tensor(buf, t);
+  }
+}
+
+// In a model loaded with repacking, where a fresh load with `type` would put
+// the tensor (llama.cpp's loader: repacked when the repacking takes the type
+// and shape): the swap goes there too, so that it runs the same kernels. The
+// buffer, or nullptr where it would not; `t` is left as it was.
+ggml_backend_buffer_t repacked_scratch(ggml_tensor* t, ggml_type type, size_t bytes) {
+  ggml_backend_buffer_type_t repack = cpu_repack_buffer_type();
+  if (!repack) return nullptr;
+  ggml_backend_buffer_t buf = alloc_weights(repack, t, bytes);
+  const ggml_type was_type = t->type;
+  size_t was_nb[GGML_MAX_DIMS];
+  std::memcpy(was_nb, t->nb, sizeof(was_nb));
+  void* was_data = t->data;
+  void* was_extra = t->extra;
+  ggml_backend_buffer_t was_buffer = t->buffer;
+  point_at(t, type, buf);
+  const bool takes = t->extra != nullptr;
+  t->type = was_type;  // a probe: the swap points the handle at it later
+  std::memcpy(t->nb, was_nb, sizeof(was_nb));
+  t->data = was_data;
+  t->extra = was_extra;
+  t->buffer = was_buffer;
+  if (takes) return buf;
+  ggml_backend_buffer_free(buf);  // the repacking does not take this type or shape
+  return nullptr;
 }
 
 void put_back(Saved& s) {
   s.t->type = s.type;
   std::memcpy(s.t->nb, s.nb, sizeof(s.nb));
   s.t->data = s.data;
+  s.t->extra = s.extra;
   s.t->buffer = s.buffer;
   if (s.scratch) ggml_backend_buffer_free(s.scratch);
   s.scratch = nullptr;
@@ -139,10 +185,13 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
   const ggml_tensor* t0 = handles.front();
   const size_t bytes = ggml_row_size(stored, t0->ne[0]) * ggml_nrows(t0);
   auto swap = std::make_unique<Swap>();
+  bool repacked = false;  // then each handle takes the whole tensor at once
   for (ggml_tensor* h : handles) {
-    Saved s{h, h->type, {}, h->data, h->buffer, nullptr};
+    Saved s{h, h->type, {}, h->data, h->extra, h->buffer, nullptr};
     std::memcpy(s.nb, h->nb, sizeof(s.nb));
-    s.scratch = scratch_like(h, bytes);
+    if (!simulated && model_.repackable(name)) s.scratch = repacked_scratch(h, stored, bytes);
+    repacked = repacked || s.scratch;
+    if (!s.scratch) s.scratch = scratch_like(h, bytes);
     swap->handles.push_back(s);
   }
   auto fail = [&] {
@@ -154,17 +203,32 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
     const char* type_name = ggml_type_name(static_cast<ggml_type>(type));
     if (!simulated) {
       size_t offset = 0;
+      std::vector<uint8_t> whole;  // a repacking buffer takes one set of all bytes
       auto sink = [&](const void* data, size_t n) {
-        for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, data, offset, n);
+        if (repacked) {
+          whole.insert(whole.end(), static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + n);
+        } else {
+          for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, data, offset, n);
+        }
         offset += n;
       };
-      if (auto ready = ahead_->take(name, type_name, im)) {
-        sink(ready->data(), ready->size());
+      auto ready = ahead_->take(name, type_name, im);
+      if (ready) {
         ++n_prefetched_;
+        if (repacked) {
+          whole = std::move(*ready);
+          offset = whole.size();
+        } else {
+          sink(ready->data(), ready->size());
+        }
       } else {
+        if (repacked) whole.reserve(bytes);
         source_->convert(name, type_name, im, model_.n_threads(), sink);
       }
       if (offset != bytes) throw EngineError(fmt::format("{}: source gave {} bytes, expected {}", name, offset, bytes));
+      if (repacked) {
+        for (Saved& s : swap->handles) ggml_backend_tensor_set(s.t, whole.data(), 0, whole.size());
+      }
     } else {
       std::vector<uint8_t> q;
       source_->convert(name, type_name, im, model_.n_threads(), [&](const void* data, size_t n) {
@@ -221,7 +285,7 @@ void TensorSwapper::restore_all() {
 bool TensorSwapper::all_on_host() const {
   for (const auto& [name, handles] : model_.all_tensor_handles()) {
     for (const ggml_tensor* h : handles) {
-      if (!ggml_backend_buffer_is_host(h->buffer)) return false;
+      if (!on_cpu(ggml_backend_buffer_get_type(h->buffer))) return false;
     }
   }
   return true;
@@ -250,7 +314,7 @@ std::pair<uintptr_t, uintptr_t> TensorSwapper::view_file(const std::string& path
     // imatrix), and the model's own pages then stay unread.
     auto swap = std::make_unique<Swap>();
     for (ggml_tensor* h : handles) {
-      Saved s{h, h->type, {}, h->data, h->buffer, nullptr};
+      Saved s{h, h->type, {}, h->data, h->extra, h->buffer, nullptr};
       std::memcpy(s.nb, h->nb, sizeof(s.nb));
       swap->handles.push_back(s);
       point_at(h, static_cast<ggml_type>(view->gguf.tensor_type(i)), view->buffer);

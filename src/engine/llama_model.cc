@@ -42,6 +42,9 @@ struct ModelLoader {
       const bool any_type = i == 0 && (t->op == GGML_OP_MUL_MAT || t->op == GGML_OP_MUL_MAT_ID ||
                                        t->op == GGML_OP_GET_ROWS);
       if (!any_type) m->float_only_.insert(src->name);
+      const bool matmul = i == 0 && ((t->op == GGML_OP_MUL_MAT && ggml_n_dims(src) == 2) ||
+                                     (t->op == GGML_OP_MUL_MAT_ID && ggml_n_dims(src) == 3));
+      (matmul ? m->matmul_only_ : m->other_use_).insert(src->name);
     }
     return false;  // never ask for the computed data
   }
@@ -95,12 +98,25 @@ int fit_gpu_layers(const std::string& path, int requested, int64_t max_bytes, in
 
 namespace {
 
-llama_model_params model_params(int n_gpu_layers) {
+llama_model_params model_params(int n_gpu_layers, bool repack) {
   llama_model_params p = llama_model_default_params();
   p.n_gpu_layers = n_gpu_layers;
-  p.use_extra_bufts = false;  // AMX repacking segfaults on quantized cb-* models
+  // Off unless asked and safe (cpu_repack_buffer_type(): AMX repacking
+  // segfaults on quantized cb-* models).
+  p.use_extra_bufts = repack;
   return p;
 }
+
+// While a repacking load reads the file: the pages it has read are given
+// back as it goes (the weights are copied out of them), so the load holds
+// about one tensor of the file at a time besides the copies.
+struct LoadPageRelease {
+  std::string path;
+  static bool on_progress(float /*progress*/, void* user_data) {
+    release_pages(mapped_ranges_of(static_cast<LoadPageRelease*>(user_data)->path));
+    return true;
+  }
+};
 
 // A temporary GGUF, removed when this goes away (a mapping keeps it readable).
 struct TempModelFile {
@@ -185,7 +201,14 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
                                  static_cast<double>(opts.max_device_bytes) / (1 << 30)));
   }
   ScopedLogCapture capture(opts.logger);
-  m->model_ = llama_model_load_from_file(load_path.c_str(), model_params(n_gpu_layers));
+  const bool repack = opts.cpu_repack && cpu_repack_buffer_type() != nullptr;
+  llama_model_params params = model_params(n_gpu_layers, repack);
+  LoadPageRelease load_release{load_path};
+  if (repack && opts.release_mapped_pages) {
+    params.progress_callback = &LoadPageRelease::on_progress;
+    params.progress_callback_user_data = &load_release;
+  }
+  m->model_ = llama_model_load_from_file(load_path.c_str(), params);
   if (!m->model_) {
     std::string why = capture.text();
     const auto pos = why.rfind("error");
@@ -197,6 +220,8 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   // llama.cpp: a negative count is every layer; n_layer + 1 includes the output.
   m->fully_offloaded_ = gpu_memory().total_bytes > 0 && (n_gpu_layers < 0 || n_gpu_layers > m->n_layer());
   if (opts.release_mapped_pages && !m->fully_offloaded_) m->released_ranges_ = mapped_ranges_of(load_path);
+  m->repacked_ = repack;
+  if (repack) release_pages(m->released_ranges_);  // what the load read last
   if (opts.swappable) ModelLoader::discover(*m);
   return m;
 }

@@ -106,6 +106,7 @@ Evaluator::Evaluator(const std::string& model_path, const std::string& text,
   lo.work_dir = opts.work_dir;
   lo.donor_path = opts.donor_model_path;
   lo.imatrix = imatrix_weights(opts);
+  lo.cpu_repack = opts.cpu_repack;
   lo.logger = logger;
   impl_->model = engine::LlamaModel::load(model_path, lo);
   impl_->n_threads = impl_->model->n_threads();

@@ -21,6 +21,7 @@ eval::EvalOptions sweep_eval_options(const MeasureOptions& o) {
   e.first_scored = o.first_scored < 0 ? o.ctx / 8 : o.first_scored;
   e.reference_model_path = o.reference_model;
   e.lanes = o.lanes;
+  e.cpu_repack = o.cpu_repack;
   return e;
 }
 

@@ -388,6 +388,7 @@ void Sweep::reference_only(const MeasureText& text) {
   eval::EvalOptions eo = eval_options();
   bool view = o_.mode == EvalMode::kResident && eo.n_gpu_layers == 0;
   if (view) {
+    eo.cpu_repack = false;  // a skeleton here: its weights point at the reference's file
     eo.tensor_types = base_;
     eo.built_model_path = base_model_path(o_);
     eo.work_dir = fs::path(o_.out_path).parent_path().string();

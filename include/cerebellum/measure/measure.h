@@ -168,6 +168,10 @@ struct MeasureOptions {
   // CPU while the other decodes (eval::EvalOptions::lanes): 0 = 2 with every
   // layer on a GPU, else 1.
   int lanes = 0;
+  // CPU-only runs: the resident model's matrix weights repacked as stock
+  // llama.cpp does (eval::EvalOptions::cpu_repack): faster, and the base mix
+  // then held in memory rather than read from its file layer by layer.
+  bool cpu_repack = false;
   // Leave the built base mix (base_model_path) when the sweep ends, for a
   // caller that uses it next (quantize: its search loads it, its builds copy
   // from it) and removes it.
