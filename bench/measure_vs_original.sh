@@ -13,13 +13,17 @@
 # compute the truth once (--truth-only) and pass it to later runs (--truth FILE:
 # the truth does not depend on the method being timed).
 # Ours runs with `cerebellum measure`'s defaults (what a user gets).
+# --repack: both sides with llama.cpp's CPU weight repacking, like for like:
+# ours with --cpu-repack, the original's llama-perplexity without -nr (its
+# default; the script refuses where the CPU offers AMX, whose repacking
+# segfaults on quantized models).
 #
 # usage: bench/measure_vs_original.sh [--limit N] [--ref-chunks 100] [--threads 2]
-#          [--build DIR (default build)] [--work DIR] [--text FILE] [--truth FILE | --truth-only]
+#          [--build DIR (default build)] [--work DIR] [--text FILE] [--truth FILE | --truth-only] [--repack]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIMIT=0 REF_CHUNKS=100 THREADS=2 BUILD="${CB_BUILD:-$ROOT/build}" WORK="" TEXT=${TEXT:-} TRUTH="" TRUTH_ONLY=0
-TRUTH_THREADS=""
+TRUTH_THREADS="" REPACK=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --limit) LIMIT=$2; shift 2 ;;
@@ -30,6 +34,7 @@ while [[ $# -gt 0 ]]; do
     --text) TEXT=$2; shift 2 ;;
     --truth) TRUTH=$2; shift 2 ;;
     --truth-only) TRUTH_ONLY=1; shift ;;
+    --repack) REPACK=1; shift ;;
     --truth-threads) TRUTH_THREADS=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -44,6 +49,11 @@ TRUTH_THREADS=${TRUTH_THREADS:-$THREADS}
 WORK=${WORK:-$(mktemp -d /tmp/measure_vs_original.XXXXXX)}
 mkdir -p "$WORK"
 echo "work dir: $WORK" >&2
+NR=(-nr) OURS_REPACK=()
+if [[ $REPACK == 1 ]]; then
+  grep -qw amx_int8 /proc/cpuinfo && { echo "--repack: this CPU has AMX (its repacking segfaults)" >&2; exit 2; }
+  NR=() OURS_REPACK=(--cpu-repack)
+fi
 now() { date +%s.%N; }
 sub() { python3 -c "import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 2))" "$@"; }
 
@@ -64,7 +74,7 @@ fi
 rm -f "$WORK"/ours.jsonl*
 t0=$(now)
 "$CLI" measure --source "$MODEL" --base Q4_K_M --text "$TEXT" --domain en --plan tensors \
-  --targets q2_K --threads "$THREADS" \
+  --targets q2_K --threads "$THREADS" "${OURS_REPACK[@]}" \
   --limit "$LIMIT" --out "$WORK/ours.jsonl" >/dev/null 2>"$WORK/ours.log"
 t_ours=$(sub "$(now)" "$t0")
 python3 - "$WORK/ours.jsonl" > "$WORK/tensors.txt" <<'PY'
@@ -79,13 +89,13 @@ echo "ours: $N tensors in ${t_ours}s" >&2
 # --- original ---------------------------------------------------------------
 t0=$(now)
 "$BIN/llama-quantize" "$MODEL" "$WORK/base.gguf" Q4_K_M "$THREADS" >/dev/null 2>&1
-"$BIN/llama-perplexity" -m "$WORK/base.gguf" -f "$TEXT" -c 512 --chunks 40 -nr -t "$THREADS" \
+"$BIN/llama-perplexity" -m "$WORK/base.gguf" -f "$TEXT" -c 512 --chunks 40 "${NR[@]}" -t "$THREADS" \
   > "$WORK/base.ppl.log" 2>&1
 echo "{}" > "$WORK/original.json"
 while read -r name; do
   "$BIN/llama-quantize" --tensor-type "$name=q2_k" "$MODEL" "$WORK/cand.gguf" Q4_K_M "$THREADS" \
     >/dev/null 2>&1
-  "$BIN/llama-perplexity" -m "$WORK/cand.gguf" -f "$TEXT" -c 512 --chunks 40 -nr -t "$THREADS" \
+  "$BIN/llama-perplexity" -m "$WORK/cand.gguf" -f "$TEXT" -c 512 --chunks 40 "${NR[@]}" -t "$THREADS" \
     > "$WORK/cand.ppl.log" 2>&1
   ppl=$(grep -o 'Final estimate: PPL = [0-9.]*' "$WORK/cand.ppl.log" | awk '{print $NF}')
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d[sys.argv[2]]=float(sys.argv[3]); json.dump(d,open(sys.argv[1],'w'))" \

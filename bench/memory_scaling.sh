@@ -140,10 +140,13 @@ bench_model() {
   run "stock_ppl_f16" "$name" "$LLAMA_BIN/llama-perplexity" -m "$f16" -f "$CALIB" -c "$ctx" --chunks "$chunks" -nr -t "$THREADS" "${sgpu[@]}"
   local m=(--source "$f16" --base Q4_K_M --text "$CALIB" --min-chunks 2 --max-chunks "$chunks" "${common[@]}" "${gpu[@]}" --out "$d/m.jsonl")
   run "reference" "$name" "$CB" measure "${m[@]}" --reference-only
-  want measure && rm -f "$d/m.jsonl"  # a fresh sweep each time (the reference stores stay)
+  # A fresh sweep each time, with the base mix there as the reference pass
+  # leaves it (a sweep removes it when done; the reference stores stay).
+  fresh_sweep() { want "$1" || return 0; rm -f "$d/m.jsonl"; "$CB" measure "${m[@]}" --reference-only >/dev/null 2>&1; rm -f "$d/m.jsonl"; }
+  fresh_sweep measure
   run "measure" "$name" "$CB" measure "${m[@]}" --limit 3
   if [ "$NGL" = 0 ]; then
-    want measure_repack && rm -f "$d/m.jsonl"
+    fresh_sweep measure_repack
     run "measure_repack" "$name" "$CB" measure "${m[@]}" --limit 3 --cpu-repack
     run "stock_ppl_q4km_repack" "$name" "$LLAMA_BIN/llama-perplexity" -m "$q4" -f "$CALIB" -c "$ctx" --chunks "$chunks" -t "$THREADS"
   fi

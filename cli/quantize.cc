@@ -204,6 +204,9 @@ void setup_quantize(CLI::App& app) {
   cmd->add_option("--gpu-layers", a->o.measure.n_gpu_layers, "layers offloaded to the GPU in every evaluation (999 = all)")
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");
+  cmd->add_flag("--cpu-repack", a->o.measure.cpu_repack,
+                "CPU-only runs: the sweep repacks the base mix's matrix weights as stock llama.cpp does (about 2x "
+                "faster; the base mix is then held in memory instead of read from its file layer by layer)");
   cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
   cmd->add_option("--reference-model", a->o.measure.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM");
