@@ -193,8 +193,9 @@ void setup_measure(CLI::App& app) {
       ->check(CLI::Range(0, 2))
       ->capture_default_str();
   cmd->add_flag("--cpu-repack", o.cpu_repack,
-               "CPU-only runs: repack the base mix's matrix weights as stock llama.cpp does (about 2x faster "
-               "evaluation; the base mix is then held in memory instead of read from its file layer by layer)");
+               "CPU-only runs: repack the base mix's matrix weights as stock llama.cpp does, where the CPU offers "
+               "no AMX (about 2x faster evaluation; the base mix is then held in memory instead of read from its "
+               "file layer by layer)");
   cmd->add_option("--reference-model", o.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM "
                   "(recorded in the journal; swaps still convert from --source)");

@@ -205,8 +205,9 @@ void setup_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-vram", a->max_vram, "device memory cap per loaded model, e.g. 24GiB (default: none)");
   cmd->add_flag("--cpu-repack", a->o.measure.cpu_repack,
-                "CPU-only runs: the sweep repacks the base mix's matrix weights as stock llama.cpp does (about 2x "
-                "faster; the base mix is then held in memory instead of read from its file layer by layer)");
+                "CPU-only runs: the sweep repacks the base mix's matrix weights as stock llama.cpp does, where the "
+                "CPU offers no AMX (about 2x faster; the base mix is then held in memory instead of read from its "
+                "file layer by layer)");
   cmd->add_option("--max-memory", a->max_memory, "refuse before measuring when the projected host memory exceeds this");
   cmd->add_option("--reference-model", a->o.measure.reference_model,
                   "reference model when not --source, e.g. your Q8_0 when the F16 does not fit RAM");
