@@ -151,7 +151,7 @@ for name, units in runs:
         e["other"] = out["elapsed_s"] - e["decode"] - e["rows"] - e["score"] - e.get("swap", 0)
         print(f"  {name:<12} per unit: decode {e['decode'] / units:.3f} s, rows {e['rows'] / units:.3f} s, "
               f"scoring {e['score'] / units:.3f} s, swaps {e.get('swap', 0) / units:.3f} s, "
-              f"other {e['other'] / units:.3f} s ({e['decodes']} decodes); "
+              f"other {e['other'] / units:.3f} s ({e['decodes']} decodes, {e.get('overlapped_scorings', 0)} last scorings overlapped); "
               f"background converter busy {e.get('convert_ahead', 0) / units:.3f} s")
     split[name] = e
 print(f"merge: {len(merged)} units in {t[4] - t[3]:.1f} s; same units as the single process: {set(merged) == set(single)}; "

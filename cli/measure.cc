@@ -64,6 +64,7 @@ void run_measure_command(MeasureArgs& a) {
               {"stopped", s.stopped}, {"elapsed_s", s.elapsed_s},
               {"eval_split_s", {{"decode", s.eval_timings.decode_s}, {"rows", s.eval_timings.fetch_s},
                                 {"score", s.eval_timings.score_s}, {"decodes", s.eval_timings.n_decodes},
+                                {"overlapped_scorings", s.eval_timings.n_overlapped},
                                 {"swap", s.eval_timings.swap_s}, {"convert_ahead", s.eval_timings.convert_ahead_s}}}});
 }
 

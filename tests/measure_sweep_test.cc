@@ -2,6 +2,8 @@
 // stories260K with fallback types), journal contents, resume checks.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -160,6 +162,45 @@ TEST(MeasureSweep, PrefetchingTheNextUnitGivesTheSameRecords) {
     EXPECT_EQ(a.measurements[i].unit.id, b.measurements[i].unit.id);
     EXPECT_EQ(a.measurements[i].delta_kld, b.measurements[i].delta_kld) << a.measurements[i].unit.id;
     EXPECT_EQ(a.measurements[i].delta_kld_se, b.measurements[i].delta_kld_se);
+  }
+}
+
+// With two lanes a unit's last step hands its results over later: its
+// scoring overlaps the next unit's swap and first decode (Evaluator::
+// evaluate_then). The records are those of one lane, bit for bit, whether
+// every unit ends on its first step (fixed chunks) or some go on (adaptive).
+TEST(MeasureSweep, LastScoringLeftRunningGivesTheSameRecords) {
+  const std::string dir = test::temp_dir("measure_deferred");
+  for (const auto& [min_chunks, max_chunks] : {std::pair{4, 4}, std::pair{2, 4}}) {
+    std::vector<Journal> journals;
+    for (int lanes : {2, 1}) {
+      MeasureOptions o = small("cb-dense-12l-F16.gguf", dir);
+      o.tensor_regex = "blk\\.[35]\\.";
+      o.limit_units = 5;
+      o.stop.min_chunks = min_chunks;
+      o.stop.max_chunks = max_chunks;
+      o.lanes = lanes;
+      o.out_path = fmt::format("{}/m{}-{}.jsonl", dir, min_chunks, lanes);
+      const MeasureSummary s = run_measure(o);
+      EXPECT_EQ(s.n_measured, 5);
+      journals.push_back(read_journal(o.out_path));
+      // Two lanes: the last step of every unit that reached the chunk cap
+      // (known last before it ran) left running; none with one lane.
+      int64_t at_cap = 0;
+      for (const auto& m : journals.back().measurements) at_cap += m.metrics.n_chunks == max_chunks;
+      EXPECT_EQ(s.eval_timings.n_overlapped, lanes == 2 ? at_cap : 0);
+      if (min_chunks == max_chunks) EXPECT_EQ(at_cap, 5);
+    }
+    const Journal &a = journals[0], &b = journals[1];
+    ASSERT_EQ(a.measurements.size(), 5u);
+    ASSERT_EQ(b.measurements.size(), a.measurements.size());
+    for (size_t i = 0; i < a.measurements.size(); ++i) {
+      EXPECT_EQ(a.measurements[i].unit.id, b.measurements[i].unit.id);
+      EXPECT_EQ(a.measurements[i].metrics.n_chunks, b.measurements[i].metrics.n_chunks);
+      EXPECT_EQ(a.measurements[i].delta_kld, b.measurements[i].delta_kld) << a.measurements[i].unit.id;
+      EXPECT_EQ(a.measurements[i].delta_kld_se, b.measurements[i].delta_kld_se);
+      EXPECT_EQ(a.measurements[i].delta_ln_ppl, b.measurements[i].delta_ln_ppl);
+    }
   }
 }
 

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -18,6 +21,7 @@
 #include "engine/engine.h"
 #include "engine/eval_swap.h"
 #include "engine/llama_model.h"
+#include "eval/group_scoring.h"
 #include "eval/logits.h"
 
 namespace cb::eval {
@@ -51,6 +55,16 @@ struct Evaluator::Impl {
     }
     return it->second;
   }
+  // The last group's scoring of an evaluate_then() call, still running on
+  // `background` (reading `lane`'s logits) when the call returned.
+  struct Deferred {
+    std::vector<ChunkResult> results;
+    ResultsFn then;
+    int lane = 0;
+    std::shared_ptr<std::atomic<int>> non_finite_chunk;
+  };
+  std::optional<Deferred> deferred;
+  BackgroundScoring background;  // last: joined before the lanes it reads go
 };
 
 namespace {
@@ -223,7 +237,7 @@ void check_reference_covers(const ReferenceStore& ref, const Evaluator& ev, int 
 }  // namespace
 
 std::vector<ChunkResult> Evaluator::evaluate(int first, int count, const ReferenceStore* ref) {
-  return evaluate_impl(first, count, ref, nullptr);
+  return evaluate_impl(first, count, ref, nullptr, nullptr);
 }
 
 // Decodes chunks [first, first + n_group) as sequences 0..n_group-1 of one
@@ -248,81 +262,10 @@ void Evaluator::decode_group(int first, int n_group, int lane_index) {
 
 namespace {
 
-// One decoded group's rows, scored into its results on n_threads threads:
-// log-softmax, NLL, argmax; against `ref` KLD and top-1 agreement; into
-// `capture` the top-K distributions. Reads only the rows and the stores.
-struct GroupScoring {
-  std::vector<const float*> rows;  // sequence-major, n_scored per chunk
-  ChunkResult* results = nullptr;  // the group's first chunk
-  const Token* targets = nullptr;  // token first_scored + 1 of the group's first chunk
-  int ctx = 0, n_scored = 0, n_vocab = 0, n_threads = 1;
-  const ReferenceStore* ref = nullptr;
-  ReferenceStore* capture = nullptr;
-  std::atomic<int>* non_finite_chunk = nullptr;
-
-  void run() const {
-    parallel_for(static_cast<int64_t>(rows.size()), n_threads, [&](int64_t jj) {
-      const int j = static_cast<int>(jj), s = j / n_scored, i = j % n_scored;
-      ChunkResult& r = results[s];
-      const float* row = rows[j];
-      const detail::RowStats st = detail::row_stats(row, n_vocab);
-      if (!std::isfinite(st.log_sum_exp) || !std::isfinite(st.max_logit)) *non_finite_chunk = r.chunk;
-      const float lp = st.log_prob(row[targets[static_cast<size_t>(s) * ctx + i]]);
-      r.nll_nats[i] = -lp;
-      r.p_target[i] = std::exp(lp);
-      r.top1[i] = st.argmax;
-      if (ref) {
-        const int64_t t = ref->index(r.chunk, i);
-        r.kld_nats[i] = static_cast<float>(detail::kld_top_k(
-            row, st, ref->top_k(), ref->ids(t), ref->log_probs(t), ref->tail_log_mass(t)));
-        r.top1_match[i] = ref->ids(t)[0] == st.argmax;
-        r.p_ref[i] = std::exp(ref->target_log_prob(t));
-        r.nll_ref_nats[i] = -ref->target_log_prob(t);
-      }
-      if (capture) {
-        const int64_t t = capture->index(r.chunk, i);
-        detail::top_k(row, n_vocab, st, capture->top_k(), capture->mutable_ids(t),
-                      capture->mutable_log_probs(t), &capture->mutable_tail(t));
-        capture->mutable_target(t) = lp;
-      }
-    });
-  }
-};
-
-// The scoring of the group decoded last, on its own thread while the next
-// group decodes on the other lane; wait() rethrows what it threw.
-class BackgroundScoring {
- public:
-  ~BackgroundScoring() {
-    if (thread_.joinable()) thread_.join();
-  }
-  void start(GroupScoring job) {
-    thread_ = std::thread([this, job = std::move(job)] {
-      try {
-        job.run();
-      } catch (...) {
-        error_ = std::current_exception();
-      }
-    });
-  }
-  // Seconds spent waiting.
-  double wait() {
-    if (!thread_.joinable()) return 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    thread_.join();
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-
- private:
-  std::thread thread_;
-  std::exception_ptr error_;
-};
-
 }  // namespace
 
 std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const ReferenceStore* ref,
-                                                  ReferenceStore* capture) {
+                                                  ReferenceStore* capture, ResultsFn* then) {
   if (first < 0 || count < 0 || first + count > n_chunks()) {
     throw UsageError(fmt::format("chunks [{}, {}) out of range (0..{})", first, first + count,
                                  n_chunks()));
@@ -333,21 +276,25 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
   const int n_scored = scored_per_chunk();
   const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   std::vector<ChunkResult> results(count);
-  std::atomic<int> non_finite_chunk{-1};
-  BackgroundScoring background;
+  auto non_finite_chunk = std::make_shared<std::atomic<int>>(-1);
   const int n_lanes = static_cast<int>(impl_->lanes.size()), per = impl_->lane_seq;
+  if (n_lanes == 1) finish_pending();  // (never deferred with one lane)
   const int n_groups = (count + per - 1) / per;
-  const auto launch = [&](int gi) { decode_group(first + gi * per, std::min(per, count - gi * per), gi % n_lanes); };
+  // A scoring deferred by the last call still reads its lane's logits: this
+  // call's first decode goes to the other lane.
+  const int lane0 = impl_->deferred ? (impl_->deferred->lane + 1) % n_lanes : 0;
+  const auto lane_of = [&](int gi) { return (lane0 + gi) % n_lanes; };
+  const auto launch = [&](int gi) { decode_group(first + gi * per, std::min(per, count - gi * per), lane_of(gi)); };
   for (int gi = 0; gi < n_groups; ++gi) {
     const int g = gi * per, n_group = std::min(per, count - g);
-    Lane& lane = impl_->lanes[gi % n_lanes];
+    Lane& lane = impl_->lanes[lane_of(gi)];
     const auto t0 = std::chrono::steady_clock::now();
     double waited_s = 0;  // for the scoring thread, before the sync
     if (gi == 0 || n_lanes == 1) launch(gi);
     if (n_lanes > 1 && gi + 1 < n_groups) {
       // The next group goes to the GPU before this one is waited for (no
       // gap between decodes), once the other lane's last logits are scored.
-      waited_s = background.wait();
+      waited_s = wait_scoring();
       launch(gi + 1);
     }
     lane.ctx->synchronize();
@@ -356,11 +303,11 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
     GroupScoring job{scored_rows(*lane.ctx, lane.batch_index, n_group, ctx, first_scored, n_scored),
                      &results[g], &impl_->tokens[static_cast<size_t>(first + g) * ctx + first_scored + 1],
                      ctx, n_scored, impl_->model->n_vocab(), impl_->n_threads, ref, capture,
-                     &non_finite_chunk};
+                     non_finite_chunk.get()};
     const auto t2 = std::chrono::steady_clock::now();
     if (n_lanes > 1) {
-      timings_.score_s += background.wait();
-      background.start(std::move(job));
+      timings_.score_s += wait_scoring();
+      impl_->background.start(std::move(job));
     } else {
       job.run();
       timings_.score_s += seconds(t2, std::chrono::steady_clock::now());
@@ -370,10 +317,35 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
     timings_.fetch_s += seconds(t1, t2);
     ++timings_.n_decodes;
   }
-  timings_.score_s += background.wait();
-  if (non_finite_chunk >= 0) throw_non_finite(model_path_, non_finite_chunk);
+  if (then && n_lanes > 1 && n_groups > 0) {
+    // The results' buffer moves with the vector: the scoring's pointers hold.
+    impl_->deferred = Impl::Deferred{std::move(results), std::move(*then), lane_of(n_groups - 1),
+                                     std::move(non_finite_chunk)};
+    ++timings_.n_overlapped;
+    return {};
+  }
+  timings_.score_s += wait_scoring();
+  if (*non_finite_chunk >= 0) throw_non_finite(model_path_, *non_finite_chunk);
+  if (then) (*then)(std::move(results));
   return results;
 }
+
+void Evaluator::evaluate_then(int first, int count, const ReferenceStore* ref, ResultsFn then) {
+  evaluate_impl(first, count, ref, nullptr, &then);
+}
+
+double Evaluator::wait_scoring() {
+  const double waited_s = impl_->background.wait();
+  if (impl_->deferred) {
+    Impl::Deferred d = std::move(*impl_->deferred);
+    impl_->deferred.reset();
+    if (*d.non_finite_chunk >= 0) throw_non_finite(model_path_, *d.non_finite_chunk);
+    d.then(std::move(d.results));
+  }
+  return waited_s;
+}
+
+void Evaluator::finish_pending() { timings_.score_s += wait_scoring(); }
 
 ChunkResult Evaluator::evaluate_chunk(int chunk, const ReferenceStore* ref) {
   return std::move(evaluate(chunk, 1, ref).front());
@@ -381,6 +353,7 @@ ChunkResult Evaluator::evaluate_chunk(int chunk, const ReferenceStore* ref) {
 
 EvalSummary Evaluator::run(const ReferenceStore* ref, const ProgressFn& progress,
                            TokenSeries* series) {
+  finish_pending();
   const auto t0 = std::chrono::steady_clock::now();
   TokenSeries local;
   TokenSeries& all = series ? *series : local;
@@ -401,6 +374,7 @@ ReferenceStore Evaluator::empty_reference() const {
 }
 
 void Evaluator::extend_reference(ReferenceStore& store, int n_chunks, const ProgressFn& progress) {
+  finish_pending();  // the store may grow: nothing reads it meanwhile
   check_same_key(reference_key(), store.key(), "extend_reference");
   n_chunks = std::min(n_chunks, this->n_chunks());
   for (int c = store.n_filled(); c < n_chunks; c += impl_->n_seq) {
@@ -418,6 +392,7 @@ bool Evaluator::can_view_reference(const std::string& reference_path) const {
 
 void Evaluator::extend_reference_from(const std::string& reference_path, ReferenceStore& store, int n_chunks,
                                       const ProgressFn& progress) {
+  finish_pending();
   check_same_key(reference_key(), store.key(), "extend_reference_from");
   if (store.n_filled() >= std::min(n_chunks, this->n_chunks())) return;
   const std::string key =

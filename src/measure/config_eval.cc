@@ -118,6 +118,16 @@ class ResidentEval : public ConfigEval {
     return timed_evaluate(*ev_, first, count, ref);
   }
 
+  void evaluate_then(int first, int count, const eval::ReferenceStore& ref,
+                     eval::Evaluator::ResultsFn then) override {
+    load();
+    timed(*ev_, [&] { ev_->evaluate_then(first, count, &ref, std::move(then)); });
+  }
+
+  void flush() override {
+    if (ev_) timed(*ev_, [&] { ev_->finish_pending(); });
+  }
+
   bool prefetch(const std::vector<TypeMap>& next, int64_t max_bytes) override {
     return ev_ && ev_->prefetch_tensor_types(next, max_bytes);
   }
@@ -125,6 +135,7 @@ class ResidentEval : public ConfigEval {
 
   void extend_reference(eval::ReferenceStore& ref, int n_chunks) override {
     if (ref.n_filled() >= n_chunks) return;
+    flush();  // the evaluator may go, and `ref` grows
     current_.clear();
     if (opts_.n_gpu_layers == 0) {  // on the CPU: through the base mix, viewing the reference's file
       load();

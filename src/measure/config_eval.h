@@ -39,6 +39,15 @@ class ConfigEval {
   virtual void set(const TypeMap& overrides) = 0;
   virtual std::vector<eval::ChunkResult> evaluate(int first, int count,
                                                   const eval::ReferenceStore& ref) = 0;
+  // evaluate() with the results handed to `then`, possibly later (resident
+  // mode with two lanes: Evaluator::evaluate_then), from the next evaluate
+  // or flush(); set() may come before. At once here.
+  virtual void evaluate_then(int first, int count, const eval::ReferenceStore& ref,
+                             eval::Evaluator::ResultsFn then) {
+    then(evaluate(first, count, ref));
+  }
+  // Hands over any results evaluate_then still holds.
+  virtual void flush() {}
   // Fills `ref` up to `n_chunks` with the full-precision model's distributions.
   // Afterwards the configuration is unspecified: call set() again.
   virtual void extend_reference(eval::ReferenceStore& ref, int n_chunks) = 0;

@@ -70,9 +70,15 @@ class Sweep {
   void save_reference(const std::string& path);
   // Chunks from 0 until the stop rule says (adaptive) or `n_max` (0 = the reference's).
   Outcome measure(const TypeMap& overrides, bool adaptive, int n_max = 0);
+  // measure(), the outcome handed to `record` possibly once the next
+  // configuration's first decode is under way (its last step's scoring then
+  // overlaps that decode: ConfigEval::evaluate_then); cfg_->flush() forces it.
+  void measure_then(const TypeMap& overrides, bool adaptive, int n_max, std::function<void(Outcome)> record);
   // The record of `key` re-measured to refine_chunks' length, when it asks for more.
   std::optional<JournalMeasurement> refine(const std::string& key, const JournalMeasurement& kept);
-  const JournalMeasurement& unit(const std::string& domain, const PlannedUnit& u);
+  // Measures `u` unless the journal has it; its record may come after the
+  // call (measure_then): cfg_->flush() before reading done_.
+  void unit(const std::string& domain, const PlannedUnit& u);
   std::vector<PlannedUnit> plan(PlanLevel level, const std::string& type,
                                 const std::string& direction) const;
   void sweep_type(const std::string& domain, const std::string& type, const std::string& dir);
@@ -124,6 +130,13 @@ std::string Sweep::reference_path(const std::string& domain) const {
 }
 
 Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
+  Outcome out;
+  measure_then(overrides, adaptive, n_max, [&out](Outcome o) { out = std::move(o); });
+  cfg_->flush();
+  return out;
+}
+
+void Sweep::measure_then(const TypeMap& overrides, bool adaptive, int n_max, std::function<void(Outcome)> record) {
   const double t0 = now_s();
   const int n = n_max > 0 ? std::min(n_max, ref_.key().n_chunks) : ref_.key().n_chunks;
   // The baseline's first chunks before the swap, while the model is at its
@@ -132,9 +145,28 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
   ensure_chunks(std::min(o_.stop.min_chunks, n), {}, &overrides);
   const double t_swap = now_s();
   cfg_->set(overrides);
-  Outcome out;
-  out.swap_s = now_s() - t_swap;
+  auto out = std::make_shared<Outcome>();
+  out->swap_s = now_s() - t_swap;
   const int blocks = o_.stop.blocks_per_chunk;
+  // A step's results into the outcome; true when the unit stops there.
+  const auto take = [this, out, blocks, adaptive, n](const std::vector<eval::ChunkResult>& results, int done) {
+    for (const eval::ChunkResult& r : results) {
+      const eval::ChunkResult& b = base_chunks_.at(r.chunk);
+      push_block_diffs(r.kld_nats, b.kld_nats, blocks, &out->d_kld);
+      push_block_diffs(r.nll_nats, b.nll_nats, blocks, &out->d_nll);
+      push_block_diffs(r.top1_match, b.top1_match, blocks, &out->d_top1);
+      out->series.append(r);
+    }
+    out->n_chunks = done;
+    summary.chunks_evaluated += static_cast<int64_t>(results.size());
+    if (adaptive) out->stopped = stop_reason(out->d_kld, out->n_chunks, o_.stop);
+    return !out->stopped.empty() || done >= n;
+  };
+  const auto finish = [out, t0, record] {
+    if (out->stopped.empty()) out->stopped = "cap";
+    out->elapsed_s = now_s() - t0;
+    record(std::move(*out));
+  };
   for (int done = 0; done < n;) {
     const int next_check = done == 0 ? o_.stop.min_chunks : done + o_.stop.step_chunks;
     const int count = std::min(next_check, n) - done;
@@ -143,22 +175,17 @@ Outcome Sweep::measure(const TypeMap& overrides, bool adaptive, int n_max) {
     // reference pass, which would release the model and the prefetch).
     if (!ahead_types_.empty()) cfg_->prefetch(ahead_types_, o_.prefetch_max_bytes);
     ahead_types_.clear();
-    for (const eval::ChunkResult& r : cfg_->evaluate(done, count, ref_)) {
-      const eval::ChunkResult& b = base_chunks_.at(r.chunk);
-      push_block_diffs(r.kld_nats, b.kld_nats, blocks, &out.d_kld);
-      push_block_diffs(r.nll_nats, b.nll_nats, blocks, &out.d_nll);
-      push_block_diffs(r.top1_match, b.top1_match, blocks, &out.d_top1);
-      out.series.append(r);
-    }
     done += count;
-    out.n_chunks = done;
-    summary.chunks_evaluated += count;
-    if (adaptive) out.stopped = stop_reason(out.d_kld, out.n_chunks, o_.stop);
-    if (!out.stopped.empty()) break;
+    if (done >= n) {  // the last step whatever it shows: nothing waits on it
+      cfg_->evaluate_then(done - count, count, ref_, [take, finish, done](std::vector<eval::ChunkResult> r) {
+        take(r, done);
+        finish();
+      });
+      return;
+    }
+    if (take(cfg_->evaluate(done - count, count, ref_), done)) break;
   }
-  if (out.stopped.empty()) out.stopped = "cap";
-  out.elapsed_s = now_s() - t0;
-  return out;
+  finish();
 }
 
 // The reference and the baseline are computed only for the chunks some unit
@@ -215,15 +242,18 @@ void Sweep::record_baseline(const std::string& domain) {
   w_->append(b);
 }
 
-const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUnit& u) {
+void Sweep::unit(const std::string& domain, const PlannedUnit& u) {
   const std::string key = measurement_key(domain, u.direction, u.unit.id, u.types);
   auto it = done_.find(key);
   if (it != done_.end()) {
     if (auto r = refine(key, it->second)) it->second = std::move(*r);
     else ++summary.n_resumed;
-  } else {
+    ++done_units_;
     progress(u.unit.id);
-    const Outcome out = measure(u.types, true);
+    return;
+  }
+  progress(u.unit.id);
+  measure_then(u.types, true, 0, [this, domain, u, key](Outcome out) {
     JournalMeasurement m;
     m.domain = domain;
     m.direction = u.direction;
@@ -235,11 +265,10 @@ const JournalMeasurement& Sweep::unit(const std::string& domain, const PlannedUn
     w_->append(m);
     ++summary.n_measured;
     ++summary.stopped[m.stopped];
-    it = done_.emplace(key, std::move(m)).first;
-  }
-  ++done_units_;
-  progress(u.unit.id);
-  return it->second;
+    done_.emplace(key, std::move(m));
+    ++done_units_;
+    progress(u.unit.id);
+  });
 }
 
 std::optional<JournalMeasurement> Sweep::refine(const std::string& key, const JournalMeasurement& kept) {
@@ -314,9 +343,13 @@ std::vector<const JournalMeasurement*> Sweep::measure_units(const std::string& d
     for (size_t q = p + 1; ahead && q < order.size() && ahead_types_.size() < kPrefetchUnits; ++q) {
       if (todo[q]) ahead_types_.push_back(units[order[q]].types);
     }
-    results.push_back(&unit(domain, units[order[p]]));
+    unit(domain, units[order[p]]);
   }
   ahead_types_.clear();
+  cfg_->flush();  // the last unit's record
+  for (size_t j : order) {
+    results.push_back(&done_.at(measurement_key(domain, units[j].direction, units[j].unit.id, units[j].types)));
+  }
   return results;
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -128,14 +129,15 @@ struct EvalTimings {
   int64_t n_decodes = 0;
   double swap_s = 0;
   double convert_ahead_s = 0;
+  int64_t n_overlapped = 0;  // evaluate_then calls whose last scoring ran on past the call
   EvalTimings& operator+=(const EvalTimings& o) {
     decode_s += o.decode_s, fetch_s += o.fetch_s, score_s += o.score_s, n_decodes += o.n_decodes;
-    swap_s += o.swap_s, convert_ahead_s += o.convert_ahead_s;
+    swap_s += o.swap_s, convert_ahead_s += o.convert_ahead_s, n_overlapped += o.n_overlapped;
     return *this;
   }
   EvalTimings operator-(const EvalTimings& o) const {
     return {decode_s - o.decode_s, fetch_s - o.fetch_s, score_s - o.score_s, n_decodes - o.n_decodes,
-            swap_s - o.swap_s, convert_ahead_s - o.convert_ahead_s};
+            swap_s - o.swap_s, convert_ahead_s - o.convert_ahead_s, n_overlapped - o.n_overlapped};
   }
 };
 
@@ -167,6 +169,15 @@ class Evaluator {
   // top-1 agreement, p_ref (ref must cover the chunks: MismatchError).
   std::vector<ChunkResult> evaluate(int first, int count, const ReferenceStore* ref = nullptr);
   ChunkResult evaluate_chunk(int chunk, const ReferenceStore* ref = nullptr);
+  // evaluate() whose results may come later: with two lanes the last group's
+  // scoring is left running and `then` gets the results on this thread once
+  // it is done, from the next evaluate / evaluate_then (whose first decode
+  // then overlaps it) or finish_pending(); with one lane, before returning.
+  // run(), extend_reference*() and the destructor finish it first (the
+  // destructor without calling `then`). `ref` must not change meanwhile.
+  using ResultsFn = std::function<void(std::vector<ChunkResult>)>;
+  void evaluate_then(int first, int count, const ReferenceStore* ref, ResultsFn then);
+  void finish_pending();
   // All n_chunks(), with progress ("eval", chunks done / total).
   EvalSummary run(const ReferenceStore* ref = nullptr, const ProgressFn& progress = {},
                   TokenSeries* series = nullptr);
@@ -217,7 +228,8 @@ class Evaluator {
 
  private:
   std::vector<ChunkResult> evaluate_impl(int first, int count, const ReferenceStore* ref,
-                                         ReferenceStore* capture);
+                                         ReferenceStore* capture, ResultsFn* then = nullptr);
+  double wait_scoring();  // for the scoring thread; hands a deferred group's results over
   void decode_group(int first, int n_group, int lane);
   struct Impl;
   std::unique_ptr<Impl> impl_;
