@@ -106,10 +106,10 @@ void point_at(ggml_tensor* t, ggml_type type, ggml_backend_buffer_t buf) {
   }
 }
 
-// In a model loaded with repacking, where a fresh load with `type` would put
-// the tensor (llama.cpp's loader: repacked when the repacking takes the type
-// and shape): the swap goes there too, so that it runs the same kernels. The
-// buffer, or nullptr where it would not; `t` is left as it was.
+// In a model loaded with repacking, a swap goes where a fresh load with
+// `type` would put the tensor, so that it runs the same kernels: a repacking
+// buffer when the repacking takes the type and shape (llama.cpp's loader),
+// returned; else nullptr. `t` is left as it was.
 ggml_backend_buffer_t repacked_scratch(ggml_tensor* t, ggml_type type, size_t bytes) {
   ggml_backend_buffer_type_t repack = cpu_repack_buffer_type();
   if (!repack) return nullptr;

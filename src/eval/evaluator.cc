@@ -8,8 +8,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <exception>
-#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -259,10 +257,6 @@ void Evaluator::decode_group(int first, int n_group, int lane_index) {
   lane.ctx->clear();
   lane.ctx->decode(batch);
 }
-
-namespace {
-
-}  // namespace
 
 std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const ReferenceStore* ref,
                                                   ReferenceStore* capture, ResultsFn* then) {
