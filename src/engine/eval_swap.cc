@@ -12,7 +12,6 @@
 
 #include "cerebellum/common/error.h"
 #include "engine/convert_ahead.h"
-#include "engine/engine.h"
 #include "engine/eval_quant.h"
 #include "engine/gguf_writer.h"
 #include "ggml-backend.h"
@@ -110,9 +109,8 @@ void point_at(ggml_tensor* t, ggml_type type, ggml_backend_buffer_t buf) {
 // `type` would put the tensor, so that it runs the same kernels: a repacking
 // buffer when the repacking takes the type and shape (llama.cpp's loader),
 // returned; else nullptr. `t` is left as it was.
-ggml_backend_buffer_t repacked_scratch(ggml_tensor* t, ggml_type type, size_t bytes) {
-  ggml_backend_buffer_type_t repack = cpu_repack_buffer_type();
-  if (!repack) return nullptr;
+ggml_backend_buffer_t repacked_scratch(ggml_backend_buffer_type_t repack, ggml_tensor* t, ggml_type type,
+                                       size_t bytes) {
   ggml_backend_buffer_t buf = alloc_weights(repack, t, bytes);
   const ggml_type was_type = t->type;
   size_t was_nb[GGML_MAX_DIMS];
@@ -189,7 +187,9 @@ void TensorSwapper::swap_in(const std::string& name, int type, bool simulated,
   for (ggml_tensor* h : handles) {
     Saved s{h, h->type, {}, h->data, h->extra, h->buffer, nullptr};
     std::memcpy(s.nb, h->nb, sizeof(s.nb));
-    if (!simulated && model_.repackable(name)) s.scratch = repacked_scratch(h, stored, bytes);
+    if (!simulated && model_.repackable(name)) {
+      s.scratch = repacked_scratch(model_.repack_buffer_type(), h, stored, bytes);
+    }
     repacked = repacked || s.scratch;
     if (!s.scratch) s.scratch = scratch_like(h, bytes);
     swap->handles.push_back(s);

@@ -44,7 +44,7 @@ struct ModelLoader {
       if (!any_type) m->float_only_.insert(src->name);
       const bool matmul = i == 0 && ((t->op == GGML_OP_MUL_MAT && ggml_n_dims(src) == 2) ||
                                      (t->op == GGML_OP_MUL_MAT_ID && ggml_n_dims(src) == 3));
-      (matmul ? m->matmul_only_ : m->other_use_).insert(src->name);
+      (matmul ? m->matmul_ : m->other_use_).insert(src->name);
     }
     return false;  // never ask for the computed data
   }
@@ -112,8 +112,11 @@ llama_model_params model_params(int n_gpu_layers, bool repack) {
 // about one tensor of the file at a time besides the copies.
 struct LoadPageRelease {
   std::string path;
+  std::vector<AddressRange> ranges;  // found once the loader has mapped the file
   static bool on_progress(float /*progress*/, void* user_data) {
-    release_pages(mapped_ranges_of(static_cast<LoadPageRelease*>(user_data)->path));
+    auto* self = static_cast<LoadPageRelease*>(user_data);
+    if (self->ranges.empty()) self->ranges = mapped_ranges_of(self->path);
+    release_pages(self->ranges);
     return true;
   }
 };
@@ -201,9 +204,10 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
                                  static_cast<double>(opts.max_device_bytes) / (1 << 30)));
   }
   ScopedLogCapture capture(opts.logger);
-  const bool repack = opts.cpu_repack && cpu_repack_buffer_type() != nullptr;
+  ggml_backend_buffer_type_t repack_buft = opts.cpu_repack ? cpu_repack_buffer_type() : nullptr;
+  const bool repack = repack_buft != nullptr;
   llama_model_params params = model_params(n_gpu_layers, repack);
-  LoadPageRelease load_release{load_path};
+  LoadPageRelease load_release{load_path, {}};
   if (repack && opts.release_mapped_pages) {
     params.progress_callback = &LoadPageRelease::on_progress;
     params.progress_callback_user_data = &load_release;
@@ -220,7 +224,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path,
   // llama.cpp: a negative count is every layer; n_layer + 1 includes the output.
   m->fully_offloaded_ = gpu_memory().total_bytes > 0 && (n_gpu_layers < 0 || n_gpu_layers > m->n_layer());
   if (opts.release_mapped_pages && !m->fully_offloaded_) m->released_ranges_ = mapped_ranges_of(load_path);
-  m->repacked_ = repack;
+  m->repack_buft_ = repack_buft;
   if (repack) release_pages(m->released_ranges_);  // what the load read last
   if (opts.swappable) ModelLoader::discover(*m);
   return m;

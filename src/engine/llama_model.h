@@ -29,6 +29,7 @@ struct llama_context;
 struct llama_vocab;
 struct llama_batch;
 struct ggml_tensor;
+struct ggml_backend_buffer_type;
 struct gguf_context;
 
 namespace cb::engine {
@@ -124,13 +125,14 @@ class LlamaModel {
   // Swappable models only: whether every op reading the tensor takes any
   // type (matrix products, row lookups); false e.g. for ssm_conv1d (F32 only).
   bool takes_any_type(const std::string& name) const { return tensors_.count(name) && !float_only_.count(name); }
-  // Whether the weights were repacked (ModelLoadOptions::cpu_repack), and
-  // whether llama.cpp's loader would place this tensor in the repacking
-  // buffer had it a type the repacking takes: read only as the weight of
-  // matrix products (2-D MUL_MAT, 3-D MUL_MAT_ID), as the loader decides.
-  bool repacked() const { return repacked_; }
+  // The repacking buffer type when the weights were repacked
+  // (ModelLoadOptions::cpu_repack), else nullptr; and whether llama.cpp's
+  // loader would place this tensor there had it a type the repacking takes:
+  // read only as the weight of matrix products (2-D MUL_MAT, 3-D
+  // MUL_MAT_ID), as the loader decides.
+  ::ggml_backend_buffer_type* repack_buffer_type() const { return repack_buft_; }
   bool repackable(const std::string& name) const {
-    return repacked_ && matmul_only_.count(name) && !float_only_.count(name) && !other_use_.count(name);
+    return repack_buft_ && matmul_.count(name) && !other_use_.count(name);
   }
   // Where the model file is mapped, when its pages are released layer by
   // layer (ModelLoadOptions::release_mapped_pages); else empty.
@@ -154,8 +156,8 @@ class LlamaModel {
   llama_model* model_ = nullptr;
   std::map<std::string, std::vector<ggml_tensor*>> tensors_;
   std::set<std::string> float_only_;
-  std::set<std::string> matmul_only_, other_use_;  // see repackable()
-  bool repacked_ = false;
+  std::set<std::string> matmul_, other_use_;  // read as a matrix product's weight / otherwise
+  ::ggml_backend_buffer_type* repack_buft_ = nullptr;
   std::vector<std::pair<uintptr_t, uintptr_t>> released_ranges_;
 };
 

@@ -272,7 +272,6 @@ std::vector<ChunkResult> Evaluator::evaluate_impl(int first, int count, const Re
   std::vector<ChunkResult> results(count);
   auto non_finite_chunk = std::make_shared<std::atomic<int>>(-1);
   const int n_lanes = static_cast<int>(impl_->lanes.size()), per = impl_->lane_seq;
-  if (n_lanes == 1) finish_pending();  // (never deferred with one lane)
   const int n_groups = (count + per - 1) / per;
   // A scoring deferred by the last call still reads its lane's logits: this
   // call's first decode goes to the other lane.

@@ -19,6 +19,7 @@
 #include "cerebellum/eval/evaluator.h"
 #include "cerebellum/recipe/recipe.h"
 #include "config_eval.h"
+#include "engine/engine.h"
 #include "paired.h"
 
 namespace cb::measure {
@@ -148,8 +149,8 @@ void Sweep::measure_then(const TypeMap& overrides, bool adaptive, int n_max, std
   auto out = std::make_shared<Outcome>();
   out->swap_s = now_s() - t_swap;
   const int blocks = o_.stop.blocks_per_chunk;
-  // A step's results into the outcome; true when the unit stops there.
-  const auto take = [this, out, blocks, adaptive, n](const std::vector<eval::ChunkResult>& results, int done) {
+  // A step's results into the outcome; true when the stop rule says so.
+  const auto take = [this, out, blocks, adaptive](const std::vector<eval::ChunkResult>& results, int done) {
     for (const eval::ChunkResult& r : results) {
       const eval::ChunkResult& b = base_chunks_.at(r.chunk);
       push_block_diffs(r.kld_nats, b.kld_nats, blocks, &out->d_kld);
@@ -160,7 +161,7 @@ void Sweep::measure_then(const TypeMap& overrides, bool adaptive, int n_max, std
     out->n_chunks = done;
     summary.chunks_evaluated += static_cast<int64_t>(results.size());
     if (adaptive) out->stopped = stop_reason(out->d_kld, out->n_chunks, o_.stop);
-    return !out->stopped.empty() || done >= n;
+    return !out->stopped.empty();
   };
   const auto finish = [out, t0, record] {
     if (out->stopped.empty()) out->stopped = "cap";
@@ -560,6 +561,10 @@ void Sweep::probes(const std::string& domain) {
 MeasureSummary run_measure(const MeasureOptions& o, const ModelInfo* source) {
   const double t0 = now_s();
   check_measure_options(o);
+  if (o.cpu_repack && o.mode == EvalMode::kResident && !engine::cpu_repack_buffer_type()) {
+    o.logger.warn("--cpu-repack: not here (a GPU is present, the CPU offers AMX, or llama.cpp has no repacking); "
+                  "the weights are read from the file as without it");
+  }
   const ModelInfo model = source ? *source : inspect_model(o.source_path);
   if (!o.reference_model.empty()) check_reference_model(o.reference_model, model);
   std::error_code ec;
